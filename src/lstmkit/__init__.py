@@ -1,3 +1,26 @@
-"""lstmkit: readable, fast LSTM/GRU/RNN for PyTorch."""
+"""lstmkit: readable, fast LSTM/GRU/RNN for PyTorch.
+
+>>> import torch, lstmkit
+>>> lstm = lstmkit.LSTM(8, 16, batch_first=True)     # same arguments as torch.nn.LSTM
+>>> output, (h_n, c_n) = lstm(torch.randn(2, 5, 8))
+>>> output.shape
+torch.Size([2, 5, 16])
+"""
+
+from lstmkit.backends import available_backends, select_backend
+from lstmkit.nn import GRU, LSTM, RNN, GateRecord, GRUCell, LSTMCell, RNNCell, record_gates
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "GateRecord",
+    "available_backends",
+    "record_gates",
+    "select_backend",
+]

@@ -48,6 +48,7 @@ class Backend:
 
 _BACKENDS: dict[str, Backend] = {}
 _LOADERS: dict[str, Callable[[], None]] = {}
+_LOAD_ERRORS: dict[str, str] = {}
 _WARNED: set[tuple[str, str]] = set()
 
 
@@ -64,7 +65,10 @@ def register_lazy(name: str, loader: Callable[[], None]) -> None:
 def _load(name: str) -> None:
     loader = _LOADERS.pop(name, None)
     if loader is not None:
-        loader()
+        try:
+            loader()
+        except ImportError as err:  # e.g. an optional dependency is missing
+            _LOAD_ERRORS[name] = f"{type(err).__name__}: {err}"
 
 
 def available_backends() -> list[str]:
@@ -77,6 +81,8 @@ def available_backends() -> list[str]:
 def get_backend(name: str) -> Backend:
     _load(name)
     if name not in _BACKENDS:
+        if name in _LOAD_ERRORS:
+            raise ValueError(f"backend={name!r} could not be loaded: {_LOAD_ERRORS[name]}")
         known = ", ".join(["auto", *available_backends()])
         raise ValueError(f"backend={name!r} is not known; expected one of: {known}")
     return _BACKENDS[name]
@@ -102,19 +108,18 @@ def select_backend(name: str, request: Request) -> Backend:
             raise ValueError(f"backend={name!r} cannot run this call: {reason}")
         return backend
     reasons = []
-    for cand in available_backends():
+    for cand in available_backends():  # best first
         backend = _BACKENDS[cand]
         reason = backend.supports(request)
         if reason is None:
-            if cand != "reference" and not reasons:
-                return backend
-            if cand == "reference":
-                # Only warn when a fast backend for this device declined for a real reason.
-                relevant = [(n, r) for n, r in reasons if not r.startswith("device")]
-                if relevant:
-                    n, r = relevant[0]
-                    _warn_once((n, r), f"lstmkit: backend {n!r} not used ({r}); using the reference")
-                return backend
+            # Warn (once per reason) when a faster backend declined for a reason the user may
+            # not expect: not another device, not an opt-in extra that only the reference has.
+            unexpected = [(n, r) for n, r in reasons if not r.startswith("device")]
+            if unexpected and not request.extras:
+                n, r = unexpected[0]
+                _warn_once((n, r), f"lstmkit: backend {n!r} not used ({r}); using {cand!r}")
             return backend
         reasons.append((cand, reason))
-    raise RuntimeError("no backend can run this call: " + "; ".join(f"{n}: {r}" for n, r in reasons))
+    raise RuntimeError(
+        "no backend can run this call: " + "; ".join(f"{n}: {r}" for n, r in reasons)
+    )

@@ -1,0 +1,135 @@
+"""The reference backend: the readable cells driven by the plain time loop.
+
+It implements the layer contract (docs/architecture.md) and is the oracle every fast
+backend is tested against. It alone runs the per-step extras, passed as keyword
+arguments: ``peephole``, ``norms`` (layer norm), ``zoneout`` (p_c, p_h),
+``recurrent_mask`` (variational dropout on h_{t-1}), ``training`` and ``record``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from lstmkit.backends.registry import Backend, Request, register
+from lstmkit.reference.cells import LayerNorms, Peephole, gru_cell, lstm_cell, rnn_cell
+from lstmkit.reference.loop import run_layer
+
+
+def _zoneout(new: Tensor, old: Tensor, p: float, training: bool) -> Tensor:
+    """Zoneout (Krueger et al. 2017): each unit keeps its previous value with probability p."""
+    if p == 0.0:
+        return new
+    if not training:
+        return p * old + (1 - p) * new  # the expectation, as dropout scales at eval
+    keep = torch.bernoulli(torch.full_like(new, p))
+    return keep * old + (1 - keep) * new
+
+
+def _masked(h: Tensor, mask: Tensor | None) -> Tensor:
+    """Apply a per-sequence recurrent dropout mask to the active rows of h_{t-1}."""
+    return h if mask is None else h * mask[: h.shape[0]]
+
+
+def lstm_layer(
+    x: Tensor,
+    batch_sizes: Sequence[int],
+    h0: Tensor,
+    c0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    w_hr: Tensor | None,
+    reverse: bool,
+    *,
+    peephole: Peephole | None = None,
+    norms: LayerNorms | None = None,
+    zoneout: tuple[float, float] = (0.0, 0.0),
+    recurrent_mask: Tensor | None = None,
+    training: bool = False,
+    record: list | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    p_c, p_h = zoneout
+
+    def step(x_t, state):
+        h_prev, c_prev = state
+        s = lstm_cell(x_t, _masked(h_prev, recurrent_mask), c_prev, w_ih, w_hh, b_ih, b_hh, w_hr,
+                      peephole, norms)  # fmt: skip
+        c_t = _zoneout(s.c, c_prev, p_c, training)
+        h_t = _zoneout(s.h, h_prev, p_h, training)
+        return h_t, (h_t, c_t), s.gates
+
+    y, (h_n, c_n), _ = run_layer(step, x, batch_sizes, (h0, c0), reverse, record)
+    return y, h_n, c_n
+
+
+def gru_layer(
+    x: Tensor,
+    batch_sizes: Sequence[int],
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    reverse: bool,
+    *,
+    norms: LayerNorms | None = None,
+    zoneout: tuple[float, float] = (0.0, 0.0),
+    recurrent_mask: Tensor | None = None,
+    training: bool = False,
+    record: list | None = None,
+) -> tuple[Tensor, Tensor]:
+    def step(x_t, state):
+        (h_prev,) = state
+        s = gru_cell(x_t, _masked(h_prev, recurrent_mask), w_ih, w_hh, b_ih, b_hh, norms)
+        h_t = _zoneout(s.h, h_prev, zoneout[1], training)
+        return h_t, (h_t,), s.gates
+
+    y, (h_n,), _ = run_layer(step, x, batch_sizes, (h0,), reverse, record)
+    return y, h_n
+
+
+def rnn_layer(
+    x: Tensor,
+    batch_sizes: Sequence[int],
+    h0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Tensor | None,
+    b_hh: Tensor | None,
+    reverse: bool,
+    nonlinearity: str = "tanh",
+    *,
+    norms: LayerNorms | None = None,
+    zoneout: tuple[float, float] = (0.0, 0.0),
+    recurrent_mask: Tensor | None = None,
+    training: bool = False,
+    record: list | None = None,
+) -> tuple[Tensor, Tensor]:
+    def step(x_t, state):
+        (h_prev,) = state
+        s = rnn_cell(x_t, _masked(h_prev, recurrent_mask), w_ih, w_hh, b_ih, b_hh, nonlinearity,
+                     norms)  # fmt: skip
+        h_t = _zoneout(s.h, h_prev, zoneout[1], training)
+        return h_t, (h_t,), s.gates
+
+    y, (h_n,), _ = run_layer(step, x, batch_sizes, (h0,), reverse, record)
+    return y, h_n
+
+
+def _supports(request: Request) -> str | None:
+    return None  # the reference runs everything torch can run, on any device and dtype
+
+
+BACKEND = Backend(
+    name="reference",
+    priority=0,
+    supports=_supports,
+    lstm_layer=lstm_layer,
+    gru_layer=gru_layer,
+    rnn_layer=rnn_layer,
+)
+register(BACKEND)

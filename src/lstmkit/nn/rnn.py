@@ -1,0 +1,331 @@
+"""LSTM, GRU and RNN layers: drop-in replacements for their torch.nn namesakes.
+
+Same constructor arguments, same parameter names and shapes (``load_state_dict`` works both
+ways), same forward semantics (batch_first, unbatched 2-D input, PackedSequence in and out,
+h_n layout), same results. Beyond torch.nn, all opt-in: ``backend``, ``init``,
+``forget_bias``, ``learn_initial_state``, ``peephole``, ``layer_norm``, ``input_dropout``,
+``recurrent_dropout``, ``weight_drop``, ``zoneout`` and gate recording (:mod:`.record`).
+
+Example::
+
+    >>> import torch, lstmkit
+    >>> lstm = lstmkit.LSTM(10, 32, num_layers=2, batch_first=True, init="xavier")
+    >>> output, (h_n, c_n) = lstm(torch.randn(4, 5, 10))   # (B, T, I)
+    >>> output.shape, h_n.shape
+    (torch.Size([4, 5, 32]), torch.Size([2, 4, 32]))
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence
+
+from lstmkit.backends import Request, select_backend
+from lstmkit.nn import checks, extras
+from lstmkit.nn.init import GATES, check_init, init_layer, torch_default_bound
+from lstmkit.reference.cells import LayerNorms, Peephole
+
+State = Tensor | tuple[Tensor, Tensor]
+
+
+class RNNBase(nn.Module):
+    """Shared machinery of :class:`LSTM`, :class:`GRU` and :class:`RNN`."""
+
+    mode: str = "lstm"  # "lstm" | "gru" | "rnn_tanh" | "rnn_relu"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        backend: str = "auto",
+        init: str = "torch",
+        forget_bias: float | None = None,
+        chrono_max_len: int | None = None,
+        learn_initial_state: bool = False,
+        peephole: bool = False,
+        layer_norm: bool = False,
+        input_dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        weight_drop: float = 0.0,
+        zoneout: float | tuple[float, float] = 0.0,
+    ) -> None:
+        super().__init__()
+        checks.check_constructor(self.mode, input_size, hidden_size, num_layers, dropout, proj_size)
+        check_init(self.mode, init, forget_bias, chrono_max_len)
+        for name, p in [("input_dropout", input_dropout), ("recurrent_dropout", recurrent_dropout),
+                        ("weight_drop", weight_drop), *zip(("zoneout", "zoneout"),
+                        extras.as_zoneout_pair(zoneout))]:  # fmt: skip
+            checks.check_probability(name, p)
+        if peephole and self.mode != "lstm":
+            raise ValueError(f"peephole=True is an LSTM option, not available for {self.mode!r}")
+        if not isinstance(backend, str):
+            raise TypeError(
+                f"backend must be a string such as 'auto', got {type(backend).__name__}"
+            )
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.proj_size = bidirectional, proj_size
+        self.backend, self.init, self.forget_bias = backend, init, forget_bias
+        self.chrono_max_len, self.learn_initial_state = chrono_max_len, learn_initial_state
+        self.peephole, self.layer_norm = peephole, layer_norm
+        self.input_dropout, self.recurrent_dropout = float(input_dropout), float(recurrent_dropout)
+        self.weight_drop, self.zoneout = float(weight_drop), extras.as_zoneout_pair(zoneout)
+        self._gate_record = None
+        factory = {"device": device, "dtype": dtype}
+
+        D, G, H = self.num_directions, GATES[self.mode], hidden_size
+        H_out = proj_size if proj_size > 0 else hidden_size
+        self._flat_weights_names: list[str] = []
+        for layer in range(num_layers):  # torch's registration order, so seeds give equal weights
+            for suffix in self._suffixes:
+                layer_in = input_size if layer == 0 else H_out * D
+                shapes = [(f"weight_ih_l{layer}{suffix}", (G * H, layer_in)),
+                          (f"weight_hh_l{layer}{suffix}", (G * H, H_out))]  # fmt: skip
+                if bias:
+                    shapes += [(f"bias_ih_l{layer}{suffix}", (G * H,)),
+                               (f"bias_hh_l{layer}{suffix}", (G * H,))]  # fmt: skip
+                if proj_size > 0:
+                    shapes.append((f"weight_hr_l{layer}{suffix}", (H_out, H)))
+                for name, shape in shapes:
+                    setattr(self, name, nn.Parameter(torch.empty(shape, **factory)))
+                    self._flat_weights_names.append(name)
+        for layer in range(num_layers):  # lstmkit extras, after torch's own parameters
+            for suffix in self._suffixes:
+                if peephole:
+                    for gate in "ifo":
+                        setattr(self, f"weight_c{gate}_l{layer}{suffix}",
+                                nn.Parameter(torch.empty(H, **factory)))  # fmt: skip
+                if layer_norm:
+                    for part, size in (("ih", G * H), ("hh", G * H), ("c", H)):
+                        if part == "c" and self.mode != "lstm":
+                            continue
+                        for kind in ("weight", "bias"):
+                            setattr(self, f"{kind}_ln_{part}_l{layer}{suffix}",
+                                    nn.Parameter(torch.empty(size, **factory)))  # fmt: skip
+        if learn_initial_state:
+            self.initial_h = nn.Parameter(torch.empty(num_layers * D, H_out, **factory))
+            if self.mode == "lstm":
+                self.initial_c = nn.Parameter(torch.empty(num_layers * D, H, **factory))
+        self.reset_parameters()
+
+    # ---- structure -------------------------------------------------------------------------
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _suffixes(self) -> list[str]:
+        return ["", "_reverse"][: self.num_directions]
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """torch.nn's per-(layer, direction) weight lists."""
+        per = len(self._flat_weights_names) // (self.num_layers * self.num_directions)
+        names = self._flat_weights_names
+        return [[getattr(self, n) for n in names[i : i + per]] for i in range(0, len(names), per)]
+
+    def reset_parameters(self) -> None:
+        """torch's default U(-1/√H, 1/√H) in torch's order, then the chosen scheme and extras."""
+        bound = torch_default_bound(self.hidden_size)
+        with torch.no_grad():
+            for name in self._flat_weights_names:
+                nn.init.uniform_(getattr(self, name), -bound, bound)
+            for layer in range(self.num_layers):
+                for d, suffix in enumerate(self._suffixes):
+                    w = self._raw_weights(layer, d)
+                    init_layer(self.mode, self.hidden_size, w, self.init, self.forget_bias,
+                               self.chrono_max_len)  # fmt: skip
+            for name, p in self.named_parameters():
+                if name.startswith("weight_ln_"):
+                    p.fill_(1.0)
+                elif name.startswith(("bias_ln_", "weight_c", "initial_")):
+                    p.zero_()  # peepholes start at 0: the cell starts as a plain LSTM
+
+    def _raw_weights(self, layer: int, d: int) -> dict[str, Tensor | None]:
+        s = f"_l{layer}{self._suffixes[d]}"
+        get = lambda name: getattr(self, name + s, None)  # noqa: E731
+        return {"w_ih": get("weight_ih"), "w_hh": get("weight_hh"), "b_ih": get("bias_ih"),
+                "b_hh": get("bias_hh"), "w_hr": get("weight_hr")}  # fmt: skip
+
+    def _active_extras(self) -> frozenset[str]:
+        on = {"peephole": self.peephole, "layer_norm": self.layer_norm,
+              "zoneout": any(p > 0 for p in self.zoneout),
+              "recurrent_dropout": self.recurrent_dropout > 0 and self.training,
+              "record": self._gate_record is not None}  # fmt: skip
+        return frozenset(k for k, v in on.items() if v)
+
+    def _extra_kwargs(self, layer: int, d: int, batch: int, like: Tensor) -> dict:
+        s = f"_l{layer}{self._suffixes[d]}"
+        kw: dict = {"zoneout": self.zoneout, "training": self.training}
+        if self.peephole:
+            kw["peephole"] = Peephole(*(getattr(self, f"weight_c{g}{s}") for g in "ifo"))
+        if self.layer_norm:
+            get = lambda n: getattr(self, n + s, None)  # noqa: E731
+            kw["norms"] = LayerNorms(get("weight_ln_ih"), get("bias_ln_ih"), get("weight_ln_hh"),
+                                     get("bias_ln_hh"), get("weight_ln_c"), get("bias_ln_c"))  # fmt: skip
+        if self.recurrent_dropout > 0 and self.training:
+            H_out = self.proj_size or self.hidden_size
+            kw["recurrent_mask"] = extras.sequence_mask(batch, H_out, self.recurrent_dropout, like)
+        if self._gate_record is not None:
+            kw["record"] = []
+        return kw
+
+    # ---- forward ---------------------------------------------------------------------------
+    def _initial_states(self, hx, batch: int, batched: bool, sorted_idx, like: Tensor):
+        """(h_0, c_0) as (L*D, B, ·) tensors in the packed (sorted) batch order."""
+        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        H_out = self.proj_size or H
+        shapes = [(LD, batch, H_out)] + ([(LD, batch, H)] if self.mode == "lstm" else [])
+        if hx is None:
+            if self.learn_initial_state:
+                init = [self.initial_h] + ([self.initial_c] if self.mode == "lstm" else [])
+                return [p.unsqueeze(1).expand(-1, batch, -1) for p in init]
+            return [like.new_zeros(shape) for shape in shapes]
+        if self.mode == "lstm":
+            if not isinstance(hx, tuple | list) or len(hx) != 2:
+                raise TypeError("LSTM: hx must be a tuple (h_0, c_0)")
+            states = list(hx)
+        else:
+            states = [hx]
+        checks.check_state_rank(type(self).__name__, tuple(states), batched)
+        if not batched:
+            states = [s.unsqueeze(1) for s in states]
+        for name, s, shape in zip(("h_0", "c_0"), states, shapes):
+            checks.check_state(name, s, shape, like.dtype)
+        if sorted_idx is not None:
+            states = [s.index_select(1, sorted_idx) for s in states]
+        return states
+
+    def forward(self, input: Tensor | PackedSequence, hx: State | None = None):
+        name = type(self).__name__
+        packed = isinstance(input, PackedSequence)
+        dtype = self.weight_ih_l0.dtype
+        if packed:
+            data, batch_sizes_t, sorted_idx, unsorted_idx = input
+            checks.check_input(name, data, self.input_size, dtype, 2)
+            batch_sizes, batched = batch_sizes_t.tolist(), True
+        else:
+            checks.check_input(name, input, self.input_size, dtype, 3)
+            batched = input.dim() == 3
+            x = input if batched else input.unsqueeze(1)
+            if batched and self.batch_first:
+                x = x.transpose(0, 1)
+            T, B = x.shape[0], x.shape[1]
+            if T == 0 or B == 0:
+                raise RuntimeError(
+                    f"{name}: expected sequence length and batch size > 0, got {T}, {B}"
+                )
+            data, batch_sizes, sorted_idx, unsorted_idx = x.reshape(T * B, -1), [B] * T, None, None
+        batch = batch_sizes[0]
+        states = self._initial_states(hx, batch, batched, sorted_idx, data)
+
+        request = Request(self.mode, data.device, dtype, self.proj_size > 0, packed,
+                          self._active_extras())  # fmt: skip
+        op = select_backend(self.backend, request).layer_op(self.mode)
+        layer_input, h_n, c_n = data, [], []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0 and self.training:
+                layer_input = F.dropout(layer_input, self.dropout, True)
+            if self.input_dropout > 0 and self.training:
+                layer_input = extras.locked_dropout(layer_input, batch_sizes, self.input_dropout)
+            outs = []
+            for d in range(self.num_directions):
+                idx = layer * self.num_directions + d
+                w = self._raw_weights(layer, d)
+                w_hh = extras.weight_drop(w["w_hh"], self.weight_drop, self.training)
+                args = (w["w_ih"], w_hh, w["b_ih"], w["b_hh"])
+                kw = self._extra_kwargs(layer, d, batch, data) if request.extras else {}
+                if self.mode == "lstm":
+                    y, h, c = op(layer_input, batch_sizes, states[0][idx], states[1][idx], *args,
+                                 w["w_hr"], d == 1, **kw)  # fmt: skip
+                    c_n.append(c)
+                elif self.mode == "gru":
+                    y, h = op(layer_input, batch_sizes, states[0][idx], *args, d == 1, **kw)
+                else:
+                    y, h = op(layer_input, batch_sizes, states[0][idx], *args, d == 1,
+                              self.mode[4:], **kw)  # fmt: skip
+                if "record" in kw:
+                    self._gate_record.add(layer, d, kw["record"], batch_sizes, unsorted_idx)
+                outs.append(y)
+                h_n.append(h)
+            layer_input = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # (N, D*H_out)
+
+        final = [torch.stack(h_n)] + ([torch.stack(c_n)] if self.mode == "lstm" else [])
+        if packed:
+            output = PackedSequence(layer_input, batch_sizes_t, sorted_idx, unsorted_idx)
+            if unsorted_idx is not None:
+                final = [s.index_select(1, unsorted_idx) for s in final]
+        else:
+            output = layer_input.view(T, B, -1)
+            if self.batch_first and batched:
+                output = output.transpose(0, 1)
+            if not batched:
+                output, final = output.squeeze(1), [s.squeeze(1) for s in final]
+        return output, (tuple(final) if self.mode == "lstm" else final[0])
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
+                    "bidirectional": False, "proj_size": 0, "backend": "auto", "init": "torch",
+                    "forget_bias": None, "learn_initial_state": False, "peephole": False,
+                    "layer_norm": False, "input_dropout": 0.0, "recurrent_dropout": 0.0,
+                    "weight_drop": 0.0, "zoneout": (0.0, 0.0)}  # fmt: skip
+        for key, default in defaults.items():
+            if getattr(self, key) != default:
+                s += f", {key}={getattr(self, key)!r}"
+        return s
+
+
+class LSTM(RNNBase):
+    """Multi-layer LSTM, a drop-in for :class:`torch.nn.LSTM` (see module docstring).
+
+    Per step, per layer (tutorial section 二; :func:`lstmkit.reference.cells.lstm_cell`):
+    ``i, f, o = σ(W_i·[h, x] + b_i), …``; ``C̃ = tanh(W_C·[h, x] + b_C)``;
+    ``C_t = f·C_{t-1} + i·C̃``; ``h_t = o·tanh(C_t)``. Returns ``output, (h_n, c_n)``.
+    """
+
+    mode = "lstm"
+
+
+class GRU(RNNBase):
+    """Multi-layer GRU, a drop-in for :class:`torch.nn.GRU`. Returns ``output, h_n``."""
+
+    mode = "gru"
+
+
+class RNN(RNNBase):
+    """Multi-layer Elman RNN (tanh or relu), a drop-in for :class:`torch.nn.RNN`."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **kwargs,
+    ) -> None:
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(
+                f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
+            )
+        self.mode = f"rnn_{nonlinearity}"
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, device, dtype, **kwargs)  # fmt: skip
