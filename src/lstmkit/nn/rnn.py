@@ -142,7 +142,7 @@ class RNNBase(nn.Module):
             for name in self._flat_weights_names:
                 nn.init.uniform_(getattr(self, name), -bound, bound)
             for layer in range(self.num_layers):
-                for d, suffix in enumerate(self._suffixes):
+                for d in range(self.num_directions):
                     w = self._raw_weights(layer, d)
                     init_layer(self.mode, self.hidden_size, w, self.init, self.forget_bias,
                                self.chrono_max_len)  # fmt: skip
