@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -67,6 +69,13 @@ class RNNBase(nn.Module):
                         ("weight_drop", weight_drop), *zip(("zoneout", "zoneout"),
                         extras.as_zoneout_pair(zoneout))]:  # fmt: skip
             checks.check_probability(name, p)
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(
+                f"dropout={dropout} acts between recurrent layers, so it has no effect with "
+                "num_layers=1; use input_dropout= for the input of a single layer",
+                UserWarning,
+                stacklevel=2,
+            )
         if peephole and self.mode != "lstm":
             raise ValueError(f"peephole=True is an LSTM option, not available for {self.mode!r}")
         if not isinstance(backend, str):

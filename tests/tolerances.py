@@ -1,0 +1,19 @@
+"""Per-dtype tolerances for comparing lstmkit with its oracles (torch.nn, the reference).
+
+float64: 1e-10 absolute and relative — only summation order differs.
+float32: 1e-5 absolute and relative — a few ulps of accumulated rounding over short sequences.
+"""
+
+import torch
+
+TOL = {
+    torch.float64: {"atol": 1e-10, "rtol": 1e-10},
+    torch.float32: {"atol": 1e-5, "rtol": 1e-5},
+}
+
+
+def assert_close(actual: torch.Tensor, expected: torch.Tensor, what: str = "") -> None:
+    """assert_close with the dtype's tolerance and a message naming what differed."""
+    torch.testing.assert_close(
+        actual, expected, **TOL[expected.dtype], msg=lambda m: f"{what}: {m}"
+    )
