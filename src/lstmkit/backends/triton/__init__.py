@@ -1,0 +1,93 @@
+"""The Triton GPU backend: fused recurrent kernels for LSTM, GRU and RNN layers.
+
+Importing this package never imports triton; the kernels load on the first call. It serves
+CUDA tensors when triton is installed (``pip install lstmkit[gpu]``). For tests it also
+serves CPU tensors through Triton's interpreter, but only when ``TRITON_INTERPRET=1`` is set
+*and* the backend is asked for by name (``backend="triton"``): ``auto`` never picks it then.
+
+Declined (the reference runs them): LSTM projections, float64, and the per-step extras
+(peephole, layer_norm, zoneout, recurrent_dropout, record), which are not fused here.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+
+import torch
+
+from lstmkit.backends.registry import Backend, Request, register
+
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def triton_available() -> bool:
+    """True when the ``triton`` package can be imported."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def interpret_enabled() -> bool:
+    """True when Triton's CPU interpreter is switched on (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0") and triton_available()
+
+
+def _asked_by_name() -> bool:
+    """Whether the current dispatch named this backend (select_backend(name="triton"))."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "select_backend" and "name" in frame.f_locals:
+            return frame.f_locals["name"] == "triton"
+        frame = frame.f_back
+    return False
+
+
+def supports(request: Request) -> str | None:
+    """None when this backend can run ``request``, else the reason it cannot."""
+    device = torch.device(request.device)
+    if device.type != "cuda":
+        if not (interpret_enabled() and _asked_by_name()):
+            return f"device {device.type} is not CUDA (the triton backend runs on CUDA GPUs)"
+    elif not triton_available():
+        return "triton is not installed (pip install lstmkit[gpu])"
+    if request.dtype not in DTYPES:
+        return f"dtype {request.dtype} is not supported (float32, bfloat16, float16)"
+    if request.proj:
+        return "LSTM projections (proj_size > 0) are not implemented in the triton backend"
+    if request.extras:
+        names = ", ".join(sorted(request.extras))
+        return f"extras ({names}) are not fused in the triton backend; the reference runs them"
+    if request.mode not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+        return f"mode {request.mode!r} is not supported"
+    return None
+
+
+def lstm_layer(*args, **kwargs):
+    from lstmkit.backends.triton import ops
+
+    return ops.lstm_layer(*args, **kwargs)
+
+
+def gru_layer(*args, **kwargs):
+    from lstmkit.backends.triton import ops
+
+    return ops.gru_layer(*args, **kwargs)
+
+
+def rnn_layer(*args, **kwargs):
+    from lstmkit.backends.triton import ops
+
+    return ops.rnn_layer(*args, **kwargs)
+
+
+BACKEND = Backend(
+    name="triton",
+    priority=60,
+    supports=supports,
+    lstm_layer=lstm_layer,
+    gru_layer=gru_layer,
+    rnn_layer=rnn_layer,
+)
+register(BACKEND)
+
+__all__ = ["BACKEND", "interpret_enabled", "supports", "triton_available"]

@@ -1,0 +1,275 @@
+"""Layer ops of the Triton backend: planning, launch configuration and autograd.
+
+Dimension legend: N packed rows, T steps, B batch (batch_sizes[0]), H hidden, I input,
+G gates (LSTM 4, GRU 3, RNN 1), GD width of the saved gate gradients (4*H, RNN H).
+
+Forward: ``xp = x @ W_ih^T + biases`` (one GEMM, (N, G*H)), then the recurrent kernel.
+Backward: the recurrent kernel produces the pre-activation gate gradients ``dg`` (N, GD);
+every weight gradient, ``dx`` and the bias gradients are then GEMMs / sums over all rows.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from lstmkit.backends.triton import kernels as K
+
+MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+GATES = {0: 4, 1: 3, 2: 1, 3: 1}
+MAX_SPIN = 1 << 20
+RESIDENT_BYTES = 64 * 1024  # on-chip budget for one program's W_hh tiles
+_PLANS: dict = {}
+_VERIFIED: set = set()  # persistent configs whose first launch met every barrier
+_BROKEN: set = set()  # persistent configs that timed out: run them step by step
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+@dataclass
+class Plan:
+    """Host-side index data for one (batch_sizes, reverse, device)."""
+
+    T: int
+    B: int
+    N: int
+    off: Tensor  # (T,) int32 row offset of step t
+    bsz: Tensor  # (T,) int32
+    prev_idx: Tensor  # (N,) int64 row of the previous executed step of the same b, or N + b
+    first_idx: Tensor  # (B,) int64 row of each b's first executed step
+
+
+def get_plan(batch_sizes: Sequence[int], reverse: bool, device: torch.device) -> Plan:
+    bs = [int(b) for b in batch_sizes]
+    key = (tuple(bs), bool(reverse), str(device))
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    T, B, N = len(bs), bs[0], sum(bs)
+    off = [0] * T
+    for t in range(1, T):
+        off[t] = off[t - 1] + bs[t - 1]
+    order = range(T - 1, -1, -1) if reverse else range(T)
+    prev = torch.empty(N, dtype=torch.int64)
+    first = torch.full((B,), -1, dtype=torch.int64)
+    last_row = torch.arange(N, N + B)  # row of b's latest executed step so far
+    for t in order:
+        rows = torch.arange(off[t], off[t] + bs[t])
+        prev[rows] = last_row[: bs[t]]
+        fresh = first[: bs[t]] < 0
+        first[: bs[t]][fresh] = rows[fresh]
+        last_row[: bs[t]] = rows
+    i32 = dict(dtype=torch.int32, device=device)
+    plan = Plan(T, B, N, torch.tensor(off, **i32), torch.tensor(bs, **i32), prev.to(device),
+                first.to(device))  # fmt: skip
+    if len(_PLANS) > 256:
+        _PLANS.clear()
+    _PLANS[key] = plan
+    return plan
+
+
+@dataclass(frozen=True)
+class Config:
+    BB: int
+    BH: int
+    BK: int
+    KT: int
+    NB: int
+    NH: int
+    resident: bool
+    persistent: bool  # one launch for all steps
+    sync: bool  # grid barrier between steps (NH > 1 and persistent)
+    num_warps: int
+    num_stages: int
+
+
+def _interpreting(t: Tensor) -> bool:
+    return t.device.type != "cuda"
+
+
+def choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.device) -> Config:
+    """Tile sizes and mode; see the kernel legend. Env LSTMKIT_TRITON_MODE forces
+    'persistent' or 'step' (tests); LSTMKIT_TRITON_BH / _BK force BH / BK."""
+    force = os.environ.get("LSTMKIT_TRITON_MODE", "")
+    BB = 16 if B <= 16 else 32 if B <= 32 else 64
+    NB = -(-B // BB)
+    HP = _next_pow2(max(H, 16))
+    if device.type == "cuda":
+        n_sm = torch.cuda.get_device_properties(device).multi_processor_count
+    else:
+        n_sm = 1 << 30
+    BH = next((bh for bh in (16, 32, 64, 128) if NB * -(-H // bh) <= n_sm), 0)
+    if os.environ.get("LSTMKIT_TRITON_BH"):
+        BH = int(os.environ["LSTMKIT_TRITON_BH"])
+    persistent = BH > 0 and force != "step"
+    if device.type != "cuda" and force != "step":
+        BH = max(16, HP)  # the interpreter runs programs one after another: NH must be 1
+    BH = BH or 64
+    BH = min(BH, max(16, HP))
+    NH = -(-H // BH)
+    esize = torch.finfo(dtype).bits // 8
+    resident = HP <= 256 and G * HP * BH * esize <= RESIDENT_BYTES
+    BK = HP if resident else min(128, HP)
+    if os.environ.get("LSTMKIT_TRITON_BK"):  # tests: stream W_hh in K tiles
+        BK, resident = int(os.environ["LSTMKIT_TRITON_BK"]), False
+    KT = -(-H // BK)
+    return Config(BB, BH, BK, KT, NB, NH, resident, persistent, persistent and NH > 1,
+                  num_warps=8 if resident and HP * BH >= 8192 else 4,
+                  num_stages=1 if resident else 2)  # fmt: skip
+
+
+def _precision(dtype: torch.dtype, device: torch.device) -> str:
+    """fp32 dots follow cuDNN's own switch: TF32 when torch.backends.cudnn.allow_tf32."""
+    if dtype == torch.float32 and (device.type != "cuda" or not torch.backends.cudnn.allow_tf32):
+        return "ieee"
+    return "tf32"
+
+
+def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: dict, key) -> None:
+    dev = args[0].device
+    persistent = cfg.persistent and key not in _BROKEN
+    sync = cfg.sync and persistent
+    nhp = _next_pow2(cfg.NH)
+    flags = torch.zeros((cfg.NB, nhp), dtype=torch.int32, device=dev)
+    err = torch.zeros(1, dtype=torch.int32, device=dev)
+    common = dict(MODE=mode, G=GATES[mode], SYNC=sync, NHP=nhp, BB=cfg.BB, BH=cfg.BH,
+                  BK=cfg.BK, KT=cfg.KT, RESIDENT=cfg.resident, MAX_SPIN=MAX_SPIN,
+                  num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)  # fmt: skip
+    grid = (cfg.NB, cfg.NH)
+    if persistent:
+        kernel[grid](*args, flags, err, T, H, 0, T, cfg.NH, **common)
+        if sync and key not in _VERIFIED:
+            if int(err.item()) != 0:
+                _BROKEN.add(key)
+                warnings.warn(f"lstmkit triton: grid barrier timed out for {key}; "
+                              "running this shape step by step", RuntimeWarning, stacklevel=3)  # fmt: skip
+                _launch(kernel, args, cfg, T, H, mode, meta, key)
+                return
+            _VERIFIED.add(key)
+    else:
+        for s in range(T):
+            kernel[grid](*args, flags, err, T, H, s, 1, cfg.NH, **common)
+
+
+class _Recurrent(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, mode, reverse, plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        G = GATES[mode]
+        H = w_hh.shape[1]
+        N, B, T, dev, dt = plan.N, plan.B, plan.T, x.device, x.dtype
+        f32 = dict(dtype=torch.float32, device=dev)
+        x, w_ih, w_hh, h0 = x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), h0.contiguous()
+        bias = None
+        if b_ih is not None or b_hh is not None:
+            bias = torch.zeros(G * H, **f32)
+            if b_ih is not None:
+                bias += b_ih.float()
+            if b_hh is not None:
+                bias[: 2 * H if mode == 1 else G * H] += b_hh[
+                    : 2 * H if mode == 1 else G * H
+                ].float()
+        if bias is None:
+            xp = x @ w_ih.t()  # (N, G*H) one GEMM
+        else:
+            xp = torch.addmm(bias.to(dt), x, w_ih.t())
+        bhn = b_hh[2 * H :].float().contiguous() if (mode == 1 and b_hh is not None) else None
+        bhn = bhn if bhn is not None else torch.zeros(H, **f32)
+        save = any(ctx.needs_input_grad[3:])
+        c0f = c0.float().contiguous() if c0 is not None else torch.zeros(1, **f32)
+        y = torch.empty((N, H), dtype=dt, device=dev)
+        cs = torch.empty((N, H), **f32) if mode == 0 else torch.empty(1, **f32)
+        gs = torch.empty((N, 4 * H), **f32) if (save and G > 1) else torch.empty(1, **f32)
+        hn = torch.empty((B, H), dtype=dt, device=dev)
+        cn = torch.empty((B, H), **f32) if mode == 0 else torch.empty(1, **f32)
+        cfg = choose_config(B, H, G, dt, dev)
+        key = ("fwd", mode, B, H, dt, str(dev), cfg)
+        args = (xp, w_hh.t().contiguous(), bhn, h0, c0f, y, cs, gs, hn, cn, plan.off, plan.bsz)
+        meta = dict(REVERSE=reverse, SAVE=save, PREC=_precision(dt, dev))
+        _launch(K._fwd_kernel, args, cfg, T, H, mode, meta, key)
+        ctx.mode, ctx.reverse, ctx.plan, ctx.cfg = mode, reverse, plan, cfg
+        ctx.c0none = c0 is None
+        ctx.bias = (b_ih is not None, b_hh is not None)
+        ctx.save_for_backward(x, h0, c0f, w_ih, w_hh, y, cs, gs)
+        cn_out = cn.to(dt) if mode == 0 else None
+        return y, hn, cn_out
+
+    @staticmethod
+    def backward(ctx, dy, dhn, dcn):
+        x, h0, c0f, w_ih, w_hh, y, cs, gs = ctx.saved_tensors
+        mode, plan, cfg = ctx.mode, ctx.plan, ctx.cfg
+        G, H, N, B, T = GATES[mode], w_hh.shape[1], plan.N, plan.B, plan.T
+        dev, dt = x.device, x.dtype
+        f32 = dict(dtype=torch.float32, device=dev)
+        dy = torch.zeros_like(y) if dy is None else dy.contiguous()
+        dhn = torch.zeros((B, H), **f32) if dhn is None else dhn.float().contiguous()
+        dcn = torch.zeros((B, H), **f32) if dcn is None else dcn.float().contiguous()
+        hprev = torch.cat([y, h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
+        GD = 4 * H if G > 1 else H
+        dg = torch.empty((N, GD), dtype=dt, device=dev)
+        dcar = torch.empty((N, H), **f32) if G > 1 else torch.empty(1, **f32)
+        args = (w_hh, dy, dhn, dcn, gs, cs, c0f, hprev, y, dg, dcar, plan.off, plan.bsz)
+        meta = dict(REVERSE=ctx.reverse, PREC=_precision(dt, dev))
+        key = ("bwd", mode, B, H, dt, str(dev), cfg)
+        _launch(K._bwd_kernel, args, cfg, T, H, mode, meta, key)
+        dgh = dg[:, : G * H]  # gradients w.r.t. h_prev @ W_hh^T (+ b_hh)
+        dgx = torch.cat([dg[:, : 2 * H], dg[:, 3 * H :]], 1) if mode == 1 else dgh
+        need = ctx.needs_input_grad
+        dx = dgx @ w_ih if need[3] else None
+        dh0 = dc0 = None
+        if need[4]:
+            first = dgh.index_select(0, plan.first_idx)  # (B, G*H)
+            dh0 = (first @ w_hh).float()
+            if mode == 1:
+                dh0 = dh0 + dcar.index_select(0, plan.first_idx)
+            dh0 = dh0.to(h0.dtype)
+        if mode == 0 and need[5] and not ctx.c0none:
+            dc0 = dcar.index_select(0, plan.first_idx).to(dt)
+        dw_ih = dgx.t() @ x if need[6] else None
+        dw_hh = dgh.t() @ hprev if need[7] else None
+        db_ih = dgx.float().sum(0).to(dt) if (need[8] and ctx.bias[0]) else None
+        db_hh = dgh.float().sum(0).to(dt) if (need[9] and ctx.bias[1]) else None
+        return None, None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+
+
+def _run(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw):
+    for name, value in kw.items():
+        trivial = value is None or value is False or (name == "training")
+        trivial = trivial or (name == "zoneout" and not any(value))
+        if not trivial:
+            raise ValueError(f"the triton backend does not run the extra {name!r}")
+    plan = get_plan(batch_sizes, reverse, x.device)
+    return _Recurrent.apply(mode, bool(reverse), plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+
+
+def lstm_layer(x: Tensor, batch_sizes: Sequence[int], h0: Tensor, c0: Tensor, w_ih: Tensor,
+               w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, w_hr: Tensor | None,
+               reverse: bool, **kw) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """LSTM layer per the contract in docs/architecture.md (no projection)."""
+    if w_hr is not None:
+        raise ValueError("the triton backend does not run LSTM projections (proj_size > 0)")
+    y, hn, cn = _run(0, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw)
+    return y, hn, cn
+
+
+def gru_layer(x: Tensor, batch_sizes: Sequence[int], h0: Tensor, w_ih: Tensor, w_hh: Tensor,
+              b_ih: Tensor | None, b_hh: Tensor | None, reverse: bool,
+              **kw) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """GRU layer per the contract (torch semantics: r gates W_hn h + b_hn)."""
+    y, hn, _ = _run(1, x, batch_sizes, h0, None, w_ih, w_hh, b_ih, b_hh, reverse, kw)
+    return y, hn
+
+
+def rnn_layer(x: Tensor, batch_sizes: Sequence[int], h0: Tensor, w_ih: Tensor, w_hh: Tensor,
+              b_ih: Tensor | None, b_hh: Tensor | None, reverse: bool,
+              nonlinearity: str = "tanh", **kw) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Elman RNN layer (tanh or relu) per the contract."""
+    mode = MODES["rnn_" + nonlinearity]
+    y, hn, _ = _run(mode, x, batch_sizes, h0, None, w_ih, w_hh, b_ih, b_hh, reverse, kw)
+    return y, hn
