@@ -28,11 +28,6 @@ def _zoneout(new: Tensor, old: Tensor, p: float, training: bool) -> Tensor:
     return keep * old + (1 - keep) * new
 
 
-def _masked(h: Tensor, mask: Tensor | None) -> Tensor:
-    """Apply a per-sequence recurrent dropout mask to the active rows of h_{t-1}."""
-    return h if mask is None else h * mask[: h.shape[0]]
-
-
 def lstm_layer(
     x: Tensor,
     batch_sizes: Sequence[int],
@@ -56,8 +51,8 @@ def lstm_layer(
 
     def step(x_t, state):
         h_prev, c_prev = state
-        s = lstm_cell(x_t, _masked(h_prev, recurrent_mask), c_prev, w_ih, w_hh, b_ih, b_hh, w_hr,
-                      peephole, norms)  # fmt: skip
+        s = lstm_cell(x_t, h_prev, c_prev, w_ih, w_hh, b_ih, b_hh, w_hr, peephole, norms,
+                      recurrent_mask)  # fmt: skip
         c_t = _zoneout(s.c, c_prev, p_c, training)
         h_t = _zoneout(s.h, h_prev, p_h, training)
         return h_t, (h_t, c_t), s.gates
@@ -84,7 +79,7 @@ def gru_layer(
 ) -> tuple[Tensor, Tensor]:
     def step(x_t, state):
         (h_prev,) = state
-        s = gru_cell(x_t, _masked(h_prev, recurrent_mask), w_ih, w_hh, b_ih, b_hh, norms)
+        s = gru_cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms, recurrent_mask)
         h_t = _zoneout(s.h, h_prev, zoneout[1], training)
         return h_t, (h_t,), s.gates
 
@@ -111,8 +106,7 @@ def rnn_layer(
 ) -> tuple[Tensor, Tensor]:
     def step(x_t, state):
         (h_prev,) = state
-        s = rnn_cell(x_t, _masked(h_prev, recurrent_mask), w_ih, w_hh, b_ih, b_hh, nonlinearity,
-                     norms)  # fmt: skip
+        s = rnn_cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity, norms, recurrent_mask)
         h_t = _zoneout(s.h, h_prev, zoneout[1], training)
         return h_t, (h_t,), s.gates
 

@@ -69,9 +69,14 @@ class LayerNorms(NamedTuple):
 EPS = 1e-5  # layer-norm epsilon, as torch.nn.LayerNorm
 
 
-def _projections(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms):
-    """W_ih·x_t + b_ih and W_hh·h_{t-1} + b_hh, each (B, G*H), layer-normed if asked."""
+def _projections(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms, recurrent_mask):
+    """W_ih·x_t + b_ih and W_hh·h_{t-1} + b_hh, each (B, G*H), layer-normed if asked.
+
+    ``recurrent_mask`` (variational dropout, Gal & Ghahramani 2016) drops units of h_{t-1}
+    on their way into W_hh only; the state carried forward is untouched."""
     zx = F.linear(x_t, w_ih, b_ih)
+    if recurrent_mask is not None:
+        h_prev = h_prev * recurrent_mask[: h_prev.shape[0]]
     zh = F.linear(h_prev, w_hh, b_hh)
     if norms is not None:
         zx = F.layer_norm(zx, zx.shape[-1:], norms.w_ih, norms.b_ih, EPS)
@@ -90,6 +95,7 @@ def lstm_cell(
     w_hr: Tensor | None = None,
     peephole: Peephole | None = None,
     norms: LayerNorms | None = None,
+    recurrent_mask: Tensor | None = None,
 ) -> LSTMStep:
     """One LSTM step (tutorial section 二; torch.nn.LSTM semantics).
 
@@ -104,7 +110,7 @@ def lstm_cell(
     Options beyond torch: ``peephole`` adds ``w_ci ⊙ C_{t-1}`` to i_t, ``w_cf ⊙ C_{t-1}`` to
     f_t and ``w_co ⊙ C_t`` to o_t; ``norms`` layer-normalises both projections and C_t.
     """
-    zx, zh = _projections(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms)
+    zx, zh = _projections(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms, recurrent_mask)
     z_i, z_f, z_g, z_o = (zx + zh).chunk(4, dim=1)  # each (B, H); torch's gate order i, f, g, o
     if peephole is not None:
         z_i = z_i + peephole.w_ci * c_prev
@@ -131,6 +137,7 @@ def gru_cell(
     b_ih: Tensor | None = None,
     b_hh: Tensor | None = None,
     norms: LayerNorms | None = None,
+    recurrent_mask: Tensor | None = None,
 ) -> GRUStep:
     """One GRU step (Cho et al. 2014; torch.nn.GRU semantics: r gates W_hn·h + b_hn).
 
@@ -140,7 +147,7 @@ def gru_cell(
         n_t = \\tanh(W_{in} x_t + b_{in} + r_t ⊙ (W_{hn} h_{t-1} + b_{hn}))
         h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}
     """
-    zx, zh = _projections(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms)
+    zx, zh = _projections(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms, recurrent_mask)
     x_r, x_z, x_n = zx.chunk(3, dim=1)  # each (B, H)
     h_r, h_z, h_n = zh.chunk(3, dim=1)
     r_t = torch.sigmoid(x_r + h_r)  # reset gate   r_t = σ(W_r·[h_{t-1}, x_t] + b_r)
@@ -159,13 +166,14 @@ def rnn_cell(
     b_hh: Tensor | None = None,
     nonlinearity: str = "tanh",
     norms: LayerNorms | None = None,
+    recurrent_mask: Tensor | None = None,
 ) -> RNNStep:
     """One plain (Elman) RNN step: ``h_t = act(W_ih·x_t + b_ih + W_hh·h_{t-1} + b_hh)``.
 
     This is the cell whose gradients vanish or explode (tutorial section 一): the same
     ``W_hh`` multiplies the state at every step, with no additive path around it.
     """
-    zx, zh = _projections(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms)
+    zx, zh = _projections(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms, recurrent_mask)
     act = torch.tanh if nonlinearity == "tanh" else torch.relu
     h_t = act(zx + zh)  # h_t = tanh(W·[h_{t-1}, x_t] + b)
     return RNNStep(h_t, {})
