@@ -144,6 +144,9 @@ class RNNBase(nn.Module):
         names = self._flat_weights_names
         return [[getattr(self, n) for n in names[i : i + per]] for i in range(0, len(names), per)]
 
+    def flatten_parameters(self) -> None:
+        """No-op, for code written for torch.nn (cuDNN's weight flattening has no analogue)."""
+
     def reset_parameters(self) -> None:
         """torch's default U(-1/√H, 1/√H) in torch's order, then the chosen scheme and extras."""
         bound = torch_default_bound(self.hidden_size)
