@@ -1,0 +1,144 @@
+// lstmkit CPU backend: tensor wrappers and Python bindings (dimension legend in common.h).
+// The only translation unit that includes torch headers; kernels take raw pointers.
+#include <ATen/Dispatch.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <torch/python.h>
+
+#include <optional>
+
+#include "common.h"
+
+namespace lstmkit {
+using at::Tensor;
+using TList = std::vector<Tensor>;
+
+static void check(const Tensor& t, const char* what) {
+  TORCH_CHECK(t.is_contiguous() && t.device().is_cpu(), "lstmkit cpu: ", what,
+              " must be a contiguous CPU tensor");
+}
+template <typename T>
+static T* ptr(const Tensor& t) {
+  return t.data_ptr<T>();
+}
+
+// gates (N, 4H): x @ W_ih^T + b, thread-blocked; overwritten with the activations i, f, g, o.
+// Returns y (N, H), Hprev (N, H), Cprev (N, H), tanh(c) (N, H), h_n (B, H), c_n (B, H).
+static TList lstm_forward(Tensor gates, Tensor w_hh, Tensor h0, Tensor c0, Vec bs, bool reverse,
+                          Vec hb) {
+  const Steps st(bs);
+  const int64_t H = w_hh.size(1);
+  for (auto* t : {&gates, &w_hh, &h0, &c0}) check(*t, "inputs");
+  TORCH_CHECK(gates.size(0) == st.N && gates.size(1) == 4 * H, "lstmkit cpu: gates shape");
+  auto o = gates.options();
+  Tensor y = at::empty({st.N, H}, o), hp = at::empty({st.N, H}, o), cp = at::empty({st.N, H}, o);
+  Tensor tc = at::empty({st.N, H}, o), hn = at::empty({st.B, H}, o), cn = at::empty({st.B, H}, o);
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
+    using T = scalar_t;
+    prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
+    prefill<T>(st, reverse, ptr<T>(c0), ptr<T>(cp), H);
+    lstm_fwd<T>(st, reverse, hb, ptr<T>(gates), ptr<T>(w_hh), ptr<T>(hp), ptr<T>(cp), ptr<T>(tc),
+                ptr<T>(y), ptr<T>(hn), ptr<T>(cn), H);
+  });
+  return {y, hp, cp, tc, hn, cn};
+}
+
+// Returns dG (N, 4H) thread-blocked pre-activation gradients, dh0 (B, H), dc0 (B, H).
+static TList lstm_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tensor dy, Tensor dhn,
+                           Tensor dcn, Vec bs, bool reverse, Vec hb) {
+  const Steps st(bs);
+  const int64_t H = w_hh.size(1);
+  for (auto* t : {&acts, &tc, &cp, &w_hh, &dy}) check(*t, "inputs");
+  Tensor dG = at::empty({st.N, 4 * H}, acts.options());
+  Tensor dh = dhn.contiguous().clone(), dc = dcn.contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
+    using T = scalar_t;
+    lstm_bwd<T>(st, reverse, hb, ptr<T>(acts), ptr<T>(tc), ptr<T>(cp), ptr<T>(w_hh), ptr<T>(dy),
+                ptr<T>(dG), ptr<T>(dh), ptr<T>(dc), H);
+  });
+  return {dG, dh, dc};
+}
+
+// xw (N, 3H): x @ W_ih^T + b_ih (thread-blocked), overwritten with r, z, n.
+// Returns y (N, H), Hprev (N, H), hw (N, 3H; n block holds W_hn h + b_hn), h_n (B, H).
+static TList gru_forward(Tensor xw, Tensor w_hh, std::optional<Tensor> b_hh, Tensor h0, Vec bs,
+                         bool reverse, Vec hb) {
+  const Steps st(bs);
+  const int64_t H = w_hh.size(1);
+  for (auto* t : {&xw, &w_hh, &h0}) check(*t, "inputs");
+  if (b_hh) check(*b_hh, "b_hh");
+  TORCH_CHECK(xw.size(0) == st.N && xw.size(1) == 3 * H, "lstmkit cpu: xw shape");
+  auto o = xw.options();
+  Tensor hw = at::empty({st.N, 3 * H}, o), y = at::empty({st.N, H}, o);
+  Tensor hp = at::empty({st.N, H}, o), hn = at::empty({st.B, H}, o);
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
+    using T = scalar_t;
+    prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
+    gru_fwd<T>(st, reverse, hb, ptr<T>(xw), ptr<T>(hw), ptr<T>(w_hh),
+               b_hh ? ptr<T>(*b_hh) : nullptr, ptr<T>(hp), ptr<T>(y), ptr<T>(hn), H);
+  });
+  return {y, hp, hw, hn};
+}
+
+// Returns dGx (N, 3H) for W_ih/b_ih/x, dGh (N, 3H) for W_hh/b_hh, dh0 (B, H).
+static TList gru_backward(Tensor acts, Tensor hw, Tensor hp, Tensor w_hh, Tensor dy, Tensor dhn,
+                          Vec bs, bool reverse, Vec hb) {
+  const Steps st(bs);
+  const int64_t H = w_hh.size(1);
+  for (auto* t : {&acts, &hw, &hp, &w_hh, &dy}) check(*t, "inputs");
+  Tensor dGx = at::empty({st.N, 3 * H}, acts.options());
+  Tensor dGh = at::empty({st.N, 3 * H}, acts.options());
+  Tensor dh = dhn.contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
+    using T = scalar_t;
+    gru_bwd<T>(st, reverse, hb, ptr<T>(acts), ptr<T>(hw), ptr<T>(hp), ptr<T>(w_hh), ptr<T>(dy),
+               ptr<T>(dGx), ptr<T>(dGh), ptr<T>(dh), H);
+  });
+  return {dGx, dGh, dh};
+}
+
+// xw (N, H): x @ W_ih^T + b_ih + b_hh, overwritten with (and returned as) y.
+// Returns y (N, H), Hprev (N, H), h_n (B, H).
+static TList rnn_forward(Tensor xw, Tensor w_hh, Tensor h0, Vec bs, bool reverse, Vec hb,
+                         bool relu) {
+  const Steps st(bs);
+  const int64_t H = w_hh.size(1);
+  for (auto* t : {&xw, &w_hh, &h0}) check(*t, "inputs");
+  TORCH_CHECK(xw.size(0) == st.N && xw.size(1) == H, "lstmkit cpu: xw shape");
+  Tensor hp = at::empty({st.N, H}, xw.options()), hn = at::empty({st.B, H}, xw.options());
+  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnn_forward", [&] {
+    using T = scalar_t;
+    prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
+    rnn_fwd<T>(st, reverse, hb, ptr<T>(xw), ptr<T>(w_hh), ptr<T>(hp), ptr<T>(hn), H, relu);
+  });
+  return {xw, hp, hn};
+}
+
+// Returns dG (N, H) pre-activation gradients and dh0 (B, H).
+static TList rnn_backward(Tensor y, Tensor w_hh, Tensor dy, Tensor dhn, Vec bs, bool reverse,
+                          Vec hb, bool relu) {
+  const Steps st(bs);
+  const int64_t H = w_hh.size(1);
+  for (auto* t : {&y, &w_hh, &dy}) check(*t, "inputs");
+  Tensor dG = at::empty({st.N, H}, y.options());
+  Tensor dh = dhn.contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "rnn_backward", [&] {
+    using T = scalar_t;
+    rnn_bwd<T>(st, reverse, hb, ptr<T>(y), ptr<T>(w_hh), ptr<T>(dy), ptr<T>(dG), ptr<T>(dh), H,
+               relu);
+  });
+  return {dG, dh};
+}
+
+static bool has_blas() { return sgemm_ != nullptr && dgemm_ != nullptr; }
+}  // namespace lstmkit
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("lstm_forward", &lstmkit::lstm_forward);
+  m.def("lstm_backward", &lstmkit::lstm_backward);
+  m.def("gru_forward", &lstmkit::gru_forward);
+  m.def("gru_backward", &lstmkit::gru_backward);
+  m.def("rnn_forward", &lstmkit::rnn_forward);
+  m.def("rnn_backward", &lstmkit::rnn_backward);
+  m.def("has_blas", &lstmkit::has_blas);
+}

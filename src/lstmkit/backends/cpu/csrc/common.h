@@ -1,0 +1,223 @@
+// lstmkit CPU backend: shared helpers for the fused recurrent kernels.
+//
+// Legend (all kernels):
+//   T   number of time steps              B   batch rows at step 0 (= batch_sizes[0])
+//   N   sum(batch_sizes) = packed rows    I   input features
+//   H   hidden size                       G   gates per hidden unit (LSTM 4, GRU 3, RNN 1)
+//   nt  worker threads; thread k owns hidden units [hb[k], hb[k+1]) (width hk)
+//
+// Layouts: every (N, .) tensor is packed time-major: rows off[t] .. off[t]+bs[t] are step t.
+// Gate columns are *thread-blocked*: thread k's block starts at column G*hb[k] and holds
+// gate g of its units at G*hb[k] + g*hk + j.  The Python side permutes weight rows the same
+// way, so each thread's recurrent GEMM and pointwise pass touch one contiguous column block.
+//
+// Threading: one OpenMP parallel region spans the whole sequence; each step is
+// "GEMM on my block -> fused pointwise on my block -> one barrier".  The per-step GEMM calls
+// BLAS (MKL sgemm_/dgemm_, exported by libtorch_cpu) directly: no ATen dispatcher, no
+// allocation.  The kernels are plain C++ on raw pointers; bind.cpp owns tensors and Python.
+#pragma once
+
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <vector>
+
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+namespace lstmkit {
+
+using Vec = std::vector<int64_t>;
+
+// Step geometry of a packed sequence.
+struct Steps {
+  int64_t T, B, N;
+  Vec bs, off;  // (T,), (T,)
+  explicit Steps(const Vec& batch_sizes) : T((int64_t)batch_sizes.size()), bs(batch_sizes) {
+    if (T <= 0) throw std::invalid_argument("lstmkit cpu: empty sequence");
+    off.resize(T);
+    int64_t acc = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      if (bs[t] <= 0 || (t > 0 && bs[t] > bs[t - 1]))
+        throw std::invalid_argument("lstmkit cpu: batch_sizes must be positive, non-increasing");
+      off[t] = acc;
+      acc += bs[t];
+    }
+    B = bs[0];
+    N = acc;
+  }
+  // Step processed at position s of the forward pass.
+  int64_t step(int64_t s, bool reverse) const { return reverse ? T - 1 - s : s; }
+  // Rows that are still active at the step processed after t (0 when t is the last one).
+  int64_t next_bs(int64_t t, bool reverse) const {
+    int64_t tn = reverse ? t - 1 : t + 1;
+    return (tn < 0 || tn >= T) ? 0 : bs[tn];
+  }
+  int64_t next_off(int64_t t, bool reverse) const {
+    int64_t tn = reverse ? t - 1 : t + 1;
+    return (tn < 0 || tn >= T) ? 0 : off[tn];
+  }
+};
+
+}  // namespace lstmkit
+
+// Fortran BLAS from the MKL inside libtorch_cpu (LP64).  Weak, so a torch without MKL still
+// loads the extension and falls back to the plain loop below.
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
+            const float*, const int*, const float*, const int*, const float*, float*,
+            const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
+            const double*, const int*, const double*, const int*, const double*, double*,
+            const int*) __attribute__((weak));
+int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
+}
+
+namespace lstmkit {
+
+// Make BLAS single-threaded on the calling thread (we parallelise ourselves); returns the
+// previous setting for restore_blas_threads.
+inline int single_blas_thread() { return MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0; }
+inline void restore_blas_threads(int prev) {
+  if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(prev);
+}
+
+template <typename T>
+inline void blas(const char* ta, const char* tb, int m, int n, int k, T alpha, const T* A, int lda,
+                 const T* B, int ldb, T beta, T* C, int ldc) {
+  if constexpr (sizeof(T) == 4) {
+    if (sgemm_) return sgemm_(ta, tb, &m, &n, &k, &alpha, A, &lda, B, &ldb, &beta, C, &ldc);
+  } else {
+    if (dgemm_) return dgemm_(ta, tb, &m, &n, &k, &alpha, A, &lda, B, &ldb, &beta, C, &ldc);
+  }
+  // Fallback (column-major, only when no BLAS is exported): C = alpha op(A) op(B) + beta C.
+  const bool tA = *ta == 'T', tB = *tb == 'T';
+  for (int j = 0; j < n; ++j)
+    for (int i = 0; i < m; ++i) {
+      T acc = 0;
+      for (int p = 0; p < k; ++p)
+        acc += (tA ? A[p + i * lda] : A[i + p * lda]) * (tB ? B[j + p * ldb] : B[p + j * ldb]);
+      C[i + j * ldc] = alpha * acc + (beta == T(0) ? T(0) : beta * C[i + j * ldc]);
+    }
+}
+
+// Row-major C(m, n) = A(m, k) @ op(W) + beta * C, with W given as (n, k) row-major
+// (w_transposed: A @ W^T) or as (k, n) row-major (A @ W).
+template <typename T>
+inline void gemm_rm(bool w_transposed, int64_t m, int64_t n, int64_t k, const T* A, int64_t lda,
+                    const T* W, int64_t ldw, T beta, T* C, int64_t ldc) {
+  // Column-major view: C^T (n, m) = op(W)^T (n, k) @ A^T (k, m).
+  blas<T>(w_transposed ? "T" : "N", "N", (int)n, (int)m, (int)k, T(1), W, (int)ldw, A, (int)lda,
+          beta, C, (int)ldc);
+}
+
+// Copy initial states into the rows where each sequence row starts (step 0 when forward,
+// its last step when reverse) of a packed "previous state" buffer (N, H).
+template <typename T>
+inline void prefill(const Steps& st, bool reverse, const T* s0, T* prev, int64_t H) {
+  for (int64_t s = 0; s < st.T; ++s) {
+    int64_t t = st.step(s, reverse);
+    int64_t before = s == 0 ? 0 : st.bs[st.step(s - 1, reverse)];
+    for (int64_t b = before; b < st.bs[t]; ++b)
+      std::memcpy(prev + (st.off[t] + b) * H, s0 + b * H, sizeof(T) * H);
+  }
+}
+
+// ---------------------------------------------------------------- vector math (in place)
+#ifdef __AVX512F__
+inline __m512 exp512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+inline __m512 sigmoid512(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  return _mm512_div_ps(one, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+inline __m512 tanh512(__m512 x) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  __m512 ax = _mm512_abs_ps(x);
+  __m512 e = exp512(_mm512_mul_ps(ax, _mm512_set1_ps(-2.0f)));
+  __m512 big = _mm512_div_ps(_mm512_sub_ps(one, e), _mm512_add_ps(one, e));
+  big = _mm512_castsi512_ps(_mm512_or_si512(
+      _mm512_castps_si512(big),
+      _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32(int(0x80000000u)))));
+  __m512 z = _mm512_mul_ps(x, x);  // small |x|: odd polynomial (Cephes tanhf)
+  __m512 p = _mm512_set1_ps(-5.70498872745e-3f);
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(2.06390887954e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-5.37397155531e-2f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(1.33314422036e-1f));
+  p = _mm512_fmadd_ps(p, z, _mm512_set1_ps(-3.33332819422e-1f));
+  __m512 small = _mm512_fmadd_ps(_mm512_mul_ps(p, z), x, x);
+  __mmask16 m = _mm512_cmp_ps_mask(ax, _mm512_set1_ps(0.625f), _CMP_LT_OQ);
+  return _mm512_mask_blend_ps(m, big, small);
+}
+template <__m512 (*F)(__m512)>
+inline void apply512(float* x, int64_t n) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) _mm512_storeu_ps(x + j, F(_mm512_loadu_ps(x + j)));
+  if (j < n) {
+    __mmask16 m = (__mmask16)((1u << (n - j)) - 1u);
+    _mm512_mask_storeu_ps(x + j, m, F(_mm512_maskz_loadu_ps(m, x + j)));
+  }
+}
+inline void vsigmoid(float* x, int64_t n) { apply512<sigmoid512>(x, n); }
+inline void vtanh(float* x, int64_t n) { apply512<tanh512>(x, n); }
+#else
+inline void vsigmoid(float* x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) x[j] = 1.0f / (1.0f + std::exp(-x[j]));
+}
+inline void vtanh(float* x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) x[j] = std::tanh(x[j]);
+}
+#endif
+inline void vsigmoid(double* x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) x[j] = 1.0 / (1.0 + std::exp(-x[j]));
+}
+inline void vtanh(double* x, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) x[j] = std::tanh(x[j]);
+}
+
+// Hidden-unit slice owned by thread k.
+struct Slice {
+  int64_t lo, hk;
+  Slice(const Vec& hb, int k) : lo(hb[k]), hk(hb[k + 1] - hb[k]) {}
+};
+
+}  // namespace lstmkit
+
+// Kernel entry points (explicitly instantiated for float and double).
+namespace lstmkit {
+template <typename T>
+void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* hprev,
+              T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H);
+template <typename T>
+void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* tc,
+              const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, int64_t H);
+template <typename T>
+void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T* W, const T* bh,
+             T* hprev, T* y, T* hn, int64_t H);
+template <typename T>
+void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* hw,
+             const T* hprev, const T* W, const T* dy, T* dGx, T* dGh, T* dh, int64_t H);
+template <typename T>
+void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W, T* hprev, T* hn,
+             int64_t H, bool relu);
+template <typename T>
+void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* W, const T* dy,
+             T* dG, T* dh, int64_t H, bool relu);
+}  // namespace lstmkit

@@ -1,0 +1,190 @@
+"""Layer ops of the CPU backend: autograd Functions around the compiled time loops.
+
+Shapes follow the layer contract (docs/architecture.md): ``x (N, I)`` packed time-major,
+``batch_sizes`` (T,), ``h0 (B, H)``, weights as torch.nn names them.  Inside, gate rows are
+put in the *thread-blocked* order of ``csrc/common.h`` (``perm``), so the input projection is
+one GEMM over all steps, the recurrent GEMM of each thread is one contiguous block, and the
+weight gradients are one GEMM each over all steps.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import Tensor
+
+from lstmkit.backends.cpu import _build
+
+# Per-step recurrent work (B*G*H*H multiply-adds) below which a second thread costs more in
+# barriers than it saves.
+_MIN_PARALLEL_WORK = 16 * 4 * 128 * 128 // 2
+
+
+def num_threads(B: int, H: int, G: int) -> int:
+    """Threads for one layer op (1 for small per-step work)."""
+    nt = min(torch.get_num_threads(), 2 if H >= 64 else 1)
+    return nt if B * G * H * H >= _MIN_PARALLEL_WORK else 1
+
+
+@functools.lru_cache(maxsize=64)
+def slices(H: int, nt: int) -> tuple[int, ...]:
+    """Hidden-unit boundaries ``hb`` (nt + 1,), each thread's width a multiple of 16."""
+    chunk = -(-H // nt)
+    chunk = -(-chunk // 16) * 16
+    return tuple(min(H, k * chunk) for k in range(nt)) + (H,)
+
+
+@functools.lru_cache(maxsize=64)
+def _perm(H: int, G: int, hb: tuple[int, ...]) -> Tensor | None:
+    """Gate-row order (G*H,) of the thread-blocked layout; None when it is the identity."""
+    if len(hb) == 2 or G == 1:
+        return None
+    idx = [g * H + j for k in range(len(hb) - 1) for g in range(G) for j in range(hb[k], hb[k + 1])]
+    return torch.tensor(idx, dtype=torch.long)
+
+
+def _rows(w: Tensor | None, perm: Tensor | None) -> Tensor | None:
+    if w is None:
+        return None
+    return w.contiguous() if perm is None else w.index_select(0, perm)
+
+
+def _unrows(g: Tensor, perm: Tensor | None) -> Tensor:
+    if perm is None:
+        return g
+    out = torch.empty_like(g)
+    out.index_copy_(0, perm, g)
+    return out
+
+
+def _input_projection(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
+    """(N, I) @ (I, G*H) + b: one GEMM over every step; a fresh contiguous (N, G*H)."""
+    return torch.mm(x, w.t()) if b is None else torch.addmm(b, x, w.t())
+
+
+def _weight_grads(dG: Tensor, x: Tensor, hprev: Tensor, perm: Tensor | None, n: int, need):
+    """dW_ih, dW_hh, db from the (N, G*H) gate gradients: one GEMM each over all steps."""
+    dw_ih = _unrows(dG.t().mm(x), perm) if need[0] else None
+    dw_hh = _unrows(dG.t().mm(hprev), perm) if need[1] else None
+    db = _unrows(dG.sum(0), perm) if need[2] else None
+    return dw_ih, dw_hh, db
+
+
+class _LSTM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
+        H = w_hh.shape[1]
+        hb = slices(H, num_threads(batch_sizes[0], H, 4))
+        perm = _perm(H, 4, hb)
+        wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
+        b = None if b_ih is None else _rows(b_ih + b_hh, perm)
+        gates = _input_projection(x, wi, b)  # (N, 4H)
+        y, hprev, cprev, tc, hn, cn = _build.load().lstm_forward(
+            gates, wh, h0.contiguous(), c0.contiguous(), list(batch_sizes), reverse, list(hb)
+        )
+        ctx.save_for_backward(x)
+        ctx.saved = (wi, wh, gates, hprev, cprev, tc, perm, hb)
+        ctx.meta = (list(batch_sizes), reverse, b_ih is not None)
+        return y, hn, cn
+
+    @staticmethod
+    def backward(ctx, dy, dhn, dcn):
+        (x,) = ctx.saved_tensors
+        wi, wh, acts, hprev, cprev, tc, perm, hb = ctx.saved
+        bs, reverse, has_bias = ctx.meta
+        dG, dh0, dc0 = _build.load().lstm_backward(
+            acts, tc, cprev, wh, dy.contiguous(), dhn, dcn, bs, reverse, list(hb)
+        )
+        need = ctx.needs_input_grad
+        dx = dG.mm(wi) if need[0] else None
+        dwi, dwh, db = _weight_grads(dG, x, hprev, perm, 4, (need[3], need[4], has_bias))
+        return dx, dh0, dc0, dwi, dwh, db, db, None, None
+
+
+class _GRU(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
+        H = w_hh.shape[1]
+        hb = slices(H, num_threads(batch_sizes[0], H, 3))
+        perm = _perm(H, 3, hb)
+        wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
+        xw = _input_projection(x, wi, _rows(b_ih, perm))  # (N, 3H)
+        y, hprev, hw, hn = _build.load().gru_forward(
+            xw, wh, _rows(b_hh, perm), h0.contiguous(), list(batch_sizes), reverse, list(hb)
+        )
+        ctx.save_for_backward(x)
+        ctx.saved = (wi, wh, xw, hw, hprev, perm, hb)
+        ctx.meta = (list(batch_sizes), reverse, b_ih is not None)
+        return y, hn
+
+    @staticmethod
+    def backward(ctx, dy, dhn):
+        (x,) = ctx.saved_tensors
+        wi, wh, acts, hw, hprev, perm, hb = ctx.saved
+        bs, reverse, has_bias = ctx.meta
+        dGx, dGh, dh0 = _build.load().gru_backward(
+            acts, hw, hprev, wh, dy.contiguous(), dhn, bs, reverse, list(hb)
+        )
+        need = ctx.needs_input_grad
+        dx = dGx.mm(wi) if need[0] else None
+        dwi = _unrows(dGx.t().mm(x), perm) if need[2] else None
+        dwh = _unrows(dGh.t().mm(hprev), perm) if need[3] else None
+        dbi = _unrows(dGx.sum(0), perm) if has_bias else None
+        dbh = _unrows(dGh.sum(0), perm) if has_bias else None
+        return dx, dh0, dwi, dwh, dbi, dbh, None, None
+
+
+class _RNN(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu):
+        H = w_hh.shape[1]
+        hb = slices(H, num_threads(batch_sizes[0], H, 1))
+        b = None if b_ih is None else b_ih + b_hh
+        xw = _input_projection(x, w_ih, b)  # (N, H)
+        y, hprev, hn = _build.load().rnn_forward(
+            xw, w_hh.contiguous(), h0.contiguous(), list(batch_sizes), reverse, list(hb), relu
+        )
+        ctx.save_for_backward(x, y)
+        ctx.saved = (w_ih, w_hh.contiguous(), hprev, hb)
+        ctx.meta = (list(batch_sizes), reverse, b_ih is not None, relu)
+        return y, hn
+
+    @staticmethod
+    def backward(ctx, dy, dhn):
+        x, y = ctx.saved_tensors
+        wi, wh, hprev, hb = ctx.saved
+        bs, reverse, has_bias, relu = ctx.meta
+        dG, dh0 = _build.load().rnn_backward(
+            y, wh, dy.contiguous(), dhn, bs, reverse, list(hb), relu
+        )
+        need = ctx.needs_input_grad
+        dx = dG.mm(wi) if need[0] else None
+        dwi, dwh, db = _weight_grads(dG, x, hprev, None, 1, (need[2], need[3], has_bias))
+        return dx, dh0, dwi, dwh, db, db, None, None, None
+
+
+def _bs(batch_sizes) -> tuple[int, ...]:
+    if isinstance(batch_sizes, Tensor):
+        return tuple(int(v) for v in batch_sizes.tolist())
+    return tuple(int(v) for v in batch_sizes)
+
+
+def lstm_layer(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
+    """One LSTM layer/direction: ``x (N, I)`` -> ``(y (N, H), h_n (B, H), c_n (B, H))``."""
+    if w_hr is not None:
+        raise ValueError("lstmkit cpu: proj_size is not supported by this backend")
+    return _LSTM.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, _bs(batch_sizes), bool(reverse))
+
+
+def gru_layer(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse):
+    """One GRU layer/direction: ``x (N, I)`` -> ``(y (N, H), h_n (B, H))``."""
+    return _GRU.apply(x, h0, w_ih, w_hh, b_ih, b_hh, _bs(batch_sizes), bool(reverse))
+
+
+def rnn_layer(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse, nonlinearity="tanh"):
+    """One Elman RNN layer/direction (``nonlinearity`` "tanh" or "relu")."""
+    if nonlinearity not in ("tanh", "relu"):
+        raise ValueError(f"lstmkit cpu: unknown nonlinearity {nonlinearity!r}")
+    relu = nonlinearity == "relu"
+    return _RNN.apply(x, h0, w_ih, w_hh, b_ih, b_hh, _bs(batch_sizes), bool(reverse), relu)
