@@ -1,9 +1,100 @@
-"""Sub-commands of this area (filled in by its owner)."""
+"""Sub-commands of the visualisation area: diagram, explain, report, experiment."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+DEFAULT_SENTENCE = "虽然房间有点小，但是服务很周到"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this area's sub-commands to the ``lstmkit`` parser."""
+    p = sub.add_parser(
+        "diagram",
+        help="draw an LSTM/GRU/RNN cell (SVG or PNG)",
+        description="Draw a recurrent cell from the same graph that is checked against the "
+        "reference equations, labelled in the tutorial's notation.",
+    )
+    p.add_argument("cell", choices=["lstm", "gru", "rnn"])
+    p.add_argument("-o", "--output", help="output file, .svg or .png (default: CELL-cell.svg)")
+    p.add_argument("--dpi", type=int, default=150, help="PNG resolution (default 150)")
+    p.set_defaults(func=_diagram)
+
+    p = sub.add_parser(
+        "explain",
+        help="per-character gate heatmaps and running prediction for one text",
+        description="Record every gate while a trained classifier reads TEXT and draw them "
+        "per character, with the predicted probability after each character.",
+    )
+    p.add_argument("run_dir", help="a training run directory (from `lstmkit train`)")
+    p.add_argument("text", nargs="?", default=DEFAULT_SENTENCE, help="text to explain")
+    p.add_argument("-o", "--output", help="output .png, .svg or .html (default: explain.png)")
+    p.add_argument("--top-k", type=int, default=8, help="most active units shown per gate")
+    p.add_argument("--layer", type=int, default=-1, help="layer to show (default: last)")
+    p.add_argument("--direction", type=int, default=0, help="0 forward, 1 backward")
+    p.set_defaults(func=_explain)
+
+    p = sub.add_parser(
+        "report",
+        help="one self-contained HTML report of a run",
+        description="Training curves, confusion matrix, example explanations and a model "
+        "card, in one HTML file with every image inlined (no network requests).",
+    )
+    p.add_argument("run_dir")
+    p.add_argument("-o", "--output", help="output HTML (default: RUN_DIR/report.html)")
+    p.add_argument("--examples", type=int, default=3, help="test examples to explain")
+    p.add_argument("--max-eval", type=int, default=2000, help="test examples to evaluate")
+    p.set_defaults(func=_report)
+
+    from lstmkit.viz.experiments import EXPERIMENTS
+
+    p = sub.add_parser(
+        "experiment",
+        help="run an experiment behind a tutorial claim; writes docs/experiments.md",
+        description="Run one experiment (or all) and regenerate its section of the "
+        "experiments document and its figures.",
+    )
+    p.add_argument("name", choices=[*EXPERIMENTS, "all"])
+    p.add_argument("--doc", default="docs/experiments.md", help="markdown file to update")
+    p.add_argument("--figures", default="docs/figures", help="directory for figures")
+    p.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_experiment)
+
+
+def _diagram(args: argparse.Namespace) -> int:
+    from lstmkit.viz.diagram import draw_cell
+
+    out = Path(args.output or f"{args.cell}-cell.svg")
+    draw_cell(args.cell, out, dpi=args.dpi)
+    print(f"wrote {out}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from lstmkit.viz.explain import explain_run, save_explanation
+
+    exp = explain_run(args.run_dir, args.text, layer=args.layer, direction=args.direction)
+    out = Path(args.output or "explain.png")
+    save_explanation(exp, out, top_k=args.top_k)
+    print(f"wrote {out}")
+    print(exp.summary())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from lstmkit.viz.report import write_report
+
+    out = Path(args.output) if args.output else Path(args.run_dir) / "report.html"
+    write_report(args.run_dir, out, n_examples=args.examples, max_eval=args.max_eval)
+    print(f"wrote {out}")
+    return 0
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from lstmkit.viz.experiments import run_experiments
+
+    names = None if args.name == "all" else [args.name]
+    run_experiments(names, doc=args.doc, figures=args.figures, quick=args.quick, seed=args.seed)
+    return 0

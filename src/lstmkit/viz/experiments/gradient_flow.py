@@ -1,0 +1,134 @@
+"""Experiment 1: how much of ∂h_T/∂x_t survives the distance T − t (tutorial section 一).
+
+For each model we measure the Frobenius norm of the Jacobian ``∂h_T/∂x_t`` (exactly, one
+backward pass per hidden unit), averaged over a batch of adding-problem inputs, for every
+``t``. A plain RNN multiplies by ``W_hh`` and the tanh slope at every step, so the norm
+should fall off exponentially with distance; the LSTM's additive cell path should keep more.
+Measured at initialisation and after a brief training run on the adding problem.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lstmkit.viz.experiments import Context
+from lstmkit.viz.experiments.common import (
+    Regressor,
+    adding_batch,
+    fmt_mse,
+    make_rnn,
+    table,
+    train_adding,
+)
+
+CONFIGS = [  # (label, kind, extra constructor arguments)
+    ("RNN", "rnn", {}),
+    ("LSTM", "lstm", {}),
+    ("GRU", "gru", {}),
+    ("LSTM, forget_bias=1", "lstm", {"forget_bias": 1.0}),
+]
+
+
+def jacobian_norms(rnn: nn.Module, x: Tensor) -> Tensor:
+    """``‖∂h_T/∂x_t‖_F`` for every t, averaged over the batch: shape (T,)."""
+    x = x.clone().requires_grad_(True)
+    out, _ = rnn(x)
+    h_T = out[:, -1]  # (B, H·D); forward direction's last step
+    sq = torch.zeros(x.shape[0], x.shape[1])
+    for k in range(h_T.shape[1]):
+        (g,) = torch.autograd.grad(h_T[:, k].sum(), x, retain_graph=k + 1 < h_T.shape[1])
+        sq += g.pow(2).sum(-1)  # rows are independent, so the batch-sum's grad is per-row
+    return sq.sqrt().mean(0).detach()
+
+
+def run(ctx: Context) -> str:
+    import matplotlib.pyplot as plt
+
+    from lstmkit.viz import style
+
+    T = ctx.pick(100, 12)
+    H = ctx.pick(32, 8)
+    steps = ctx.pick(1000, 4)
+    x, _ = adding_batch(ctx.pick(16, 4), T, torch.Generator().manual_seed(ctx.seed + 7))
+    curves: dict[tuple[str, str], Tensor] = {}
+    trained_mse: dict[str, float] = {}
+    for label, kind, kw in CONFIGS:
+        torch.manual_seed(ctx.seed)
+        model = Regressor(make_rnn(kind, 2, H, **kw))
+        curves[(label, "init")] = jacobian_norms(model.rnn, x)
+        res = train_adding(
+            model, T, steps, label=label, seed=ctx.seed, eval_every=max(steps // 4, 1)
+        )
+        trained_mse[label] = res.eval_mse
+        curves[(label, "trained")] = jacobian_norms(model.rnn, x)
+
+    dists = [d for d in (0, 10, 25, 50, T - 1) if d < T]
+    rows = []
+    for (label, when), norms in curves.items():
+        by_dist = norms.flip(0)  # index d = T - 1 - t  ->  distance d
+        cells = [f"{float(by_dist[d]):.2e}" for d in dists]
+        ratio = float(by_dist[T - 1] / by_dist[0])
+        mse = fmt_mse(trained_mse[label]) if when == "trained" else "—"
+        rows.append([label, when, *cells, f"{ratio:.1e}", mse])
+    header = ["model", "weights", *[f"d={d}" for d in dists], f"d={T - 1} / d=0", "adding MSE"]
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    colors = {
+        "RNN": "#c62828",
+        "LSTM": "#1565c0",
+        "GRU": "#2e7d32",
+        "LSTM, forget_bias=1": "#6a1b9a",
+    }
+    for ax, when in zip(axes, ("init", "trained")):
+        for label, _, _ in CONFIGS:
+            norms = curves[(label, when)].flip(0).clamp_min(1e-30)
+            ls = "--" if "forget" in label else "-"
+            ax.semilogy(range(T), norms.numpy(), ls, color=colors[label], label=label, lw=1.8)
+        title = "at initialisation" if when == "init" else f"after {steps} training steps"
+        ax.set_title(title)
+        ax.set_xlabel("distance T − t (steps)")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel(r"$\|\partial h_T / \partial x_t\|_F$")
+    axes[1].legend(fontsize=8.5)
+    fig.suptitle(f"Gradient flow through time (T={T}, hidden={H}, torch default init)", y=1.02)
+    fig_path = ctx.figure_path("gradient-flow.png")
+    style.save(fig, fig_path, dpi=110)
+
+    def ratio(label: str, when: str) -> float:
+        n = curves[(label, when)]
+        return float(n[0] / n[-1])
+
+    return "\n".join(
+        [
+            "## 1. Gradient flow: ‖∂h_T/∂x_t‖ against distance",
+            "",
+            "> 传统RNN存在两个致命缺陷：梯度消失/爆炸 … 反向传播的梯度随时间步指数级衰减或增长 (tutorial 一)",
+            "> — a plain RNN's gradient decays (or grows) exponentially with the number of steps; "
+            "LSTM's additive cell state fixes this (二.1).",
+            "",
+            f"Setup: sequences of T={T} adding-problem inputs, hidden size {H}, one layer, torch's "
+            f"default initialisation (plus one LSTM with forget-gate bias 1). We compute the exact "
+            f"Jacobian norm ‖∂h_T/∂x_t‖_F (one backward pass per hidden unit, averaged over "
+            f"{x.shape[0]} sequences) at initialisation and again after {steps} Adam steps "
+            f"(lr 1e-2, batch 32, clip 1.0) on the adding problem with the same T.",
+            "",
+            table(header, rows),
+            "",
+            f"![gradient flow]({ctx.link(fig_path)})",
+            "",
+            "What the numbers say:",
+            "",
+            f"- At initialisation every model's gradient decays exponentially with distance: the "
+            f"far end (d={T - 1}) gets a factor {ratio('RNN', 'init'):.0e} (RNN), "
+            f"{ratio('LSTM', 'init'):.0e} (LSTM), {ratio('GRU', 'init'):.0e} (GRU) less than the "
+            f"last step. With torch's default init the forget gate sits near σ(0) = 0.5, so the "
+            f'"conveyor belt" halves its content every step; the LSTM is *not* immune by '
+            f"construction. A forget bias of 1 (f ≈ 0.73) already gives "
+            f"{ratio('LSTM, forget_bias=1', 'init'):.0e}.",
+            f"- Training is what opens the path: after {steps} steps the LSTM's ratio is "
+            f"{ratio('LSTM', 'trained'):.0e} and the GRU's {ratio('GRU', 'trained'):.0e}, against "
+            f"{ratio('RNN', 'trained'):.0e} for the RNN. Lower is better here; compare with the "
+            f"adding MSE (baseline 0.167) to see which models actually used the long-range signal.",
+        ]
+    )
