@@ -7,7 +7,8 @@ Dimension legend (every shape comment below uses these names):
   e    execution index of a step: t = e forward, t = T - 1 - e for reverse layers
   BB   batch rows per program     BH  hidden columns per program     BK  reduction tile
   NB   programs along the batch (axis 0), NH programs along H (axis 1)
-  NHP  next_pow2(NH): flag slots per batch tile
+  NHP  flag slots per batch tile (a fixed power of two >= NH)
+  KT   reduction tiles, cdiv(H, BK); 1 when RESIDENT
 
 The input projection x @ W_ih^T (+ biases) is one GEMM done outside (``xp``). A program
 (pb, ph) owns rows pb*BB.. and hidden columns ph*BH.. of every gate. One launch runs
@@ -108,16 +109,16 @@ def _fwd_kernel(
     s0,
     ns,
     NH,
+    KT,
+    SAVE,
     MODE: tl.constexpr,
     G: tl.constexpr,
     REVERSE: tl.constexpr,
-    SAVE: tl.constexpr,
     SYNC: tl.constexpr,
     NHP: tl.constexpr,
     BB: tl.constexpr,
     BH: tl.constexpr,
     BK: tl.constexpr,
-    KT: tl.constexpr,
     RESIDENT: tl.constexpr,
     PREC: tl.constexpr,
     MAX_SPIN: tl.constexpr,
@@ -183,7 +184,7 @@ def _fwd_kernel(
                 c = gf * _load2(cs, c0, o_p, rb, rh, H, bs_p, bs_t) + gi * gg
                 h = go * _tanh(c)
                 tl.store(cs + hr, c, mask=m)
-                if SAVE:
+                if SAVE != 0:
                     tl.store(gr, gi, mask=m)
                     tl.store(gr + H, gf, mask=m)
                     tl.store(gr + 2 * H, gg, mask=m)
@@ -195,7 +196,7 @@ def _fwd_kernel(
                 gn = _tanh(tl.load(xr + 2 * H, mask=m, other=0.0).to(tl.float32) + gr_ * ghn)
                 hp = _load2(y, h0, o_p, rb, rh, H, bs_p, bs_t)
                 h = (1.0 - gz) * gn + gz * hp
-                if SAVE:
+                if SAVE != 0:
                     tl.store(gr, gr_, mask=m)
                     tl.store(gr + H, gz, mask=m)
                     tl.store(gr + 2 * H, gn, mask=m)
@@ -239,6 +240,7 @@ def _bwd_kernel(
     s0,
     ns,
     NH,
+    KT,
     MODE: tl.constexpr,
     G: tl.constexpr,
     REVERSE: tl.constexpr,
@@ -247,7 +249,6 @@ def _bwd_kernel(
     BB: tl.constexpr,
     BH: tl.constexpr,
     BK: tl.constexpr,
-    KT: tl.constexpr,
     RESIDENT: tl.constexpr,
     PREC: tl.constexpr,
     MAX_SPIN: tl.constexpr,

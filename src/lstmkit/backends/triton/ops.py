@@ -23,6 +23,7 @@ from lstmkit.backends.triton import kernels as K
 MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 GATES = {0: 4, 1: 3, 2: 1, 3: 1}
 MAX_SPIN = 1 << 20
+NHP = 256  # flag slots per batch tile: NB * NH <= #SMs keeps NH below this
 RESIDENT_BYTES = 64 * 1024  # on-chip budget for one program's W_hh tiles
 _PLANS: dict = {}
 _VERIFIED: set = set()  # persistent configs whose first launch met every barrier
@@ -116,7 +117,8 @@ def choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.devi
     NH = -(-H // BH)
     esize = torch.finfo(dtype).bits // 8
     resident = HP <= 256 and G * HP * BH * esize <= RESIDENT_BYTES
-    BK = HP if resident else min(128, HP)
+    resident = resident and BB * HP <= 4096
+    BK = HP if resident else min(32, HP)
     if os.environ.get("LSTMKIT_TRITON_BK"):  # tests: stream W_hh in K tiles
         BK, resident = int(os.environ["LSTMKIT_TRITON_BK"]), False
     KT = -(-H // BK)
@@ -132,30 +134,31 @@ def _precision(dtype: torch.dtype, device: torch.device) -> str:
     return "tf32"
 
 
-def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: dict, key) -> None:
+def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: dict, key,
+            extra: tuple = ()) -> None:  # fmt: skip
     dev = args[0].device
     persistent = cfg.persistent and key not in _BROKEN
     sync = cfg.sync and persistent
-    nhp = _next_pow2(cfg.NH)
+    nhp = max(NHP, _next_pow2(cfg.NH))
     flags = torch.zeros((cfg.NB, nhp), dtype=torch.int32, device=dev)
     err = torch.zeros(1, dtype=torch.int32, device=dev)
     common = dict(MODE=mode, G=GATES[mode], SYNC=sync, NHP=nhp, BB=cfg.BB, BH=cfg.BH,
-                  BK=cfg.BK, KT=cfg.KT, RESIDENT=cfg.resident, MAX_SPIN=MAX_SPIN,
+                  BK=cfg.BK, RESIDENT=cfg.resident, MAX_SPIN=MAX_SPIN,
                   num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)  # fmt: skip
     grid = (cfg.NB, cfg.NH)
     if persistent:
-        kernel[grid](*args, flags, err, T, H, 0, T, cfg.NH, **common)
+        kernel[grid](*args, flags, err, T, H, 0, T, cfg.NH, cfg.KT, *extra, **common)
         if sync and key not in _VERIFIED:
             if int(err.item()) != 0:
                 _BROKEN.add(key)
                 warnings.warn(f"lstmkit triton: grid barrier timed out for {key}; "
                               "running this shape step by step", RuntimeWarning, stacklevel=3)  # fmt: skip
-                _launch(kernel, args, cfg, T, H, mode, meta, key)
+                _launch(kernel, args, cfg, T, H, mode, meta, key, extra)
                 return
             _VERIFIED.add(key)
     else:
         for s in range(T):
-            kernel[grid](*args, flags, err, T, H, s, 1, cfg.NH, **common)
+            kernel[grid](*args, flags, err, T, H, s, 1, cfg.NH, cfg.KT, *extra, **common)
 
 
 class _Recurrent(torch.autograd.Function):
@@ -191,8 +194,8 @@ class _Recurrent(torch.autograd.Function):
         cfg = choose_config(B, H, G, dt, dev)
         key = ("fwd", mode, B, H, dt, str(dev), cfg)
         args = (xp, w_hh.t().contiguous(), bhn, h0, c0f, y, cs, gs, hn, cn, plan.off, plan.bsz)
-        meta = dict(REVERSE=reverse, SAVE=save, PREC=_precision(dt, dev))
-        _launch(K._fwd_kernel, args, cfg, T, H, mode, meta, key)
+        meta = dict(REVERSE=reverse, PREC=_precision(dt, dev))
+        _launch(K._fwd_kernel, args, cfg, T, H, mode, meta, key, (int(save),))
         ctx.mode, ctx.reverse, ctx.plan, ctx.cfg = mode, reverse, plan, cfg
         ctx.c0none = c0 is None
         ctx.bias = (b_ih is not None, b_hh is not None)
