@@ -1,0 +1,150 @@
+"""The Triton backend under Triton's CPU interpreter (TRITON_INTERPRET=1), against the reference.
+
+Forward outputs and every gradient (x, h0, c0, all weights and biases), padded and packed,
+forward and reverse, LSTM / GRU / RNN; the per-step launch mode with several programs along
+H and K-tiled weights; float16 (the interpreter's bf16 dot is wrong, so bf16 runs on GPUs
+only, in benchmarks/gpu.py); and the dispatch rules. Small shapes keep this file fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")  # before triton is first imported
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+pytest.importorskip("triton")
+
+import lstmkit  # noqa: E402
+from lstmkit.backends import Request, reference, select_backend  # noqa: E402
+from lstmkit.backends import triton as tb  # noqa: E402
+from lstmkit.backends.triton import ops  # noqa: E402
+from tolerances import assert_close  # noqa: E402
+
+if os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip("set TRITON_INTERPRET=1 to run the Triton kernels on CPU", allow_module_level=True)
+
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+PACKED = [4, 4, 3, 3, 2, 1]  # non-increasing batch sizes, B = 4
+PADDED = [3] * 5
+
+
+def _inputs(mode, batch_sizes, I=6, H=20, dtype=torch.float32, bias=True, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    G, B, N = GATES[mode], batch_sizes[0], sum(batch_sizes)
+
+    def leaf(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g) * scale).to(dtype).requires_grad_()
+
+    t = {"x": leaf(N, I), "h0": leaf(B, H), "w_ih": leaf(G * H, I, scale=0.4),
+         "w_hh": leaf(G * H, H, scale=0.4)}  # fmt: skip
+    t["b_ih"] = leaf(G * H) if bias else None
+    t["b_hh"] = leaf(G * H) if bias else None
+    if mode == "lstm":
+        t["c0"] = leaf(B, H)
+    return t
+
+
+def _call(backend, mode, t, batch_sizes, reverse, cast=None):
+    c = (lambda v: v) if cast is None else (lambda v: None if v is None else v.to(cast))
+    w = (c(t["w_ih"]), c(t["w_hh"]), c(t["b_ih"]), c(t["b_hh"]))
+    if mode == "lstm":
+        return backend.lstm_layer(c(t["x"]), batch_sizes, c(t["h0"]), c(t["c0"]), *w, None,
+                                  reverse)  # fmt: skip
+    if mode == "gru":
+        return backend.gru_layer(c(t["x"]), batch_sizes, c(t["h0"]), *w, reverse)
+    return backend.rnn_layer(c(t["x"]), batch_sizes, c(t["h0"]), *w, reverse, mode[4:])
+
+
+def _check(mode, batch_sizes, reverse, bias=True, H=20):
+    t = _inputs(mode, batch_sizes, H=H, bias=bias)
+    leaves = [v for v in t.values() if v is not None]
+    got = _call(tb, mode, t, batch_sizes, reverse)
+    want = _call(reference, mode, t, batch_sizes, reverse)
+    for name, a, b in zip(("y", "h_n", "c_n"), got, want):
+        assert_close(a, b, f"{mode} {name}")
+    upstream = [torch.randn_like(o) for o in want]
+    g_got = torch.autograd.grad(got, leaves, upstream)
+    g_want = torch.autograd.grad(want, leaves, upstream)
+    names = [k for k, v in t.items() if v is not None]
+    for name, a, b in zip(names, g_got, g_want):
+        assert_close(a, b, f"{mode} grad {name}")
+
+
+@pytest.mark.parametrize("mode", list(GATES))
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("batch_sizes", [PADDED, PACKED], ids=["padded", "packed"])
+def test_forward_and_every_gradient_match_reference(mode, reverse, batch_sizes):
+    _check(mode, batch_sizes, reverse)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_step_mode_with_split_hidden_and_k_tiles(mode, monkeypatch):
+    """Per-step launches, NH = 2 programs along H, W_hh streamed in BK = 16 tiles."""
+    monkeypatch.setenv("LSTMKIT_TRITON_MODE", "step")
+    monkeypatch.setenv("LSTMKIT_TRITON_BH", "16")
+    monkeypatch.setenv("LSTMKIT_TRITON_BK", "16")
+    cfg = ops.choose_config(4, 20, GATES[mode], torch.float32, torch.device("cpu"))
+    assert (cfg.NH, cfg.KT, cfg.resident, cfg.persistent) == (2, 2, False, False)
+    _check(mode, PACKED, reverse=True)
+    _check(mode, PACKED, reverse=False)
+
+
+def test_no_bias_lstm():
+    _check("lstm", PACKED, reverse=False, bias=False)
+
+
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_float16_close_to_float64_reference(mode):
+    batch_sizes = PACKED
+    t = _inputs(mode, batch_sizes)
+    leaves = [v for v in t.values() if v is not None]
+    got = _call(tb, mode, t, batch_sizes, False, cast=torch.float16)
+    want = _call(reference, mode, t, batch_sizes, False, cast=torch.float64)
+    upstream = [torch.randn_like(o) for o in want]
+    g_got = torch.autograd.grad(got, leaves, [u.half() for u in upstream])
+    g_want = torch.autograd.grad(want, leaves, upstream)
+    for a, b in zip([*got, *g_got], [*want, *g_want]):
+        assert a.dtype in (torch.float16, torch.float32)
+        rel = ((a.double() - b).norm() / b.norm()).item()
+        assert rel < 1e-2, rel
+
+
+def test_module_dispatch_bidirectional_packed_matches_reference():
+    torch.manual_seed(0)
+    kw = dict(num_layers=2, bidirectional=True)
+    fast = lstmkit.LSTM(5, 16, backend="triton", **kw)
+    ref = lstmkit.LSTM(5, 16, backend="reference", **kw)
+    ref.load_state_dict(fast.state_dict())
+    lengths = torch.tensor([6, 4, 3])
+    x = torch.randn(6, 3, 5)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths)
+    out1, (h1, c1) = fast(packed)
+    out2, (h2, c2) = ref(packed)
+    y1, y2 = out1.data, out2.data
+    for a, b in [(y1, y2), (h1, h2), (c1, c2)]:
+        assert_close(a, b, "module")
+    (y1.sum() + h1.square().sum()).backward()
+    (y2.sum() + h2.square().sum()).backward()
+    for (name, p), q in zip(fast.named_parameters(), ref.parameters()):
+        assert_close(p.grad, q.grad, name)
+
+
+def _request(**kw):
+    base = dict(mode="lstm", device=torch.device("cpu"), dtype=torch.float32)
+    return Request(**{**base, **kw})
+
+
+def test_supports_and_dispatch_rules():
+    assert select_backend("triton", _request()).name == "triton"  # named + interpreter
+    assert select_backend("auto", _request()).name != "triton"  # auto never picks it on CPU
+    assert tb.supports(_request()).startswith("device")  # not asked by name
+    assert tb.interpret_enabled()
+    for kw, word in [({"proj": True}, "projection"), ({"dtype": torch.float64}, "dtype"),
+                     ({"extras": frozenset({"layer_norm"})}, "layer_norm")]:  # fmt: skip
+        with pytest.raises(ValueError, match=word):
+            select_backend("triton", _request(**kw))
+    meta = torch.device("meta")
+    assert tb.supports(_request(device=meta)).startswith("device")
