@@ -19,18 +19,18 @@ demo: $(STAMP)
 	$(BIN)/lstmkit train
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff format .
 
 bench: $(STAMP)
 	$(BIN)/lstmkit bench --markdown docs/benchmarks.md
