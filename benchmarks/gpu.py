@@ -1,0 +1,343 @@
+"""GPU benchmark: lstmkit's Triton backend vs torch.nn (cuDNN), plus a CUDA parity check.
+
+    PYTHONPATH=src python3 benchmarks/gpu.py --out docs/benchmarks-gpu.md [--budget 420]
+
+1. Parity on CUDA: lstmkit (triton) in float32 / bfloat16 against torch.nn in float64 with
+   the same weights (forward outputs and every gradient), padded, packed and bidirectional,
+   at shapes that use every kernel mode (resident weights, streamed weights, grid barrier).
+2. The GPU sweep of the public grid (B in 1, 16, 64, 256; H in 128..1024; T = 256; I = H;
+   float32 and bfloat16; LSTM and GRU) and packed cases (lengths uniform in [T/8, T]).
+   Forward (no_grad) and forward+backward, timed interleaved A/B with CUDA events, median.
+
+Every point runs in its own try/except (failures land in the table), a global time budget
+skips what is left, and the markdown is rewritten after every point, so a run cut short
+still leaves its numbers. Ratio = cuDNN time / lstmkit time (above 1: lstmkit is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+
+import torch
+
+GRID = {"B": [1, 16, 64, 256], "H": [128, 256, 512, 1024], "T": 256,
+        "dtypes": ["float32", "bfloat16"], "kinds": ["LSTM", "GRU"]}  # fmt: skip
+T0 = time.time()
+LOG: list[str] = []
+DEV = "cuda"  # --dry-run: "cpu" under TRITON_INTERPRET=1 with tiny shapes, to test this script
+
+
+def say(*parts) -> None:
+    line = " ".join(str(p) for p in parts)
+    LOG.append(line)
+    print(f"[{time.time() - T0:6.1f}s] {line}", flush=True)
+
+
+def modules(kind: str, H: int, I: int, dtype: torch.dtype, **kw):
+    import lstmkit
+
+    torch.manual_seed(0)
+    ref = getattr(torch.nn, kind)(I, H, device=DEV, dtype=dtype, **kw)
+    fast = getattr(lstmkit, kind)(I, H, device=DEV, dtype=dtype, backend="triton", **kw)
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+def packed_input(T: int, B: int, I: int, dtype: torch.dtype, packed: bool, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(T, B, I, generator=g).to(DEV, dtype)
+    if not packed:
+        return x
+    lengths = torch.randint(max(1, T // 8), T + 1, (B,), generator=g)
+    return torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+
+
+def data_of(out):
+    return out.data if isinstance(out, torch.nn.utils.rnn.PackedSequence) else out
+
+
+# ---- parity ---------------------------------------------------------------------------------
+PARITY = [  # kind, dtype, B, H, T, packed, bidirectional, layers
+    ("LSTM", torch.float32, 64, 512, 48, False, False, 1),
+    ("GRU", torch.float32, 16, 1024, 32, False, False, 1),
+    ("LSTM", torch.bfloat16, 16, 256, 48, False, False, 1),
+    ("GRU", torch.bfloat16, 64, 128, 48, False, False, 1),
+    ("LSTM", torch.float32, 32, 256, 40, True, True, 2),
+    ("GRU", torch.bfloat16, 32, 512, 40, True, True, 1),
+    ("LSTM", torch.float32, 256, 1024, 12, False, False, 1),
+    ("RNN", torch.float32, 8, 128, 48, True, False, 1),
+]
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().double(), b.detach().double()
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def parity_case(kind, dtype, B, H, T, packed, bidir, layers) -> dict:
+    ref, fast = modules(kind, H, H, dtype, num_layers=layers, bidirectional=bidir)
+    ref = ref.double()
+    x = packed_input(T, B, H, torch.float32, packed, seed=1)
+    xd = x.data if packed else x
+    leaf = xd.detach().to(dtype).requires_grad_()
+    leaf64 = xd.detach().double().requires_grad_()
+    D = 2 if bidir else 1
+    h0 = torch.randn(layers * D, B, H, device=DEV)
+    st = (h0, torch.randn_like(h0)) if kind == "LSTM" else h0
+    wrap = (lambda d: torch.nn.utils.rnn.PackedSequence(d, *x[1:])) if packed else (lambda d: d)
+    cast = (lambda s, t: tuple(u.to(t).requires_grad_() for u in s)) if kind == "LSTM" else (
+        lambda s, t: s.to(t).requires_grad_())  # fmt: skip
+    s_fast, s_ref = cast(st, dtype), cast(st, torch.float64)
+    out_f, hn_f = fast(wrap(leaf), s_fast)
+    out_r, hn_r = ref(wrap(leaf64), s_ref)
+    outs_f = [data_of(out_f), *(hn_f if kind == "LSTM" else (hn_f,))]
+    outs_r = [data_of(out_r), *(hn_r if kind == "LSTM" else (hn_r,))]
+    res = {f"fwd{i}": rel(a, b) for i, (a, b) in enumerate(zip(outs_f, outs_r))}
+    ups = [torch.randn_like(o) for o in outs_r]
+    st_f = list(s_fast) if kind == "LSTM" else [s_fast]
+    st_r = list(s_ref) if kind == "LSTM" else [s_ref]
+    g_f = torch.autograd.grad(outs_f, [leaf, *st_f, *fast.parameters()], [u.to(dtype) for u in ups])
+    g_r = torch.autograd.grad(outs_r, [leaf64, *st_r, *ref.parameters()], ups)
+    names = ["x", *("h0", "c0")[: len(st_f)], *(n for n, _ in fast.named_parameters())]
+    res.update({f"d{n}": rel(a, b) for n, a, b in zip(names, g_f, g_r)})
+    return res
+
+
+def run_parity(rows: list) -> None:
+    for case in PARITY:
+        kind, dtype, B, H, T, packed, bidir, layers = case
+        name = f"{kind} {str(dtype)[6:]} B={B} H={H} T={T}" + (" packed" if packed else "")
+        name += " bidir" if bidir else ""
+        name += f" L={layers}" if layers > 1 else ""
+        try:
+            res = parity_case(*case)
+            worst = max(res, key=res.get)
+            tol = 2e-2 if dtype == torch.bfloat16 else 5e-3
+            ok = res[worst] < tol and all(v == v for v in res.values())
+            rows.append(
+                (name, f"{res[worst]:.2e} ({worst})", f"{tol:.0e}", "PASS" if ok else "FAIL")
+            )
+        except Exception as exc:  # noqa: BLE001 - record and go on
+            rows.append((name, f"error: {type(exc).__name__}: {exc}"[:160], "", "FAIL"))
+            traceback.print_exc()
+        say("parity", *rows[-1])
+
+
+# ---- timing ---------------------------------------------------------------------------------
+def time_pair(fa, fb, budget_s: float = 0.25) -> tuple[float, float]:
+    """Interleaved A/B timing with CUDA events; medians in ms (after two warm-ups each)."""
+    for f in (fa, fb, fa, fb):
+        f()
+    if DEV == "cuda":
+        torch.cuda.synchronize()
+    times: tuple[list, list] = ([], [])
+
+    def one(f, sink):
+        if DEV == "cpu":
+            t = time.perf_counter()
+            f()
+            sink.append((time.perf_counter() - t) * 1e3)
+            return
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        f()
+        e.record()
+        e.synchronize()
+        sink.append(s.elapsed_time(e))
+
+    one(fa, times[0])
+    one(fb, times[1])
+    reps = int(max(3, min(15, budget_s * 1e3 / max(times[0][0] + times[1][0], 1e-3))))
+    for _ in range(reps):
+        one(fa, times[0])
+        one(fb, times[1])
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: bool) -> dict:
+    ref, fast = modules(kind, H, H, dtype)
+    x = packed_input(T, B, H, dtype, packed)
+    gy = torch.randn_like(data_of(ref(x)[0]))
+
+    def fwd(m):
+        def f():
+            with torch.no_grad():
+                m(x)
+
+        return f
+
+    def train(m):
+        def f():
+            m.zero_grad(set_to_none=True)
+            data_of(m(x)[0]).backward(gy)
+
+        return f
+
+    f_ref, f_fast = time_pair(fwd(ref), fwd(fast))
+    t_ref, t_fast = time_pair(train(ref), train(fast))
+    from lstmkit.backends.triton import ops
+
+    G = {"LSTM": 4, "GRU": 3}[kind]
+    cfg = ops.choose_config(B, H, G, dtype, torch.device(DEV))
+    how = f"BB{cfg.BB} BH{cfg.BH} {'res' if cfg.resident else f'BK{cfg.BK}'}"
+    how += " persist" if cfg.persistent else " step"
+    return {"fwd": (f_ref, f_fast), "train": (t_ref, t_fast), "cfg": how}
+
+
+# ---- report ---------------------------------------------------------------------------------
+def header() -> list[str]:
+    import triton
+
+    if DEV == "cpu":
+        name, sms = "CPU (interpreter dry run; not a benchmark)", 0
+    else:
+        p = torch.cuda.get_device_properties(0)
+        name, sms = p.name, p.multi_processor_count
+    return [
+        "# lstmkit GPU benchmarks (Triton backend vs torch.nn / cuDNN)",
+        "",
+        f"Generated by `benchmarks/gpu.py` on **{name}** ({sms} SMs), "
+        f"torch {torch.__version__}, triton {triton.__version__}, "
+        f"cuDNN {torch.backends.cudnn.version()}, Python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"cudnn.allow_tf32={torch.backends.cudnn.allow_tf32}: float32 recurrent dots and GEMMs "
+        "use TF32 exactly when cuDNN's RNNs do. bfloat16 accumulates in float32.",
+        "",
+        "Ratio = cuDNN ms / lstmkit ms (above 1: lstmkit faster). Forward runs under no_grad; "
+        "fwd+bwd is one training step of one layer (I = H). Timed interleaved with CUDA "
+        "events, median. `cfg`: tile rows BB, hidden columns BH per program, `res` = W_hh "
+        "resident on chip across steps, `BKn` = streamed in n-row tiles, `persist` = one "
+        "launch for all steps with a grid barrier, `step` = one launch per step.",
+    ]
+
+
+def fmt(t: float) -> str:
+    return f"{t:.3f}"
+
+
+def write(path, parity, points, notes) -> None:
+    lines = header() + ["", "## Parity on CUDA (vs torch.nn in float64, same weights)", ""]
+    lines += ["| case | worst rel. error (tensor) | tol | |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(r)} |" for r in parity]
+    lines += ["", "## Sweep", ""]
+    lines += ["| kind | dtype | B | H | T | packed | cuDNN fwd ms | lstmkit fwd ms | fwd ratio "
+              "| cuDNN fwd+bwd ms | lstmkit fwd+bwd ms | fwd+bwd ratio | cfg |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for p in points:
+        key = f"| {p['kind']} | {p['dtype']} | {p['B']} | {p['H']} | {p['T']} | {p['packed']} |"
+        if "error" in p:
+            lines.append(f"{key} {p['error']} | | | | | | |")
+            continue
+        (fr, ff), (tr, tf) = p["fwd"], p["train"]
+        lines.append(f"{key} {fmt(fr)} | {fmt(ff)} | {fr / ff:.2f}x | {fmt(tr)} | {fmt(tf)} | "
+                     f"{tr / tf:.2f}x | {p['cfg']} |")  # fmt: skip
+    lines += ["", "## Summary", "", *notes, ""]
+    text = "\n".join(lines)
+    for target in path:
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        with open(target, "w") as f:
+            f.write(text)
+
+
+def summarize(points) -> list[str]:
+    ok = [p for p in points if "error" not in p]
+    notes = []
+    small = [p["train"][0] / p["train"][1] for p in ok if not p["packed"] and p["B"] <= 64]
+    if small:
+        met = sum(r >= 1.0 for r in small)
+        notes.append(f"- fwd+bwd, B <= 64 (padded): {met}/{len(small)} points >= 1.0x cuDNN; "
+                     f"min {min(small):.2f}x, geomean {statistics.geometric_mean(small):.2f}x, "
+                     f"max {max(small):.2f}x.")  # fmt: skip
+    fw = [p["fwd"][0] / p["fwd"][1] for p in ok if not p["packed"]]
+    if fw:
+        notes.append(f"- forward, all padded points: geomean {statistics.geometric_mean(fw):.2f}x, "
+                     f"min {min(fw):.2f}x, max {max(fw):.2f}x.")  # fmt: skip
+    for p in ok:
+        if p["packed"]:
+            notes.append(f"- packed {p['kind']} {p['dtype']} B={p['B']} H={p['H']}: fwd "
+                         f"{p['fwd'][0] / p['fwd'][1]:.2f}x, fwd+bwd "
+                         f"{p['train'][0] / p['train'][1]:.2f}x vs cuDNN's packed path.")  # fmt: skip
+    failed = [p for p in points if "error" in p]
+    if failed:
+        notes.append(f"- {len(failed)} point(s) failed or were skipped; see the table.")
+    notes.append("- LayerNorm-LSTM and peepholes are not fused in the Triton backend: it declines "
+                 "those requests in supports() and lstmkit runs them on the reference, so no "
+                 "LayerNorm-LSTM speed-up is claimed here.")  # fmt: skip
+    return notes
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", action="append", default=[], help="markdown path(s)")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--budget", type=float, default=420.0, help="seconds for the whole run")
+    ap.add_argument("--quick", action="store_true", help="a few points only")
+    ap.add_argument("--dry-run", action="store_true", help="CPU + TRITON_INTERPRET=1, tiny")
+    args = ap.parse_args()
+    outs = args.out or ["docs/benchmarks-gpu.md"]
+    global DEV, PARITY
+    if args.dry_run:
+        DEV = "cpu"
+        os.environ["TRITON_INTERPRET"] = "1"
+        GRID.update(B=[2, 96], H=[16], T=6, dtypes=["float32"])
+        PARITY = [(k, torch.float32, 3, 16, 5, pk, bd, 1) for k, pk, bd in
+                  [("LSTM", False, False), ("GRU", True, True), ("RNN", True, False)]]  # fmt: skip
+    elif not torch.cuda.is_available():
+        print("no CUDA device: nothing to benchmark", flush=True)
+        return 1
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+    say("device:", torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu (dry run)")
+    from lstmkit.backends import Request, select_backend
+
+    req = Request("lstm", torch.device(DEV), torch.float32)
+    say("auto picks:", select_backend("auto", req).name)
+    parity: list = []
+    run_parity(parity)
+    T = GRID["T"]
+    dts = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    todo = [(k, d, B, H, T, False) for B in GRID["B"] if B <= 64 for d in GRID["dtypes"]
+            for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
+    Hp = GRID["H"][min(1, len(GRID["H"]) - 1)]
+    todo += [("LSTM", "float32", 64, Hp, T, True), ("LSTM", "bfloat16", 64, Hp, T, True),
+             ("GRU", "float32", 64, Hp, T, True), ("LSTM", "float32", 16, 2 * Hp, T, True)]  # fmt: skip
+    todo += [(k, d, B, H, T, False) for B in GRID["B"] if B > 64 for d in GRID["dtypes"]
+             for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
+    if args.quick:
+        todo = todo[:2] + [t for t in todo if t[5]][:1]
+    points: list = []
+    for kind, dname, B, H, T_, packed in todo:
+        p = {"kind": kind, "dtype": dname, "B": B, "H": H, "T": T_, "packed": packed}
+        if time.time() - T0 > args.budget:
+            p["error"] = "skipped (time budget)"
+        else:
+            try:
+                p.update(bench_point(kind, dts[dname], B, H, T_, packed))
+                say(kind, dname, B, H, "packed" if packed else "", p["cfg"],
+                    "fwd {:.3f}/{:.3f} ms".format(*p["fwd"]), f"({p['fwd'][0] / p['fwd'][1]:.2f}x)",
+                    "train {:.3f}/{:.3f} ms".format(*p["train"]),
+                    f"({p['train'][0] / p['train'][1]:.2f}x)")  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - record and go on
+                p["error"] = f"error: {type(exc).__name__}: {exc}"[:160].replace("|", "/")
+                say(kind, dname, B, H, p["error"])
+                traceback.print_exc()
+            if DEV == "cuda":
+                torch.cuda.empty_cache()
+        points.append(p)
+        write(outs, parity, points, summarize(points))
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"parity": parity, "points": points, "log": LOG}, f, indent=1)
+    for n in summarize(points):
+        say(n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
