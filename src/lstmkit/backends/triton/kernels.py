@@ -139,11 +139,29 @@ def _fwd_kernel(
         if G > 3:
             w3 = tl.load(wt + rk0[:, None] * GH + 3 * H + rh[None, :], mask=mw, other=0.0)
     dead = pb * 0
+    o_p, bs_p = _meta(off, bsz, s0 - 1, T, REVERSE)
+    o_t, bs_t = _meta(off, bsz, s0, T, REVERSE)
+    o_n, bs_n = _meta(off, bsz, s0 + 1, T, REVERSE)
     for s in range(s0, s0 + ns):
-        o_t, bs_t = _meta(off, bsz, s, T, REVERSE)
-        o_p, bs_p = _meta(off, bsz, s - 1, T, REVERSE)
-        o_n, bs_n = _meta(off, bsz, s + 1, T, REVERSE)
+        o_nn, bs_nn = _meta(off, bsz, s + 2, T, REVERSE)  # read-only: fetched ahead
         if pb * BB < bs_t:
+            # own-tile operands first, so their loads overlap the h_prev loads and the dots
+            r = rb[:, None]
+            m = (r < bs_t) & mh
+            row = (o_t + r).to(tl.int64)
+            xr = xp + row * GH + rh[None, :]  # [BB, BH] pointers into gate block 0
+            hr = row * H + rh[None, :]
+            gr = gs + row * (4 * H) + rh[None, :]
+            x0 = tl.load(xr, mask=m, other=0.0).to(tl.float32)  # [BB, BH] per gate
+            if G > 1:
+                x1 = tl.load(xr + H, mask=m, other=0.0).to(tl.float32)
+                x2 = tl.load(xr + 2 * H, mask=m, other=0.0).to(tl.float32)
+            if G > 3:
+                x3 = tl.load(xr + 3 * H, mask=m, other=0.0).to(tl.float32)
+            if MODE == 0:
+                cp = _load2(cs, c0, o_p, rb, rh, H, bs_p, bs_t)  # [BB, BH] c_{t-1}
+            if MODE == 1:
+                hp = _load2(y, h0, o_p, rb, rh, H, bs_p, bs_t)  # [BB, BH] h_{t-1}, own columns
             a0 = tl.zeros([BB, BH], tl.float32)  # [BB, BH] h_prev @ W_hh^T, per gate
             a1 = tl.zeros([BB, BH], tl.float32)
             a2 = tl.zeros([BB, BH], tl.float32)
@@ -170,18 +188,12 @@ def _fwd_kernel(
                     if G > 3:
                         w3k = tl.load(wp + 3 * H, mask=mw, other=0.0)
                         a3 += tl.dot(hk, w3k, input_precision=PREC)
-            r = rb[:, None]
-            m = (r < bs_t) & mh
-            row = (o_t + r).to(tl.int64)
-            xr = xp + row * GH + rh[None, :]  # [BB, BH] pointers into gate block 0
-            hr = row * H + rh[None, :]
-            gr = gs + row * (4 * H) + rh[None, :]
             if MODE == 0:
-                gi = _sigmoid(a0 + tl.load(xr, mask=m, other=0.0).to(tl.float32))
-                gf = _sigmoid(a1 + tl.load(xr + H, mask=m, other=0.0).to(tl.float32))
-                gg = _tanh(a2 + tl.load(xr + 2 * H, mask=m, other=0.0).to(tl.float32))
-                go = _sigmoid(a3 + tl.load(xr + 3 * H, mask=m, other=0.0).to(tl.float32))
-                c = gf * _load2(cs, c0, o_p, rb, rh, H, bs_p, bs_t) + gi * gg
+                gi = _sigmoid(a0 + x0)
+                gf = _sigmoid(a1 + x1)
+                gg = _tanh(a2 + x2)
+                go = _sigmoid(a3 + x3)
+                c = gf * cp + gi * gg
                 h = go * _tanh(c)
                 tl.store(cs + hr, c, mask=m)
                 if SAVE != 0:
@@ -190,11 +202,10 @@ def _fwd_kernel(
                     tl.store(gr + 2 * H, gg, mask=m)
                     tl.store(gr + 3 * H, go, mask=m)
             elif MODE == 1:
-                gr_ = _sigmoid(a0 + tl.load(xr, mask=m, other=0.0).to(tl.float32))
-                gz = _sigmoid(a1 + tl.load(xr + H, mask=m, other=0.0).to(tl.float32))
+                gr_ = _sigmoid(a0 + x0)
+                gz = _sigmoid(a1 + x1)
                 ghn = a2 + tl.load(bhn + rh, mask=rh < H, other=0.0)[None, :]
-                gn = _tanh(tl.load(xr + 2 * H, mask=m, other=0.0).to(tl.float32) + gr_ * ghn)
-                hp = _load2(y, h0, o_p, rb, rh, H, bs_p, bs_t)
+                gn = _tanh(x2 + gr_ * ghn)
                 h = (1.0 - gz) * gn + gz * hp
                 if SAVE != 0:
                     tl.store(gr, gr_, mask=m)
@@ -202,7 +213,7 @@ def _fwd_kernel(
                     tl.store(gr + 2 * H, gn, mask=m)
                     tl.store(gr + 3 * H, ghn, mask=m)
             else:
-                pre = a0 + tl.load(xr, mask=m, other=0.0).to(tl.float32)
+                pre = a0 + x0
                 if MODE == 2:
                     h = _tanh(pre)
                 else:
@@ -216,6 +227,7 @@ def _fwd_kernel(
             dead = _grid_sync(flags, err, pb, ph, s - s0 + 1, dead, NH, NHP, MAX_SPIN)
         else:
             tl.debug_barrier()
+        o_p, bs_p, o_t, bs_t, o_n, bs_n = o_t, bs_t, o_n, bs_n, o_nn, bs_nn
 
 
 @triton.jit
@@ -269,14 +281,40 @@ def _bwd_kernel(
         if G > 3:
             w3 = tl.load(w + (3 * H + rk0[:, None]) * H + rh[None, :], mask=mw, other=0.0)
     dead = pb * 0
+    o_n, bs_n = _meta(off, bsz, T - s0, T, REVERSE)
+    o_t, bs_t = _meta(off, bsz, T - 1 - s0, T, REVERSE)
+    o_p, bs_p = _meta(off, bsz, T - 2 - s0, T, REVERSE)
     for j in range(s0, s0 + ns):
-        s = T - 1 - j
-        o_t, bs_t = _meta(off, bsz, s, T, REVERSE)
-        o_p, bs_p = _meta(off, bsz, s - 1, T, REVERSE)
-        o_n, bs_n = _meta(off, bsz, s + 1, T, REVERSE)
+        o_pp, bs_pp = _meta(off, bsz, T - 3 - j, T, REVERSE)  # read-only: fetched ahead
         if pb * BB < bs_t:
-            acc = tl.zeros([BB, BH], tl.float32)  # [BB, BH] dgates[next] @ W_hh
+            # own-tile operands first, so their loads overlap the contraction below
             r = rb[:, None]
+            m = (r < bs_t) & mh
+            row = (o_t + r).to(tl.int64)
+            hr = row * H + rh[None, :]
+            gr = gs + row * (4 * H) + rh[None, :]
+            dr = dg + row * GD + rh[None, :]
+            odt = dg.dtype.element_ty
+            dh = tl.load(dy + hr, mask=m, other=0.0).to(tl.float32)  # [BB, BH]
+            dh += tl.load(dhn + r * H + rh[None, :], mask=m & (r >= bs_n), other=0.0)
+            if MODE == 0:
+                dc = _load2(dcar, dcn, o_n, rb, rh, H, bs_n, bs_t)
+                gi = tl.load(gr, mask=m, other=0.0)
+                gf = tl.load(gr + H, mask=m, other=0.0)
+                gg = tl.load(gr + 2 * H, mask=m, other=0.0)
+                go = tl.load(gr + 3 * H, mask=m, other=0.0)
+                tc = _tanh(tl.load(cs + hr, mask=m, other=0.0))
+                cp = _load2(cs, c0, o_p, rb, rh, H, bs_p, bs_t)
+            elif MODE == 1:
+                dh += _load2(dcar, dhn, o_n, rb, rh, H, bs_n, bs_n)  # carry dh*z (rows < bs_n)
+                gr_ = tl.load(gr, mask=m, other=0.0)
+                gz = tl.load(gr + H, mask=m, other=0.0)
+                gn_ = tl.load(gr + 2 * H, mask=m, other=0.0)
+                ghn = tl.load(gr + 3 * H, mask=m, other=0.0)
+                hp = tl.load(hprev + hr, mask=m, other=0.0).to(tl.float32)
+            else:
+                hv = tl.load(y + hr, mask=m, other=0.0).to(tl.float32)
+            acc = tl.zeros([BB, BH], tl.float32)  # [BB, BH] dgates[next] @ W_hh
             mn = r < bs_n
             gn = dg + (o_n + r).to(tl.int64) * GD  # [BB, 1] row pointers of the next step
             for kt in range(KT):
@@ -307,22 +345,8 @@ def _bwd_kernel(
                     if G > 3:
                         w3k = tl.load(wp + 3 * H * H, mask=mw, other=0.0)
                         acc += tl.dot(d3, w3k, input_precision=PREC)
-            m = (r < bs_t) & mh
-            row = (o_t + r).to(tl.int64)
-            hr = row * H + rh[None, :]
-            gr = gs + row * (4 * H) + rh[None, :]
-            dr = dg + row * GD + rh[None, :]
-            odt = dg.dtype.element_ty
-            dh = acc + tl.load(dy + hr, mask=m, other=0.0).to(tl.float32)
-            dh += tl.load(dhn + r * H + rh[None, :], mask=m & (r >= bs_n), other=0.0)
+            dh += acc
             if MODE == 0:
-                dc = _load2(dcar, dcn, o_n, rb, rh, H, bs_n, bs_t)
-                gi = tl.load(gr, mask=m, other=0.0)
-                gf = tl.load(gr + H, mask=m, other=0.0)
-                gg = tl.load(gr + 2 * H, mask=m, other=0.0)
-                go = tl.load(gr + 3 * H, mask=m, other=0.0)
-                tc = _tanh(tl.load(cs + hr, mask=m, other=0.0))
-                cp = _load2(cs, c0, o_p, rb, rh, H, bs_p, bs_t)
                 dc += dh * go * (1.0 - tc * tc)
                 tl.store(dr, (dc * gg * gi * (1.0 - gi)).to(odt), mask=m)
                 tl.store(dr + H, (dc * cp * gf * (1.0 - gf)).to(odt), mask=m)
@@ -330,12 +354,6 @@ def _bwd_kernel(
                 tl.store(dr + 3 * H, (dh * tc * go * (1.0 - go)).to(odt), mask=m)
                 tl.store(dcar + hr, dc * gf, mask=m)
             elif MODE == 1:
-                dh += _load2(dcar, dhn, o_n, rb, rh, H, bs_n, bs_n)  # carry dh*z (rows < bs_n)
-                gr_ = tl.load(gr, mask=m, other=0.0)
-                gz = tl.load(gr + H, mask=m, other=0.0)
-                gn_ = tl.load(gr + 2 * H, mask=m, other=0.0)
-                ghn = tl.load(gr + 3 * H, mask=m, other=0.0)
-                hp = tl.load(hprev + hr, mask=m, other=0.0).to(tl.float32)
                 dan = dh * (1.0 - gz) * (1.0 - gn_ * gn_)
                 tl.store(dr, (dan * ghn * gr_ * (1.0 - gr_)).to(odt), mask=m)
                 tl.store(dr + H, (dh * (hp - gn_) * gz * (1.0 - gz)).to(odt), mask=m)
@@ -343,7 +361,6 @@ def _bwd_kernel(
                 tl.store(dr + 3 * H, dan.to(odt), mask=m)
                 tl.store(dcar + hr, dh * gz, mask=m)
             else:
-                hv = tl.load(y + hr, mask=m, other=0.0).to(tl.float32)
                 if MODE == 2:
                     da = dh * (1.0 - hv * hv)
                 else:
@@ -353,6 +370,7 @@ def _bwd_kernel(
             dead = _grid_sync(flags, err, pb, ph, j - s0 + 1, dead, NH, NHP, MAX_SPIN)
         else:
             tl.debug_barrier()
+        o_n, bs_n, o_t, bs_t, o_p, bs_p = o_t, bs_t, o_p, bs_p, o_pp, bs_pp
 
 
 __all__ = ["_bwd_kernel", "_fwd_kernel", "triton"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -134,6 +135,25 @@ def _precision(dtype: torch.dtype, device: torch.device) -> str:
     return "tf32"
 
 
+@contextmanager
+def _gemm_math(dtype: torch.dtype, device: torch.device):
+    """fp32 GEMMs use TF32 exactly when cuDNN's RNNs would (torch.backends.cudnn.allow_tf32)."""
+    on = dtype == torch.float32 and _precision(dtype, device) == "tf32"
+    mm = torch.backends.cuda.matmul
+    old = mm.allow_tf32
+    if on and not old:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mm.allow_tf32 = True
+    try:
+        yield
+    finally:
+        if on and not old:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mm.allow_tf32 = old
+
+
 def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: dict, key,
             extra: tuple = ()) -> None:  # fmt: skip
     dev = args[0].device
@@ -178,10 +198,11 @@ class _Recurrent(torch.autograd.Function):
                 bias[: 2 * H if mode == 1 else G * H] += b_hh[
                     : 2 * H if mode == 1 else G * H
                 ].float()
-        if bias is None:
-            xp = x @ w_ih.t()  # (N, G*H) one GEMM
-        else:
-            xp = torch.addmm(bias.to(dt), x, w_ih.t())
+        with _gemm_math(dt, dev):
+            if bias is None:
+                xp = x @ w_ih.t()  # (N, G*H) one GEMM
+            else:
+                xp = torch.addmm(bias.to(dt), x, w_ih.t())
         bhn = b_hh[2 * H :].float().contiguous() if (mode == 1 and b_hh is not None) else None
         bhn = bhn if bhn is not None else torch.zeros(H, **f32)
         save = any(ctx.needs_input_grad[3:])
@@ -224,20 +245,21 @@ class _Recurrent(torch.autograd.Function):
         dgh = dg[:, : G * H]  # gradients w.r.t. h_prev @ W_hh^T (+ b_hh)
         dgx = torch.cat([dg[:, : 2 * H], dg[:, 3 * H :]], 1) if mode == 1 else dgh
         need = ctx.needs_input_grad
-        dx = dgx @ w_ih if need[3] else None
-        dh0 = dc0 = None
-        if need[4]:
-            first = dgh.index_select(0, plan.first_idx)  # (B, G*H)
-            dh0 = (first @ w_hh).float()
-            if mode == 1:
-                dh0 = dh0 + dcar.index_select(0, plan.first_idx)
-            dh0 = dh0.to(h0.dtype)
-        if mode == 0 and need[5] and not ctx.c0none:
-            dc0 = dcar.index_select(0, plan.first_idx).to(dt)
-        dw_ih = dgx.t() @ x if need[6] else None
-        dw_hh = dgh.t() @ hprev if need[7] else None
-        db_ih = dgx.float().sum(0).to(dt) if (need[8] and ctx.bias[0]) else None
-        db_hh = dgh.float().sum(0).to(dt) if (need[9] and ctx.bias[1]) else None
+        with _gemm_math(dt, dev):
+            dx = dgx @ w_ih if need[3] else None
+            dh0 = dc0 = None
+            if need[4]:
+                first = dgh.index_select(0, plan.first_idx)  # (B, G*H)
+                dh0 = (first @ w_hh).float()
+                if mode == 1:
+                    dh0 = dh0 + dcar.index_select(0, plan.first_idx)
+                dh0 = dh0.to(h0.dtype)
+            if mode == 0 and need[5] and not ctx.c0none:
+                dc0 = dcar.index_select(0, plan.first_idx).to(dt)
+            dw_ih = dgx.t() @ x if need[6] else None
+            dw_hh = dgh.t() @ hprev if need[7] else None
+            db_ih = dgx.float().sum(0).to(dt) if (need[8] and ctx.bias[0]) else None
+            db_hh = dgh.float().sum(0).to(dt) if (need[9] and ctx.bias[1]) else None
         return None, None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
 
 
