@@ -100,7 +100,7 @@ def choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.devi
     """Tile sizes and mode; see the kernel legend. Env LSTMKIT_TRITON_MODE forces
     'persistent' or 'step' (tests); LSTMKIT_TRITON_BH / _BK force BH / BK."""
     force = os.environ.get("LSTMKIT_TRITON_MODE", "")
-    BB = 16 if B <= 16 else 32 if B <= 32 else 64
+    BB = 16 if B <= 16 else 32 if B <= 64 else 64
     NB = -(-B // BB)
     HP = _next_pow2(max(H, 16))
     if device.type == "cuda":
@@ -124,7 +124,7 @@ def choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.devi
         BK, resident = int(os.environ["LSTMKIT_TRITON_BK"]), False
     KT = -(-H // BK)
     return Config(BB, BH, BK, KT, NB, NH, resident, persistent, persistent and NH > 1,
-                  num_warps=8 if resident and HP * BH >= 8192 else 4,
+                  num_warps=8 if BB >= 32 or (resident and HP * BH >= 4096) else 4,
                   num_stages=1 if resident else 2)  # fmt: skip
 
 
