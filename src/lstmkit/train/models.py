@@ -1,0 +1,195 @@
+"""The networks each task trains: embeddings/projections around one recurrent stack.
+
+The recurrent stack is ``lstmkit.LSTM`` / ``GRU`` / ``RNN`` when the core library
+provides it (drop-in for ``torch.nn``, plus ``backend=``), else ``torch.nn``'s; the
+parameter names are the same either way, so checkpoints move between the two.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+
+
+def make_rnn(
+    kind: str,
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    dropout: float = 0.0,
+    backend: str = "auto",
+) -> nn.Module:
+    """A batch-first recurrent stack; ``lstmkit``'s own class if available."""
+    if kind not in _NAMES:
+        raise ValueError(f"unknown model '{kind}': choose lstm, gru or rnn")
+    kwargs = dict(
+        num_layers=num_layers,
+        batch_first=True,
+        bidirectional=bidirectional,
+        dropout=dropout if num_layers > 1 else 0.0,
+    )
+    cls = _lstmkit_class(_NAMES[kind])
+    if cls is not None:
+        return cls(input_size, hidden_size, backend=backend, **kwargs)
+    return getattr(nn, _NAMES[kind])(input_size, hidden_size, **kwargs)
+
+
+def _lstmkit_class(name: str):
+    try:
+        import lstmkit.nn as lnn
+    except ImportError:
+        return None
+    return getattr(lnn, name, None)
+
+
+def run_rnn(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Packed run over a padded batch; returns padded ``(B, T, H_out)`` outputs (zeros past ends)."""
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+    out, _ = rnn(packed)
+    y, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    return y
+
+
+def mean_max_pool(y: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Concatenate the mean and the max of ``y`` over each row's valid steps."""
+    mask = torch.arange(y.shape[1], device=y.device)[None, :] < lengths.to(y.device)[:, None]
+    mask = mask.unsqueeze(-1)
+    mean = (y * mask).sum(1) / lengths.to(y.device, y.dtype)[:, None]
+    mx = y.masked_fill(~mask, float("-inf")).amax(1)
+    return torch.cat([mean, mx], dim=1)
+
+
+class SequenceClassifier(nn.Module):
+    """Token ids (text) or feature vectors (series) -> RNN -> mean+max pooling -> classes."""
+
+    def __init__(
+        self,
+        n_classes: int,
+        vocab_size: int = 0,
+        in_channels: int = 0,
+        embed_size: int = 128,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.3,
+        kind: str = "lstm",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if vocab_size:
+            self.embed: nn.Module = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+        else:
+            self.embed = nn.Linear(in_channels, embed_size)
+            self.register_buffer("mean", torch.zeros(in_channels))
+            self.register_buffer("std", torch.ones(in_channels))
+        self.text = bool(vocab_size)
+        self.rnn = make_rnn(
+            kind, embed_size, hidden_size, num_layers, bidirectional, dropout, backend
+        )
+        self.drop = nn.Dropout(dropout)
+        out = hidden_size * (2 if bidirectional else 1)
+        self.head = nn.Linear(2 * out, n_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(B, T)`` ids or ``(B, T, C)`` features; ``lengths``: ``(B,)``. Returns logits."""
+        if not self.text:
+            x = (x - self.mean) / self.std
+        e = self.drop(self.embed(x))
+        y = run_rnn(self.rnn, e, lengths)
+        return self.head(self.drop(mean_max_pool(y, lengths)))
+
+    @torch.no_grad()
+    def step_probabilities(self, token_ids: torch.Tensor | list[int]) -> torch.Tensor:
+        """Class probabilities after each prefix: row ``t`` is the model's output on ``x[:t+1]``.
+
+        ``token_ids``: one unpadded sequence, ``(T,)`` ids (text) or ``(T, C)`` features.
+        Returns ``(T, n_classes)``. Exact for bidirectional models too (each prefix is run
+        as its own sequence), so it shows how the verdict moves as the text is read.
+        """
+        x = torch.as_tensor(token_ids)
+        T = x.shape[0]
+        batch = x.unsqueeze(0).expand(T, *x.shape).clone()
+        lengths = torch.arange(1, T + 1)
+        was = self.training
+        self.eval()
+        probs = torch.softmax(self(batch, lengths), dim=-1)
+        self.train(was)
+        return probs
+
+
+class Forecaster(nn.Module):
+    """A window of past values -> RNN -> the next value (inputs/outputs standardised)."""
+
+    def __init__(
+        self,
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        kind: str = "lstm",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.rnn = make_rnn(kind, 1, hidden_size, num_layers, False, dropout, backend)
+        self.head = nn.Linear(hidden_size, 1)
+        self.register_buffer("mean", torch.zeros(()))
+        self.register_buffer("std", torch.ones(()))
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        """``window``: ``(B, W)`` raw values -> ``(B,)`` raw next-value forecasts."""
+        z = ((window - self.mean) / self.std).unsqueeze(-1)
+        y, _ = self.rnn(z)
+        return self.head(y[:, -1]).squeeze(-1) * self.std + self.mean
+
+
+class CharLM(nn.Module):
+    """Character language model: embedding -> RNN -> next-character logits."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_size: int = 128,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.1,
+        kind: str = "lstm",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_size)
+        self.rnn = make_rnn(kind, embed_size, hidden_size, num_layers, False, dropout, backend)
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    def forward(self, ids: torch.Tensor, state=None):
+        """``ids``: ``(B, T)`` -> ``(B, T, V)`` logits and the final state."""
+        y, state = self.rnn(self.drop(self.embed(ids)), state)
+        return self.head(self.drop(y)), state
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prefix_ids: list[int],
+        length: int,
+        temperature: float = 0.8,
+        generator: torch.Generator | None = None,
+        banned: tuple[int, ...] = (0, 1),
+    ) -> list[int]:
+        """Sample ``length`` ids after ``prefix_ids`` (pad/unk are never sampled)."""
+        self.eval()
+        ids = torch.tensor([prefix_ids or [2]], dtype=torch.long)
+        logits, state = self(ids)
+        out: list[int] = []
+        last = logits[0, -1]
+        for _ in range(length):
+            last = last.clone()
+            last[list(banned)] = float("-inf")
+            p = torch.softmax(last / max(temperature, 1e-4), dim=-1)
+            nxt = int(torch.multinomial(p, 1, generator=generator))
+            out.append(nxt)
+            logits, state = self(torch.tensor([[nxt]]), state)
+            last = logits[0, -1]
+        return out

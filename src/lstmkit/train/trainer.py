@@ -1,0 +1,334 @@
+"""The training loop: progress bar, per-epoch summary line, early stopping, checkpoints.
+
+Usable from a notebook::
+
+    from lstmkit.train import Trainer, TrainConfig
+    summary = Trainer(TrainConfig.for_task("sentiment", epochs=2)).fit()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+from lstmkit import __version__
+from lstmkit.data.errors import DataError
+from lstmkit.train import checkpoint as ck
+from lstmkit.train.config import TrainConfig
+from lstmkit.train.diagnostics import Monitor, Problem
+from lstmkit.train.distributed import Dist, setup, teardown
+from lstmkit.train.tasks import make_task
+
+
+class TrainingStopped(RuntimeError):
+    """Diagnostics stopped training before any good model existed."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+def _timestamp_name(cfg: TrainConfig, stamp: int) -> str:
+    return f"{cfg.task}-{cfg.model}-" + time.strftime("%Y%m%d-%H%M%S", time.gmtime(stamp))
+
+
+class Trainer:
+    """Train one run into ``run_dir`` (default ``<out_dir>/<name or task-model-time>``).
+
+    ``resume=True`` continues the run in ``run_dir`` from its last checkpoint, with the
+    config saved there. ``log`` receives the human-readable lines (``print`` by default).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig | None = None,
+        run_dir: str | None = None,
+        resume: bool = False,
+        progress: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.dist: Dist = setup()
+        self.progress = progress and self.dist.main
+        self._log = log or (lambda s: print(s, flush=True))
+        if resume:
+            if not run_dir:
+                raise DataError(
+                    "--resume needs the run directory", fix="lstmkit train --resume RUN_DIR"
+                )
+            from lstmkit.train.run import check_run_dir
+
+            saved = check_run_dir(run_dir, need_complete=False)
+            if os.path.isfile(os.path.join(run_dir, "summary.json")):
+                raise DataError(
+                    "this run is already complete (summary.json exists)",
+                    run_dir,
+                    "start a new run, or evaluate it with `lstmkit evaluate`",
+                )
+            config = TrainConfig.from_dict(saved["config"])
+        self.config = config or TrainConfig.for_task("sentiment")
+        self.config.validate()
+        if run_dir is None:
+            stamp = self.dist.broadcast_int(int(time.time()))
+            run_dir = os.path.join(
+                self.config.out_dir, self.config.name or _timestamp_name(self.config, stamp)
+            )
+        self.run_dir = run_dir
+        self.resume = resume
+
+    def log(self, line: str) -> None:
+        if self.dist.main:
+            self._log(line)
+
+    def _setup(self):
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        elif self.dist.world > 1:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // self.dist.world))
+        self.task = make_task(cfg)
+        torch.manual_seed(cfg.seed)
+        self.model = self.task.build_model()
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.monitor = Monitor(lr=cfg.lr, clip=cfg.clip, stall_steps=cfg.stall_steps)
+
+    def _write_static(self) -> None:
+        if not self.dist.main:
+            return
+        os.makedirs(self.run_dir, exist_ok=True)
+        rnn = self.model.rnn
+        ck.atomic_write_json(
+            os.path.join(self.run_dir, "config.json"),
+            {
+                "format_version": ck.FORMAT_VERSION,
+                "lstmkit_version": __version__,
+                "kind": self.task.kind,
+                "metric": self.task.metric,
+                "rnn_class": f"{type(rnn).__module__}.{type(rnn).__name__}",
+                "world_size": self.dist.world,
+                "config": self.config.to_dict(),
+                "model": {"class": type(self.model).__name__, "kwargs": self.task.model_kwargs},
+            },
+        )
+        for name, text in self.task.artifacts().items():
+            ck.atomic_write_text(os.path.join(self.run_dir, name), text)
+
+    def _better(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return value > best if self.task.higher_is_better else value < best
+
+    def fit(self) -> dict:
+        """Train, early-stop on the validation metric, test the best weights; returns the summary."""
+        try:
+            return self._fit()
+        finally:
+            teardown(self.dist)
+
+    def _fit(self) -> dict:
+        cfg, t_start = self.config, time.perf_counter()
+        self._setup()
+        state = {
+            "epoch": 0,
+            "step": 0,
+            "best": None,
+            "best_epoch": None,
+            "bad_epochs": 0,
+            "elapsed": 0.0,
+            "monitor": {},
+        }
+        if self.resume:
+            loaded = ck.load_checkpoint(self.run_dir)
+            if loaded is not None:
+                tensors, info = loaded
+                ck.restore(self.model, self.opt, tensors, info)
+                state.update({k: info[k] for k in state if k in info})
+                self._restore_monitor(state["monitor"])
+                self.log(f"resuming {self.run_dir} after epoch {state['epoch']}")
+            else:
+                self.log(f"no checkpoint in {self.run_dir} yet: starting from scratch")
+        self._write_static()
+        self._trim_metrics(state["epoch"])
+        stopped: Problem | None = None
+        metric = self.task.metric
+        for epoch in range(state["epoch"], cfg.epochs):
+            t0 = time.perf_counter()
+            train_loss, stopped = self._train_epoch(epoch, state)
+            if stopped is not None:
+                break
+            valid = self.task.evaluate(self.model, "valid")
+            improved = self._better(valid[metric], state["best"])
+            if improved:
+                state.update(best=valid[metric], best_epoch=epoch + 1, bad_epochs=0)
+                if self.dist.main:
+                    ck.save_tensors(
+                        os.path.join(self.run_dir, "model.safetensors"), self.model.state_dict()
+                    )
+            else:
+                state["bad_epochs"] += 1
+            gate = self.monitor.check_gates(
+                state["step"], self.model, self.task.probe(self.model).detach()
+            )
+            if gate is not None:
+                self.log(str(gate))
+            secs = time.perf_counter() - t0
+            state["elapsed"] += secs
+            row = {
+                "epoch": epoch + 1,
+                "step": state["step"],
+                "train_loss": train_loss,
+                **{f"valid_{k}": v for k, v in valid.items()},
+                "seconds": round(secs, 2),
+            }
+            state["epoch"] = epoch + 1
+            state["monitor"] = self._monitor_state()
+            if self.dist.main:
+                self._append_metrics(row)
+                ck.save_checkpoint(self.run_dir, self.model, self.opt, dict(state))
+            self.log(
+                f"epoch {epoch + 1}/{cfg.epochs}  train_loss {train_loss:.4f}  "
+                f"valid_{metric} {valid[metric]:.4f}{'  *best*' if improved else ''}  "
+                f"({secs:.1f}s)"
+            )
+            if state["bad_epochs"] >= cfg.patience:
+                self.log(f"early stopping: no better valid_{metric} for {cfg.patience} epochs")
+                break
+        if stopped is not None:
+            self.log(str(stopped))
+            if state["best_epoch"] is None:
+                if self.dist.main:
+                    ck.atomic_write_json(
+                        os.path.join(self.run_dir, "diagnosis.json"),
+                        {
+                            "kind": stopped.kind,
+                            "step": stopped.step,
+                            "message": stopped.message,
+                            "advice": stopped.advice,
+                        },
+                    )
+                raise TrainingStopped(stopped)
+            self.log(f"keeping the last good model (epoch {state['best_epoch']})")
+        return self._finish(state, stopped, time.perf_counter() - t_start)
+
+    def _train_epoch(self, epoch: int, state: dict) -> tuple[float, Problem | None]:
+        from lstmkit.data.batching import shard
+
+        cfg, d = self.config, self.dist
+        batches = self.task.train_batches(epoch)
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=len(batches),
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                unit="batch",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        self.model.train()
+        total, count = 0.0, 0
+        try:
+            for batch in batches:
+                part = shard(batch, d.rank, d.world)
+                self.opt.zero_grad(set_to_none=True)
+                if part:
+                    loss_sum, n = self.task.batch_loss(self.model, part)
+                else:
+                    loss_sum, n = sum(p.sum() for p in self.params) * 0.0, 0
+                n_global = d.all_sum(n)
+                (loss_sum / n_global).backward()
+                d.all_reduce_grads(self.params)
+                norm = float(
+                    torch.nn.utils.clip_grad_norm_(
+                        self.params, cfg.clip if cfg.clip > 0 else float("inf")
+                    )
+                )
+                loss_global = d.all_sum(float(loss_sum.detach())) / n_global
+                state["step"] += 1
+                problem = self.monitor.check_step(state["step"], loss_global, norm)
+                if problem is not None:
+                    if problem.fatal:
+                        return total / max(count, 1), problem
+                    self.log(str(problem))
+                self.opt.step()
+                total, count = total + loss_global * n_global, count + n_global
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+        return total / max(count, 1), None
+
+    def _monitor_state(self) -> dict:
+        m = self.monitor
+        return {
+            "ema": m._ema,
+            "best": m._best if m._best != float("inf") else None,
+            "best_step": m._best_step,
+            "norms": m._norms[-200:],
+            "explosions": m._explosions,
+        }
+
+    def _restore_monitor(self, s: dict) -> None:
+        if not s:
+            return
+        m = self.monitor
+        m._ema, m._best_step, m._norms = s["ema"], s["best_step"], list(s["norms"])
+        m._best = s["best"] if s["best"] is not None else float("inf")
+        m._explosions = s["explosions"]
+
+    def _metrics_path(self) -> str:
+        return os.path.join(self.run_dir, "metrics.jsonl")
+
+    def _trim_metrics(self, epochs_done: int) -> None:
+        """Drop metric lines past the checkpoint (a killed epoch is redone)."""
+        path = self._metrics_path()
+        if not self.dist.main or not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(x) for x in f if x.strip()]
+        keep = [r for r in rows if r["epoch"] <= epochs_done]
+        ck.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+
+    def _append_metrics(self, row: dict) -> None:
+        path = self._metrics_path()
+        old = open(path, encoding="utf-8").read() if os.path.isfile(path) else ""
+        ck.atomic_write_text(path, old + json.dumps(row) + "\n")
+
+    def _finish(self, state: dict, stopped: Problem | None, seconds: float) -> dict:
+        from lstmkit.train.run import load_weights
+
+        load_weights(self.model, os.path.join(self.run_dir, "model.safetensors"), self.dist)
+        metric = self.task.metric
+        summary = {
+            "task": self.config.task,
+            "run_dir": self.run_dir,
+            "epochs_run": state["epoch"],
+            "best_epoch": state["best_epoch"],
+            f"valid_{metric}": state["best"],
+        }
+        test = self.task.evaluate(self.model, "test")
+        summary.update({f"test_{k}": v for k, v in test.items()})
+        if self.config.baseline and self.dist.main:
+            summary["baseline"] = self.task.baseline()
+        extra = getattr(self.task, "showcase", None)
+        if extra is not None and self.dist.main:
+            summary["examples"] = extra(self.model)
+        summary["stopped_by_diagnostics"] = None if stopped is None else stopped.kind
+        summary["diagnostics"] = [str(p) for p in self.monitor.problems]
+        summary["train_seconds"] = round(state["elapsed"], 1)
+        summary["total_seconds"] = round(seconds, 1)
+        summary["world_size"] = self.dist.world
+        summary["format_version"] = ck.FORMAT_VERSION
+        if self.dist.main:
+            ck.atomic_write_json(os.path.join(self.run_dir, "summary.json"), summary)
+        self.dist.barrier()
+        return summary
