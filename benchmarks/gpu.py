@@ -294,10 +294,11 @@ def main() -> int:
         return 1
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
     say("device:", torch.cuda.get_device_name(0) if DEV == "cuda" else "cpu (dry run)")
-    from lstmkit.backends import Request, select_backend
+    from lstmkit.backends import Request
+    from lstmkit.backends import triton as tb
 
     req = Request("lstm", torch.device(DEV), torch.float32)
-    say("auto picks:", select_backend("auto", req).name)
+    say("triton supports a plain CUDA LSTM request:", tb.supports(req) is None)
     parity: list = []
     run_parity(parity)
     T = GRID["T"]

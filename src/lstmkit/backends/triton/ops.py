@@ -140,18 +140,23 @@ def _gemm_math(dtype: torch.dtype, device: torch.device):
     """fp32 GEMMs use TF32 exactly when cuDNN's RNNs would (torch.backends.cudnn.allow_tf32)."""
     on = dtype == torch.float32 and _precision(dtype, device) == "tf32"
     mm = torch.backends.cuda.matmul
-    old = mm.allow_tf32
-    if on and not old:
+    switched = False
+    if on:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            mm.allow_tf32 = True
+            try:
+                switched = not mm.allow_tf32
+                if switched:
+                    mm.allow_tf32 = True
+            except RuntimeError:  # torch's newer fp32_precision API in use: leave it alone
+                switched = False
     try:
         yield
     finally:
-        if on and not old:
+        if switched:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                mm.allow_tf32 = old
+                mm.allow_tf32 = False
 
 
 def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: dict, key,
