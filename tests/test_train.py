@@ -1,0 +1,165 @@
+"""Trainer, run directories, resume, load_run, and training diagnostics (small and fast)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lstmkit.data.errors import DataError
+from lstmkit.train import TrainConfig, Trainer, TrainingStopped, load_run
+from lstmkit.train.diagnostics import Monitor, gate_saturation
+
+TINY = dict(max_train=240, epochs=2, hidden_size=8, embed_size=8, batch_size=32,
+            baseline=False, threads=1, max_len=40)
+
+
+def tiny(tmp_path, name, **kw):
+    cfg = TrainConfig.for_task(kw.pop("task", "sentiment"), **{**TINY, **kw})
+    cfg.out_dir, cfg.name = str(tmp_path), name
+    return cfg
+
+
+def test_sentiment_run_directory_and_load_run(tmp_path):
+    s = Trainer(tiny(tmp_path, "a"), progress=False, log=lambda _: None).fit()
+    run_dir = tmp_path / "a"
+    for f in ("config.json", "metrics.jsonl", "summary.json", "model.safetensors",
+              "vocab.json", "labels.json"):
+        assert (run_dir / f).is_file(), f
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert 0.0 <= s["test_accuracy"] <= 1.0 and len(s["examples"]) == 6
+    run = load_run(str(run_dir))
+    assert not run.model.training and run.labels == ["neg", "pos"]
+    out = run.predict(["这本书很好", "太差了"])
+    assert [lab for lab, _ in out] == [run.labels[int(i)] for i in
+                                       run.predict_proba(["这本书很好", "太差了"]).argmax(1)]
+    assert all(0.5 <= p <= 1.0 for _, p in out)
+    steps = run.model.step_probabilities(run.encode("这本书很好"))
+    assert steps.shape == (5, 2)
+    torch.testing.assert_close(steps[-1], run.predict_proba(["这本书很好"])[0])
+
+
+def test_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypatch):
+    full = Trainer(tiny(tmp_path, "full", epochs=3), progress=False, log=lambda _: None).fit()
+    from lstmkit.train import tasks
+
+    calls = {"n": 0}
+    real = tasks.ClassifyTask.batch_loss
+
+    def dying(self, net, idx, split="train"):
+        calls["n"] += 1
+        if calls["n"] == 12:  # in the middle of epoch 2 (8 batches per epoch)
+            raise KeyboardInterrupt
+        return real(self, net, idx, split)
+
+    monkeypatch.setattr(tasks.ClassifyTask, "batch_loss", dying)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny(tmp_path, "cut", epochs=3), progress=False, log=lambda _: None).fit()
+    monkeypatch.setattr(tasks.ClassifyTask, "batch_loss", real)
+    with pytest.raises(DataError, match="not complete"):
+        load_run(str(tmp_path / "cut"))
+    state = json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1
+    resumed = Trainer(run_dir=str(tmp_path / "cut"), resume=True, progress=False,
+                      log=lambda _: None).fit()
+    assert resumed["test_accuracy"] == full["test_accuracy"]
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model.safetensors"))
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3
+    with pytest.raises(DataError, match="already complete"):
+        Trainer(run_dir=str(tmp_path / "cut"), resume=True)
+
+
+def test_other_version_run_dir_is_refused(tmp_path):
+    d = tmp_path / "old"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"format_version": 0, "lstmkit_version": "0.0.1"}))
+    (d / "summary.json").write_text("{}")
+    with pytest.raises(DataError, match="lstmkit 0.0.1 .run format 0.") as err:
+        load_run(str(d))
+    assert "retrain" in str(err.value)
+
+
+def test_monitor_flags_nan_explosion_and_stall():
+    m = Monitor(lr=1e-3, clip=1.0, stall_steps=50)
+    for s in range(30):
+        assert m.check_step(s, 1.0 - 0.01 * s, 1.0) is None
+    p = m.check_step(30, 0.7, 500.0)
+    assert p.kind == "exploding_gradient" and not p.fatal and "clip" in str(p)
+    p = m.check_step(31, float("nan"), 1.0)
+    assert p.kind == "nonfinite" and p.fatal and "--lr 0.0001" in str(p)
+    m = Monitor(lr=1e-3, clip=1.0, stall_steps=50)
+    problems = [m.check_step(s, 0.69, 1.0) for s in range(60)]
+    stalled = [p for p in problems if p is not None]
+    assert stalled and stalled[0].kind == "stalled" and stalled[0].fatal
+
+
+def test_gate_saturation_detects_huge_weights():
+    lstm = torch.nn.LSTM(4, 8, batch_first=True)
+    x = torch.randn(2, 10, 4)
+    assert gate_saturation(lstm, x) < 0.5
+    with torch.no_grad():
+        lstm.weight_ih_l0.mul_(100.0)
+    assert gate_saturation(lstm, x) > 0.9
+
+
+def test_divergence_stops_cleanly_and_keeps_checkpoint(tmp_path):
+    msgs = []
+    cfg = tiny(tmp_path, "nan", epochs=3, clip=0.0)
+    from lstmkit.train import tasks
+
+    calls = {"n": 0}
+    real = tasks.ClassifyTask.batch_loss
+
+    def poisoned(self, net, idx, split="train"):
+        calls["n"] += 1
+        loss, n = real(self, net, idx, split)
+        return (loss * float("nan"), n) if calls["n"] > 10 else (loss, n)
+
+    tasks.ClassifyTask.batch_loss = poisoned
+    try:
+        s = Trainer(cfg, progress=False, log=msgs.append).fit()
+    finally:
+        tasks.ClassifyTask.batch_loss = real
+    assert s["stopped_by_diagnostics"] == "nonfinite" and s["best_epoch"] == 1
+    assert any("became nan" in m and "--clip 1.0" in m for m in msgs)
+    state = json.loads((tmp_path / "nan" / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 1
+    w = load_file(str(tmp_path / "nan" / "model.safetensors"))
+    assert all(torch.isfinite(v).all() for v in w.values())
+
+
+def test_divergence_before_any_epoch_raises(tmp_path):
+    cfg = tiny(tmp_path, "nan0", lr=1e9, clip=0.0, embed_size=8)
+    from lstmkit.train import tasks
+
+    real = tasks.ClassifyTask.batch_loss
+    tasks.ClassifyTask.batch_loss = lambda self, net, idx, split="train": (
+        real(self, net, idx, split)[0] * float("inf"), len(idx))
+    try:
+        with pytest.raises(TrainingStopped, match="became"):
+            Trainer(cfg, progress=False, log=lambda _: None).fit()
+    finally:
+        tasks.ClassifyTask.batch_loss = real
+    assert os.path.isfile(tmp_path / "nan0" / "diagnosis.json")
+    assert not os.path.isfile(tmp_path / "nan0" / "summary.json")
+
+
+def test_sunspots_and_lm_tiny(tmp_path):
+    s = Trainer(tiny(tmp_path, "sun", task="sunspots", epochs=3, hidden_size=8, baseline=True,
+                     max_train=None, max_len=None), progress=False, log=lambda _: None).fit()
+    assert s["test_rmse"] > 0 and s["baseline"]["test_rmse"] == pytest.approx(17.47, abs=0.01)
+    s = Trainer(tiny(tmp_path, "lm", task="lm", epochs=1, max_chars=6000, bptt=20,
+                     max_train=None, max_len=None), progress=False, log=lambda _: None).fit()
+    assert s["test_perplexity"] > 1
+    run = load_run(str(tmp_path / "lm"))
+    out = run.generate("中国", length=10, seed=1)
+    assert out.startswith("中国") and len(out) == 12
+    assert out == run.generate("中国", length=10, seed=1)
