@@ -187,7 +187,13 @@ def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: b
     G = {"LSTM": 4, "GRU": 3}[kind]
     cfg = ops.choose_config(B, H, G, dtype, torch.device(DEV))
     how = f"BB{cfg.BB} BH{cfg.BH} {'res' if cfg.resident else f'BK{cfg.BK}'}"
-    how += " persist" if cfg.persistent else " step"
+    how += (
+        " persist"
+        if cfg.persistent and os.environ.get("LSTMKIT_TRITON_MODE") != "step"
+        else " step"
+    )
+    if any(k[2] == B and k[3] == H and k[4] == dtype for k in ops._BROKEN):
+        how += " (barrier timed out: fell back to step)"
     return {"fwd": (f_ref, f_fast), "train": (t_ref, t_fast), "cfg": how}
 
 
@@ -247,7 +253,7 @@ def write(path, parity, points, notes) -> None:
 
 
 def summarize(points) -> list[str]:
-    ok = [p for p in points if "error" not in p]
+    ok = [p for p in points if "error" not in p and p.get("mode") != "step"]
     notes = []
     small = [p["train"][0] / p["train"][1] for p in ok if not p["packed"] and p["B"] <= 64]
     if small:
@@ -308,16 +314,21 @@ def main() -> int:
     Hp = GRID["H"][min(1, len(GRID["H"]) - 1)]
     todo += [("LSTM", "float32", 64, Hp, T, True), ("LSTM", "bfloat16", 64, Hp, T, True),
              ("GRU", "float32", 64, Hp, T, True), ("LSTM", "float32", 16, 2 * Hp, T, True)]  # fmt: skip
+    todo += [("LSTM", "float32", 16, 2 * Hp, T, "step"), ("LSTM", "float32", 64, 4 * Hp, T, "step")]
     todo += [(k, d, B, H, T, False) for B in GRID["B"] if B > 64 for d in GRID["dtypes"]
              for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
     if args.quick:
-        todo = todo[:2] + [t for t in todo if t[5]][:1]
+        todo = todo[:2] + [t for t in todo if t[5]][:1] + [t for t in todo if t[5] == "step"][:1]
     points: list = []
     for kind, dname, B, H, T_, packed in todo:
         p = {"kind": kind, "dtype": dname, "B": B, "H": H, "T": T_, "packed": packed}
         if time.time() - T0 > args.budget:
             p["error"] = "skipped (time budget)"
         else:
+            if packed == "step":  # the same point with one launch per step, for comparison
+                os.environ["LSTMKIT_TRITON_MODE"] = "step"
+                packed = p["packed"] = False
+                p["mode"] = "step"
             try:
                 p.update(bench_point(kind, dts[dname], B, H, T_, packed))
                 say(kind, dname, B, H, "packed" if packed else "", p["cfg"],
@@ -328,6 +339,7 @@ def main() -> int:
                 p["error"] = f"error: {type(exc).__name__}: {exc}"[:160].replace("|", "/")
                 say(kind, dname, B, H, p["error"])
                 traceback.print_exc()
+            os.environ.pop("LSTMKIT_TRITON_MODE", None)
             if DEV == "cuda":
                 torch.cuda.empty_cache()
         points.append(p)
