@@ -19,6 +19,9 @@
 
 #include <omp.h>
 
+#include <sched.h>
+
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -192,11 +195,69 @@ inline void vtanh(double* x, int64_t n) {
   for (int64_t j = 0; j < n; ++j) x[j] = std::tanh(x[j]);
 }
 
-// Hidden-unit slice owned by thread k.
-struct Slice {
-  int64_t lo, hk;
-  Slice(const Vec& hb, int k) : lo(hb[k]), hk(hb[k + 1] - hb[k]) {}
+// Sense-free generation barrier for the step loop: spins briefly (a step is microseconds),
+// then yields, so a busy machine that deschedules one worker does not burn the other's core.
+struct alignas(64) StepBarrier {
+  std::atomic<int> arrived{0};
+  std::atomic<int> gen{0};
+  int n;
+  explicit StepBarrier(int nthreads) : n(nthreads) {}
+  void wait() {
+    if (n == 1) return;
+    const int g = gen.load(std::memory_order_acquire);
+    if (arrived.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
+      arrived.store(0, std::memory_order_relaxed);
+      gen.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; gen.load(std::memory_order_acquire) == g; ++spins) {
+      if (spins < 20000) {
+#ifdef __x86_64__
+        __builtin_ia32_pause();
+#endif
+      } else {
+        sched_yield();
+      }
+    }
+  }
 };
+
+// One worker of the long-lived team that runs a whole sequence.  Slices k = tid, tid + got, ...
+// (just slice tid when OpenMP grants the nt threads asked for) belong to this worker.
+struct Team {
+  int tid, got, nt;
+  const Vec* hb;
+  StepBarrier* bar;
+  template <class F>
+  void slices(F&& f) const {
+    for (int k = tid; k < nt; k += got) {
+      const int64_t lo = (*hb)[k], hk = (*hb)[k + 1] - (*hb)[k];
+      if (hk > 0) f(lo, hk);
+    }
+  }
+  void sync() const { bar->wait(); }
+};
+
+// Run f(team) on nt = hb.size() - 1 threads: one parallel region for the whole sequence.
+template <class F>
+void run_team(const Vec& hb, F&& f) {
+  const int nt = (int)hb.size() - 1;
+  StepBarrier bar(nt);
+  if (nt == 1) {
+    const int prev = single_blas_thread();
+    f(Team{0, 1, 1, &hb, &bar});
+    restore_blas_threads(prev);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+#pragma omp single
+    bar.n = omp_get_num_threads();
+    const int prev = single_blas_thread();
+    f(Team{omp_get_thread_num(), omp_get_num_threads(), nt, &hb, &bar});
+    restore_blas_threads(prev);
+  }
+}
 
 }  // namespace lstmkit
 

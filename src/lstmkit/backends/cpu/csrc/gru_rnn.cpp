@@ -14,17 +14,12 @@ namespace lstmkit {
 template <typename T>
 void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T* W,
                          const T* bh, T* hprev, T* y, T* hn, int64_t H) {
-  const int nt = (int)hb.size() - 1;
   const int64_t G3 = 3 * H;
-#pragma omp parallel num_threads(nt)
-  {
-    const int blas_prev = single_blas_thread();
-    const Slice sl(hb, omp_get_thread_num());
-    const int64_t lo = sl.lo, hk = sl.hk;
+  run_team(hb, [&](const Team& tm) {
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      if (hk > 0) {
+      tm.slices([&](int64_t lo, int64_t hk) {
         gemm_rm<T>(true, bt, 3 * hk, H, hprev + off * H, H, W + 3 * lo * H, H, T(0),
                    hw + off * G3 + 3 * lo, G3);
         for (int64_t b = 0; b < bt; ++b) {
@@ -52,27 +47,22 @@ void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T
             hd[j] = h;
           }
         }
-      }
-#pragma omp barrier
+      });
+      tm.sync();
     }
-    restore_blas_threads(blas_prev);
-  }
+  });
 }
 
 template <typename T>
 void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
                          const T* hw, const T* hprev, const T* W, const T* dy, T* dGx, T* dGh,
                          T* dh, int64_t H) {
-  const int nt = (int)hb.size() - 1;
   const int64_t G3 = 3 * H;
-#pragma omp parallel num_threads(nt)
-  {
-    const int blas_prev = single_blas_thread();
-    const Slice sl(hb, omp_get_thread_num());
-    const int64_t lo = sl.lo, hk = sl.hk;
+  run_team(hb, [&](const Team& tm) {
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
-      for (int64_t b = 0; b < bt && hk > 0; ++b) {
+      tm.slices([&](int64_t lo, int64_t hk) {
+      for (int64_t b = 0; b < bt; ++b) {
         const T* a = acts + (off + b) * G3 + 3 * lo;
         const T* qn = hw + (off + b) * G3 + 3 * lo + 2 * hk;
         const T* hp = hprev + (off + b) * H + lo;
@@ -95,27 +85,23 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
           dhr[j] = dhj * z;
         }
       }
-#pragma omp barrier
-      if (hk > 0)
+      });
+      tm.sync();
+      tm.slices([&](int64_t lo, int64_t hk) {
         gemm_rm<T>(false, bt, hk, G3, dGh + off * G3, G3, W + lo, H, T(1), dh + lo, H);
+      });
     }
-    restore_blas_threads(blas_prev);
-  }
+  });
 }
 
 template <typename T>
 void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W,
                          T* hprev, T* hn, int64_t H, bool relu) {
-  const int nt = (int)hb.size() - 1;
-#pragma omp parallel num_threads(nt)
-  {
-    const int blas_prev = single_blas_thread();
-    const Slice sl(hb, omp_get_thread_num());
-    const int64_t lo = sl.lo, hk = sl.hk;
+  run_team(hb, [&](const Team& tm) {
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      if (hk > 0) {
+      tm.slices([&](int64_t lo, int64_t hk) {
         gemm_rm<T>(true, bt, hk, H, hprev + off * H, H, W + lo * H, H, T(1), xw + off * H + lo,
                    H);
         for (int64_t b = 0; b < bt; ++b) {
@@ -129,42 +115,39 @@ void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W,
           T* hd = b < bn ? hprev + (offn + b) * H + lo : hn + b * H + lo;
           std::memcpy(hd, a, sizeof(T) * hk);
         }
-      }
-#pragma omp barrier
+      });
+      tm.sync();
     }
-    restore_blas_threads(blas_prev);
-  }
+  });
 }
 
 template <typename T>
 void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* W,
                          const T* dy, T* dG, T* dh, int64_t H, bool relu) {
-  const int nt = (int)hb.size() - 1;
-#pragma omp parallel num_threads(nt)
-  {
-    const int blas_prev = single_blas_thread();
-    const Slice sl(hb, omp_get_thread_num());
-    const int64_t lo = sl.lo, hk = sl.hk;
+  run_team(hb, [&](const Team& tm) {
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
-      for (int64_t b = 0; b < bt && hk > 0; ++b) {
-        const T* yr = y + (off + b) * H + lo;
-        const T* dyr = dy + (off + b) * H + lo;
-        const T* dhr = dh + b * H + lo;
-        T* d = dG + (off + b) * H + lo;
-        if (relu) {
+      tm.slices([&](int64_t lo, int64_t hk) {
+        for (int64_t b = 0; b < bt; ++b) {
+          const T* yr = y + (off + b) * H + lo;
+          const T* dyr = dy + (off + b) * H + lo;
+          const T* dhr = dh + b * H + lo;
+          T* d = dG + (off + b) * H + lo;
+          if (relu) {
 #pragma omp simd
-          for (int64_t j = 0; j < hk; ++j) d[j] = yr[j] > T(0) ? dyr[j] + dhr[j] : T(0);
-        } else {
+            for (int64_t j = 0; j < hk; ++j) d[j] = yr[j] > T(0) ? dyr[j] + dhr[j] : T(0);
+          } else {
 #pragma omp simd
-          for (int64_t j = 0; j < hk; ++j) d[j] = (dyr[j] + dhr[j]) * (T(1) - yr[j] * yr[j]);
+            for (int64_t j = 0; j < hk; ++j) d[j] = (dyr[j] + dhr[j]) * (T(1) - yr[j] * yr[j]);
+          }
         }
-      }
-#pragma omp barrier
-      if (hk > 0) gemm_rm<T>(false, bt, hk, H, dG + off * H, H, W + lo, H, T(0), dh + lo, H);
+      });
+      tm.sync();
+      tm.slices([&](int64_t lo, int64_t hk) {
+        gemm_rm<T>(false, bt, hk, H, dG + off * H, H, W + lo, H, T(0), dh + lo, H);
+      });
     }
-    restore_blas_threads(blas_prev);
-  }
+  });
 }
 
 template void gru_fwd<float>(const Steps&, bool, const Vec&, float*, float*, const float*, const float*, float*, float*, float*, int64_t);

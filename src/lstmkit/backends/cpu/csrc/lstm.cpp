@@ -16,17 +16,12 @@ namespace lstmkit {
 template <typename T>
 void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W,
                           T* hprev, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H) {
-  const int nt = (int)hb.size() - 1;
   const int64_t G4 = 4 * H;
-#pragma omp parallel num_threads(nt)
-  {
-    const int blas_prev = single_blas_thread();
-    const Slice sl(hb, omp_get_thread_num());
-    const int64_t lo = sl.lo, hk = sl.hk;
+  run_team(hb, [&](const Team& tm) {
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      if (hk > 0) {
+      tm.slices([&](int64_t lo, int64_t hk) {
         gemm_rm<T>(true, bt, 4 * hk, H, hprev + off * H, H, W + 4 * lo * H, H, T(1),
                    gates + off * G4 + 4 * lo, G4);
         for (int64_t b = 0; b < bt; ++b) {
@@ -55,27 +50,22 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
             hd[j] = h;
           }
         }
-      }
-#pragma omp barrier
+      });
+      tm.sync();
     }
-    restore_blas_threads(blas_prev);
-  }
+  });
 }
 
 template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
                           const T* tc, const T* cprev, const T* W, const T* dy, T* dG, T* dh,
                           T* dc, int64_t H) {
-  const int nt = (int)hb.size() - 1;
   const int64_t G4 = 4 * H;
-#pragma omp parallel num_threads(nt)
-  {
-    const int blas_prev = single_blas_thread();
-    const Slice sl(hb, omp_get_thread_num());
-    const int64_t lo = sl.lo, hk = sl.hk;
+  run_team(hb, [&](const Team& tm) {
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
-      for (int64_t b = 0; b < bt && hk > 0; ++b) {
+      tm.slices([&](int64_t lo, int64_t hk) {
+      for (int64_t b = 0; b < bt; ++b) {
         const T* a = acts + (off + b) * G4 + 4 * lo;
         const T *ig = a, *fg = a + hk, *gg = a + 2 * hk, *og = a + 3 * hk;
         const T* tcr = tc + (off + b) * H + lo;
@@ -96,13 +86,14 @@ void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
           dcr[j] = dcj * f;
         }
       }
-#pragma omp barrier
+      });
+      tm.sync();
       // dh[0:bt, slice] = dG[step t] (bt, 4H) @ W_hh[:, slice] (4H, hk)
-      if (hk > 0)
+      tm.slices([&](int64_t lo, int64_t hk) {
         gemm_rm<T>(false, bt, hk, G4, dG + off * G4, G4, W + lo, H, T(0), dh + lo, H);
+      });
     }
-    restore_blas_threads(blas_prev);
-  }
+  });
 }
 
 template void lstm_fwd<float>(const Steps&, bool, const Vec&, float*, const float*, float*, float*, float*, float*, float*, float*, int64_t);
