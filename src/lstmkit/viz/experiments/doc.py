@@ -7,7 +7,10 @@ and the hand-written header above them is kept.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import re
+import tempfile
 from pathlib import Path
 
 HEADER = """# Experiments behind the tutorial's claims
@@ -36,6 +39,15 @@ def end(key: str) -> str:
 def update_section(doc: Path, key: str, body: str, order: list[str]) -> None:
     """Replace (or insert, in ``order``) the section ``key`` of ``doc`` with ``body``."""
     doc = Path(doc)
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    key_hash = hashlib.sha1(str(doc.resolve()).encode()).hexdigest()[:12]
+    lock_path = Path(tempfile.gettempdir()) / f"lstmkit-doc-{key_hash}.lock"
+    with open(lock_path, "w") as lock:  # experiments may run in parallel processes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _update(doc, key, body, order)
+
+
+def _update(doc: Path, key: str, body: str, order: list[str]) -> None:
     text = doc.read_text(encoding="utf-8") if doc.exists() else HEADER
     block = f"{begin(key)}\n{body.strip()}\n{end(key)}\n"
     pattern = re.compile(re.escape(begin(key)) + r".*?" + re.escape(end(key)) + r"\n?", re.S)
@@ -50,7 +62,6 @@ def update_section(doc: Path, key: str, body: str, order: list[str]) -> None:
             text = text[:at] + block + "\n" + text[at:]
         else:
             text = text.rstrip("\n") + "\n\n" + block
-    doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(text, encoding="utf-8")
 
 

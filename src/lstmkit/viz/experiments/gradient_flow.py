@@ -58,7 +58,13 @@ def run(ctx: Context) -> str:
         model = Regressor(make_rnn(kind, 2, H, **kw))
         curves[(label, "init")] = jacobian_norms(model.rnn, x)
         res = train_adding(
-            model, T, steps, label=label, seed=ctx.seed, eval_every=max(steps // 4, 1)
+            model,
+            T,
+            steps,
+            label=label,
+            batch=ctx.pick(64, 8),
+            seed=ctx.seed,
+            eval_every=max(steps // 4, 1),
         )
         trained_mse[label] = res.eval_mse
         curves[(label, "trained")] = jacobian_norms(model.rnn, x)
@@ -95,7 +101,7 @@ def run(ctx: Context) -> str:
     fig_path = ctx.figure_path("gradient-flow.png")
     style.save(fig, fig_path, dpi=110)
 
-    def ratio(label: str, when: str) -> float:
+    def ratio(label: str, when: str) -> float:  # far end / last step (curves are indexed by t)
         n = curves[(label, when)]
         return float(n[0] / n[-1])
 
@@ -111,7 +117,7 @@ def run(ctx: Context) -> str:
             f"default initialisation (plus one LSTM with forget-gate bias 1). We compute the exact "
             f"Jacobian norm ‖∂h_T/∂x_t‖_F (one backward pass per hidden unit, averaged over "
             f"{x.shape[0]} sequences) at initialisation and again after {steps} Adam steps "
-            f"(lr 1e-2, batch 32, clip 1.0) on the adding problem with the same T.",
+            f"(lr 1e-2, batch 64, clip 1.0) on the adding problem with the same T.",
             "",
             table(header, rows),
             "",
@@ -119,16 +125,35 @@ def run(ctx: Context) -> str:
             "",
             "What the numbers say:",
             "",
-            f"- At initialisation every model's gradient decays exponentially with distance: the "
-            f"far end (d={T - 1}) gets a factor {ratio('RNN', 'init'):.0e} (RNN), "
-            f"{ratio('LSTM', 'init'):.0e} (LSTM), {ratio('GRU', 'init'):.0e} (GRU) less than the "
-            f"last step. With torch's default init the forget gate sits near σ(0) = 0.5, so the "
-            f'"conveyor belt" halves its content every step; the LSTM is *not* immune by '
-            f"construction. A forget bias of 1 (f ≈ 0.73) already gives "
-            f"{ratio('LSTM, forget_bias=1', 'init'):.0e}.",
-            f"- Training is what opens the path: after {steps} steps the LSTM's ratio is "
-            f"{ratio('LSTM', 'trained'):.0e} and the GRU's {ratio('GRU', 'trained'):.0e}, against "
-            f"{ratio('RNN', 'trained'):.0e} for the RNN. Lower is better here; compare with the "
-            f"adding MSE (baseline 0.167) to see which models actually used the long-range signal.",
+            *_findings(ratio, T, steps, trained_mse),
         ]
     )
+
+
+def _findings(ratio, T: int, steps: int, mse: dict[str, float]) -> list[str]:
+    """Bullets derived from the measurements (no result is typed in by hand)."""
+    init = {m: ratio(m, "init") for m, _, _ in CONFIGS}
+    tr = {m: ratio(m, "trained") for m, _, _ in CONFIGS}
+
+    def factors(r: dict[str, float]) -> str:
+        return ", ".join(f"{v:.0e} ({m})" for m, v in r.items())
+
+    more = "more" if tr["LSTM"] > tr["RNN"] else "less"
+    solved = [m for m, v in mse.items() if v < 0.05]
+    return [
+        f"- At initialisation the gradient from {T - 1} steps back, relative to the last step, "
+        f"is {factors(init)}. With torch's default init the forget gate sits near σ(0) = 0.5, "
+        f"so the cell state is roughly halved every step: the additive path alone does not "
+        f"keep gradients alive at init; a forget bias of 1 (f ≈ σ(1) = 0.73) lengthens it.",
+        f"- After {steps} training steps the same ratios are {factors(tr)}. The trained LSTM "
+        f"passes {more} gradient over the full distance than the trained RNN "
+        f"({tr['LSTM'] / tr['RNN']:.0e}×).",
+        "- Adding-problem MSE after training (baseline 0.167): "
+        + ", ".join(f"{v:.3f} ({m})" for m, v in mse.items())
+        + (
+            f". The models that learnt the task ({', '.join(solved)}) are those whose gradient "
+            "still reaches the first marker."
+            if solved
+            else ". No model learnt the task within this budget."
+        ),
+    ]

@@ -1,0 +1,148 @@
+"""Draw an :class:`~lstmkit.viz.explain.Explanation`: a matplotlib figure or an HTML table.
+
+Figure layout, one column per token: the running probability on top, then for every gate
+a one-row strip of its mean over all units and a heatmap of its ``top_k`` most varying
+units. The HTML version shows the same numbers as coloured table cells with the real
+characters (no font needed) and is what the report embeds.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import Normalize, TwoSlopeNorm
+
+from lstmkit.viz.explain import UNIT_RANGE, Explanation
+from lstmkit.viz.style import COLORS, char_label, font_family
+
+
+def _norm(exp: Explanation, gate: str):
+    if gate in UNIT_RANGE:
+        return Normalize(0.0, 1.0), "viridis"
+    if gate in ("g", "n", "h"):
+        return TwoSlopeNorm(0.0, -1.0, 1.0), "RdBu_r"
+    lim = max(float(np.abs(exp.gates[gate]).max()), 1e-6)  # cell state is unbounded
+    return TwoSlopeNorm(0.0, -lim, lim), "RdBu_r"
+
+
+def explanation_figure(exp: Explanation, top_k: int = 8):
+    """The per-token heatmap figure (not saved)."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    T = len(exp.tokens)
+    panels = exp.panels
+    k = min(top_k, next(iter(exp.gates.values())).shape[1])
+    heights = [2.2] + [h for _ in panels for h in (0.42, 0.28 * k + 0.1)]
+    width = max(7.0, 0.42 * T + 3.2)
+    with matplotlib.rc_context({"font.family": font_family()}):
+        fig = plt.figure(figsize=(width, sum(heights) + 1.0))
+        grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, width_ratios=[1, 0.018],
+                                hspace=0.35, wspace=0.02, left=0.14, right=0.93, top=0.93,
+                                bottom=0.03)  # fmt: skip
+        labels = [char_label(t) for t in exp.tokens]
+        ax = fig.add_subplot(grid[0, 0])
+        pos = exp.positive_index()
+        p = exp.probs[:, pos]
+        colors = [COLORS["pos"] if v >= 0.5 else COLORS["neg"] for v in p]
+        ax.bar(np.arange(T), p - 0.5, bottom=0.5, color=colors, width=0.7, alpha=0.85)
+        ax.plot(np.arange(T), p, color=COLORS["ink"], lw=1.2, marker="o", ms=3)
+        ax.axhline(0.5, color="#888", lw=0.8, ls="--")
+        ax.set_ylim(0, 1)
+        ax.set_xlim(-0.5, T - 0.5)
+        ax.set_ylabel(f"P({exp.labels[pos]})", fontsize=9)
+        ax.xaxis.tick_top()
+        ax.set_xticks(np.arange(T), labels, fontsize=11)
+        ax.tick_params(axis="x", length=0)
+        t = exp.turning_point()
+        if T > 1:
+            ax.axvspan(t - 0.5, t + 0.5, color="#ffe082", alpha=0.5, zorder=0)
+        ax.set_title(f"prediction after each token (largest change at token {t})", fontsize=9,
+                     loc="left", pad=22)  # fmt: skip
+        row = 1
+        for gate, title in panels:
+            units, rows, mean = exp.heatmap(gate, k)
+            norm, cmap = _norm(exp, gate)
+            ax_m = fig.add_subplot(grid[row, 0])
+            ax_m.imshow(mean[None, :], aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+            ax_m.set_yticks([0], ["mean"], fontsize=7.5)
+            ax_m.set_xticks([])
+            ax_m.set_title(title, fontsize=9.5, loc="left", pad=3)
+            ax_u = fig.add_subplot(grid[row + 1, 0])
+            im = ax_u.imshow(rows, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
+            ax_u.set_yticks(np.arange(len(units)), [f"#{u}" for u in units], fontsize=6.5)
+            last = row + 1 == len(heights) - 1
+            ax_u.set_xticks(np.arange(T), labels if last else [""] * T, fontsize=11)
+            ax_u.tick_params(axis="x", length=0)
+            cax = fig.add_subplot(grid[row : row + 2, 1])
+            fig.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
+            row += 2
+        what = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}[exp.kind]
+        fig.suptitle(f"{what} layer {exp.layer}, direction {exp.direction}: gates per token "
+                     f"(top {k} units by variation + mean over all units)", fontsize=10.5)  # fmt: skip
+    return fig
+
+
+def _cell_color(norm, cmap_name: str, v: float) -> tuple[str, str]:
+    r, g, b, _ = colormaps[cmap_name](float(norm(v)))
+    text = "#000" if 0.299 * r + 0.587 * g + 0.114 * b > 0.55 else "#fff"
+    return f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})", text
+
+
+def explanation_html(exp: Explanation, top_k: int = 8, figure_png: bytes | None = None) -> str:
+    """An HTML fragment (a table, optionally followed by the figure as a data URI)."""
+    pos = exp.positive_index()
+    esc = html.escape
+    out = ['<div class="explain">', f'<p class="text">{esc(exp.text)}</p>', '<table class="heat">']
+    out.append("<tr><th></th>" + "".join(f"<th>{esc(t)}</th>" for t in exp.tokens) + "</tr>")
+    prob_norm = Normalize(0.0, 1.0)
+    cells = []
+    for v in exp.probs[:, pos]:
+        bg, fg = _cell_color(prob_norm, "RdYlGn", v)
+        cells.append(f'<td style="background:{bg};color:{fg}">{v:.2f}</td>')
+    out.append(f"<tr><th>P({esc(exp.labels[pos])})</th>{''.join(cells)}</tr>")
+    for gate, title in exp.panels:
+        units, rows, mean = exp.heatmap(gate, top_k)
+        norm, cmap = _norm(exp, gate)
+        for name, values in [(f"{title} (mean)", mean)] + [
+            (f"{gate} #{u}", r) for u, r in zip(units[:3], rows[:3])
+        ]:
+            tds = []
+            for v in values:
+                bg, fg = _cell_color(norm, cmap, v)
+                tds.append(f'<td style="background:{bg};color:{fg}">{v:+.2f}</td>')
+            out.append(f"<tr><th>{esc(name)}</th>{''.join(tds)}</tr>")
+    out.append("</table>")
+    if figure_png is not None:
+        data = base64.b64encode(figure_png).decode("ascii")
+        out.append(f'<img class="figure" alt="gate heatmaps" src="data:image/png;base64,{data}">')
+    out.append("</div>")
+    return "\n".join(out)
+
+
+HEAT_CSS = """
+.explain .text { font-size: 1.3em; }
+table.heat { border-collapse: collapse; font-size: 12px; margin: 0.5em 0; }
+table.heat th { font-weight: normal; padding: 2px 6px; text-align: right; white-space: nowrap; }
+table.heat tr:first-child th { text-align: center; font-size: 18px; }
+table.heat td { padding: 3px 4px; text-align: center; min-width: 2.6em;
+  font-variant-numeric: tabular-nums; }
+.explain img.figure { max-width: 100%; }
+"""
+
+
+def explanation_html_page(exp: Explanation, top_k: int = 8) -> str:
+    """A standalone HTML page: the table plus the full figure, nothing fetched from outside."""
+    from lstmkit.viz.style import to_bytes
+
+    png = to_bytes(explanation_figure(exp, top_k=top_k))
+    body = explanation_html(exp, top_k=top_k, figure_png=png)
+    return (
+        '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
+        f"<title>lstmkit explain: {html.escape(exp.text)}</title>"
+        f"<style>body {{ font-family: sans-serif; margin: 2em; }}{HEAT_CSS}</style></head>"
+        f"<body><h1>lstmkit explain</h1>{body}</body></html>\n"
+    )
