@@ -45,6 +45,7 @@ def modules(kind: str, H: int, I: int, dtype: torch.dtype, **kw):
 
     torch.manual_seed(0)
     ref = getattr(torch.nn, kind)(I, H, device=DEV, dtype=dtype, **kw)
+    ref.flatten_parameters()
     fast = getattr(lstmkit, kind)(I, H, device=DEV, dtype=dtype, backend="triton", **kw)
     fast.load_state_dict(ref.state_dict())
     return ref, fast
@@ -197,6 +198,52 @@ def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: b
     return {"fwd": (f_ref, f_fast), "train": (t_ref, t_fast), "cfg": how}
 
 
+# ---- tuning (--tune): launch configurations at a few shapes ---------------------------------
+TUNE = [  # kind, dtype, B, H, variants (LSTMKIT_TRITON_<key> overrides; {} = the default)
+    ("LSTM", "float32", 16, 128, [{}, {"BH": "32"}, {"BH": "64"}, {"BH": "128", "BK": "128", "STAGES": "3"}]),
+    ("GRU", "float32", 64, 128, [{}, {"BH": "32"}, {"BH": "128", "BK": "128", "STAGES": "3"}]),
+    ("LSTM", "float32", 16, 256, [{}, {"BH": "32"}, {"BK": "128", "STAGES": "3"}]),
+    ("LSTM", "float32", 16, 1024, [{}, {"BK": "64", "STAGES": "3"}, {"BK": "128", "STAGES": "3"},
+                                   {"BK": "128", "STAGES": "3", "WARPS": "8"},
+                                   {"BK": "128", "STAGES": "4", "WARPS": "8"},
+                                   {"BK": "256", "STAGES": "2", "WARPS": "8"}]),
+    ("LSTM", "float32", 64, 1024, [{}, {"BK": "64", "STAGES": "3"}, {"BK": "128", "STAGES": "3"},
+                                   {"BK": "128", "STAGES": "4"}]),
+    ("LSTM", "bfloat16", 64, 1024, [{}, {"BK": "128", "STAGES": "3"}, {"BK": "256", "STAGES": "3"}]),
+    ("GRU", "bfloat16", 16, 512, [{}, {"BK": "128", "STAGES": "3"}, {"BK": "128", "STAGES": "3", "WARPS": "8"}]),
+]  # fmt: skip
+
+
+def run_tune(rows: list, budget: float) -> None:
+    dts = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    for kind, dname, B, H, variants in TUNE:
+        for i, var in enumerate(variants):
+            if time.time() - T0 > budget:
+                rows.append((kind, dname, B, H, str(var), "skipped", "", "", ""))
+                continue
+            for k, v in var.items():
+                os.environ[f"LSTMKIT_TRITON_{k}"] = v
+            try:
+                p = bench_point(kind, dts[dname], B, H, GRID["T"], False)
+                step = ""
+                if i == 0:  # per-step cost and fixed overhead from T and T/4
+                    q = bench_point(kind, dts[dname], B, H, GRID["T"] // 4, False)
+                    n = GRID["T"] - GRID["T"] // 4
+                    us = [(p[m][1] - q[m][1]) / n * 1e3 for m in ("fwd", "train")]
+                    fixed = [p[m][1] - u * GRID["T"] / 1e3 for m, u in zip(("fwd", "train"), us)]
+                    step = f"{us[0]:.2f} / {us[1]:.2f} us/step; fixed {fixed[0]:.3f} / {fixed[1]:.3f} ms"
+                rows.append((kind, dname, B, H, str(var) + " " + p["cfg"],
+                             f"{p['fwd'][0]:.3f} / {p['fwd'][1]:.3f}",
+                             f"{p['train'][0]:.3f} / {p['train'][1]:.3f}",
+                             f"{p['train'][0] / p['train'][1]:.2f}x", step))  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - record and go on
+                rows.append((kind, dname, B, H, str(var), f"error: {exc}"[:120], "", "", ""))
+                traceback.print_exc()
+            for k in var:
+                os.environ.pop(f"LSTMKIT_TRITON_{k}", None)
+            say("tune", *rows[-1])
+
+
 # ---- report ---------------------------------------------------------------------------------
 def header() -> list[str]:
     import triton
@@ -285,6 +332,7 @@ def main() -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--budget", type=float, default=420.0, help="seconds for the whole run")
     ap.add_argument("--quick", action="store_true", help="a few points only")
+    ap.add_argument("--tune", action="store_true", help="time launch configurations instead")
     ap.add_argument("--dry-run", action="store_true", help="CPU + TRITON_INTERPRET=1, tiny")
     args = ap.parse_args()
     outs = args.out or ["docs/benchmarks-gpu.md"]
@@ -292,7 +340,8 @@ def main() -> int:
     if args.dry_run:
         DEV = "cpu"
         os.environ["TRITON_INTERPRET"] = "1"
-        GRID.update(B=[2, 96], H=[16], T=6, dtypes=["float32"])
+        GRID.update(B=[2, 96], H=[16], T=8, dtypes=["float32"])
+        TUNE[:] = [("LSTM", "float32", 2, 16, [{}, {"BK": "16", "STAGES": "3"}])]
         PARITY = [(k, torch.float32, 3, 16, 5, pk, bd, 1) for k, pk, bd in
                   [("LSTM", False, False), ("GRU", True, True), ("RNN", True, False)]]  # fmt: skip
     elif not torch.cuda.is_available():
@@ -305,6 +354,17 @@ def main() -> int:
 
     req = Request("lstm", torch.device(DEV), torch.float32)
     say("triton supports a plain CUDA LSTM request:", tb.supports(req) is None)
+    if args.tune:
+        rows: list = []
+        run_tune(rows, args.budget)
+        lines = header() + ["", "## Tuning (cuDNN / lstmkit ms)", "",
+                            "| kind | dtype | B | H | variant | fwd | fwd+bwd | ratio | per step |",
+                            "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [f"| {' | '.join(str(c) for c in r)} |" for r in rows]
+        for target in outs:
+            with open(target, "w") as f:
+                f.write("\n".join(lines) + "\n")
+        return 0
     parity: list = []
     run_parity(parity)
     T = GRID["T"]

@@ -7,7 +7,7 @@ Dimension legend (every shape comment below uses these names):
   e    execution index of a step: t = e forward, t = T - 1 - e for reverse layers
   BB   batch rows per program     BH  hidden columns per program     BK  reduction tile
   NB   programs along the batch (axis 0), NH programs along H (axis 1)
-  NHP  flag slots per batch tile (a fixed power of two >= NH)
+  NHP  flag slots per batch tile, next_pow2(NH) (at least 8)
   KT   reduction tiles, cdiv(H, BK); 1 when RESIDENT
 
 The input projection x @ W_ih^T (+ biases) is one GEMM done outside (``xp``). A program

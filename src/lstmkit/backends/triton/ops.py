@@ -24,7 +24,6 @@ from lstmkit.backends.triton import kernels as K
 MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 GATES = {0: 4, 1: 3, 2: 1, 3: 1}
 MAX_SPIN = 1 << 20
-NHP = 256  # flag slots per batch tile: NB * NH <= #SMs keeps NH below this
 RESIDENT_BYTES = 64 * 1024  # on-chip budget for one program's W_hh tiles
 _PLANS: dict = {}
 _VERIFIED: set = set()  # persistent configs whose first launch met every barrier
@@ -98,7 +97,8 @@ def _interpreting(t: Tensor) -> bool:
 
 def choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.device) -> Config:
     """Tile sizes and mode; see the kernel legend. Env LSTMKIT_TRITON_MODE forces
-    'persistent' or 'step' (tests); LSTMKIT_TRITON_BH / _BK force BH / BK."""
+    'persistent' or 'step'; LSTMKIT_TRITON_BH / _BK / _WARPS / _STAGES force those, and
+    LSTMKIT_TRITON_RESIDENT=0 streams W_hh (tests and tuning)."""
     force = os.environ.get("LSTMKIT_TRITON_MODE", "")
     BB = 16 if B <= 16 else 32 if B <= 64 else 64
     NB = -(-B // BB)
@@ -120,12 +120,20 @@ def choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.devi
     resident = HP <= 256 and G * HP * BH * esize <= RESIDENT_BYTES
     resident = resident and BB * HP <= 4096
     BK = HP if resident else min(32, HP)
-    if os.environ.get("LSTMKIT_TRITON_BK"):  # tests: stream W_hh in K tiles
+    if os.environ.get("LSTMKIT_TRITON_BK"):  # tests / tuning: stream W_hh in K tiles
         BK, resident = int(os.environ["LSTMKIT_TRITON_BK"]), False
+    env = os.environ.get
+    if env("LSTMKIT_TRITON_RESIDENT") == "0" and resident:
+        BK, resident = min(32, HP), False
     KT = -(-H // BK)
+    warps = 8 if BB >= 32 or (resident and HP * BH >= 4096) else 4
+    stages = 1 if resident else 2
+    warps, stages = (
+        int(env("LSTMKIT_TRITON_WARPS", warps)),
+        int(env("LSTMKIT_TRITON_STAGES", stages)),
+    )
     return Config(BB, BH, BK, KT, NB, NH, resident, persistent, persistent and NH > 1,
-                  num_warps=8 if BB >= 32 or (resident and HP * BH >= 4096) else 4,
-                  num_stages=1 if resident else 2)  # fmt: skip
+                  num_warps=warps, num_stages=stages)  # fmt: skip
 
 
 def _precision(dtype: torch.dtype, device: torch.device) -> str:
@@ -164,7 +172,7 @@ def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: d
     dev = args[0].device
     persistent = cfg.persistent and key not in _BROKEN
     sync = cfg.sync and persistent
-    nhp = max(NHP, _next_pow2(cfg.NH))
+    nhp = max(8, _next_pow2(cfg.NH))
     flags = torch.zeros((cfg.NB, nhp), dtype=torch.int32, device=dev)
     err = torch.zeros(1, dtype=torch.int32, device=dev)
     common = dict(MODE=mode, G=GATES[mode], SYNC=sync, NHP=nhp, BB=cfg.BB, BH=cfg.BH,
