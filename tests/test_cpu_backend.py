@@ -38,21 +38,23 @@ def _batch_sizes(rng: random.Random, T: int, B: int, packed: bool) -> list[int]:
     return [sum(1 for n in lengths if n > t) for t in range(T)]
 
 
-def _params(rng_t: torch.Generator, mode: str, I: int, H: int, bias: bool, dtype):
+def _params(rng_t: torch.Generator, mode: str, I: int, H: int, bias: bool, dtype, P: int = 0):
+    """Layer weights as torch.nn shapes them; ``w_hr (P, H)`` when P > 0 (LSTM projection)."""
     g = G[mode]
     mk = lambda *s: (torch.rand(*s, generator=rng_t, dtype=dtype) - 0.5).requires_grad_()  # noqa: E731
     return {
         "w_ih": mk(g * H, I),
-        "w_hh": mk(g * H, H),
+        "w_hh": mk(g * H, P or H),
         "b_ih": mk(g * H) if bias else None,
         "b_hh": mk(g * H) if bias else None,
+        "w_hr": mk(P, H) if P else None,
     }
 
 
 def _run(layer_mod, mode: str, x, bs, h0, c0, p, reverse):
     args = (p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"])
     if mode == "lstm":
-        return layer_mod.lstm_layer(x, bs, h0, c0, *args, None, reverse)
+        return layer_mod.lstm_layer(x, bs, h0, c0, *args, p["w_hr"], reverse)
     if mode == "gru":
         return layer_mod.gru_layer(x, bs, h0, *args, reverse)
     return layer_mod.rnn_layer(x, bs, h0, *args, reverse, mode[4:])
@@ -74,13 +76,14 @@ def _case(seed: int, dtype=torch.float64, big: bool = False):
     T, B = rng.randint(1, 9), rng.randint(1, 6)
     I, H = (rng.randint(1, 40), rng.randint(1, 40)) if not big else (24, 130)
     packed, bias = rng.random() < 0.6, rng.random() < 0.8
+    P = rng.randint(1, H - 1) if mode == "lstm" and H > 1 and rng.random() < 0.4 else 0
     bs = _batch_sizes(rng, T, B, packed)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(sum(bs), I, generator=gen, dtype=dtype).requires_grad_()
-    h0 = torch.randn(B, H, generator=gen, dtype=dtype).requires_grad_()
+    h0 = torch.randn(B, P or H, generator=gen, dtype=dtype).requires_grad_()
     c0 = torch.randn(B, H, generator=gen, dtype=dtype).requires_grad_() if mode == "lstm" else None
-    pf = _params(gen, mode, I, H, bias, dtype)
-    pr = _params(gen, mode, I, H, bias, dtype)
+    pf = _params(gen, mode, I, H, bias, dtype, P)
+    pr = _params(gen, mode, I, H, bias, dtype, P)
     return mode, bs, x, h0, c0, pf, pr, bias
 
 
@@ -94,20 +97,23 @@ def threads(request, monkeypatch):
 @pytest.mark.parametrize("seed", range(10))
 def test_layers_match_torch_nn_float64(seed, threads):
     mode, bs, x, h0, c0, pf, pr, bias = _case(seed)
-    H, I = h0.shape[1], x.shape[1]
+    H, I, P = pf["w_hh"].shape[0] // G[mode], x.shape[1], h0.shape[1]
     kw = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
+    if pf["w_hr"] is not None:
+        kw["proj_size"] = P
     mod = TORCH[mode](I, H, bias=bias, bidirectional=True, dtype=torch.float64, **kw)
     with torch.no_grad():
         for sfx, p in (("l0", pf), ("l0_reverse", pr)):
-            for name, key in (("weight_ih", "w_ih"), ("weight_hh", "w_hh")):
-                getattr(mod, f"{name}_{sfx}").copy_(p[key])
+            for name, key in (("weight_ih", "w_ih"), ("weight_hh", "w_hh"), ("weight_hr", "w_hr")):
+                if p[key] is not None:
+                    getattr(mod, f"{name}_{sfx}").copy_(p[key])
             if bias:
                 getattr(mod, f"bias_ih_{sfx}").copy_(p["b_ih"])
                 getattr(mod, f"bias_hh_{sfx}").copy_(p["b_hh"])
     packed = PackedSequence(x, torch.tensor(bs))
     h0_2 = torch.stack([h0, h0])
     if mode == "lstm":
-        out, (hn, cn) = mod(packed, (h0_2, torch.stack([c0, c0])))
+        out, (hn, cn) = mod(packed, (h0_2, torch.stack([c0, c0])))  # h0 (2, B, P), c0 (2, B, H)
         finals = [hn, cn]
     else:
         out, hn = mod(packed, h0_2)
@@ -145,26 +151,31 @@ def test_layers_match_reference(seed, dtype, threads):
         assert_close(a, e, f"{mode} reverse={reverse} bs={bs} grad #{i}")
 
 
-@pytest.mark.parametrize("mode", list(G))
+@pytest.mark.parametrize("mode", [*G, "lstm_proj"])
 def test_gradcheck(mode, threads):
     gen = torch.Generator().manual_seed(1)
     bs = [3, 3, 2, 1]
     x = torch.randn(sum(bs), 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    h0 = torch.randn(3, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    P = 2 if mode == "lstm_proj" else 0
+    mode = mode.removesuffix("_proj")
+    h0 = torch.randn(3, P or 5, generator=gen, dtype=torch.float64, requires_grad=True)
     c0 = torch.randn(3, 5, generator=gen, dtype=torch.float64, requires_grad=True)
-    p = _params(gen, mode, 3, 5, True, torch.float64)
+    p = _params(gen, mode, 3, 5, True, torch.float64, P)
+    weights = [v for v in p.values() if v is not None]
     for reverse in (False, True):
 
         def f(x, h0, c0, *w, reverse=reverse):
-            q = dict(zip(("w_ih", "w_hh", "b_ih", "b_hh"), w))
+            q = dict(zip(("w_ih", "w_hh", "b_ih", "b_hh", "w_hr"), [*w, None]))
             return _run(ops, mode, x, bs, h0, c0 if mode == "lstm" else None, q, reverse)
 
-        assert torch.autograd.gradcheck(f, (x, h0, c0, *p.values()))
+        assert torch.autograd.gradcheck(f, (x, h0, c0, *weights))
 
 
 def _module_pair(mode: str, layers: int, bidir: bool, dtype, seed: int):
     torch.manual_seed(seed)
     kw = {"nonlinearity": mode[4:]} if mode.startswith("rnn") else {}
+    if mode == "lstm_proj":
+        mode, kw = "lstm", {"proj_size": 20}
     cls = {"lstm": lstmkit.LSTM, "gru": lstmkit.GRU}.get(mode, lstmkit.RNN)
     ours = cls(7, 33, num_layers=layers, bidirectional=bidir, backend="cpu", dtype=dtype, **kw)
     ref = cls(7, 33, num_layers=layers, bidirectional=bidir, backend="reference", dtype=dtype, **kw)
@@ -172,7 +183,7 @@ def _module_pair(mode: str, layers: int, bidir: bool, dtype, seed: int):
     return ours, ref
 
 
-@pytest.mark.parametrize("mode", list(G))
+@pytest.mark.parametrize("mode", [*G, "lstm_proj"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_modules_packed_bidirectional_multilayer(mode, dtype):
     ours, ref = _module_pair(mode, 2, True, dtype, seed=5)
@@ -183,7 +194,7 @@ def test_modules_packed_bidirectional_multilayer(mode, dtype):
         xi = x.clone().requires_grad_()
         packed = pack_padded_sequence(xi, lengths, enforce_sorted=False)
         out, state = m(packed)
-        states = list(state) if mode == "lstm" else [state]
+        states = list(state) if mode.startswith("lstm") else [state]
         outs = [out.data, *states]
         grads = _grads(outs, [xi, *m.parameters()], 0)
         results.append((outs, grads))
@@ -198,13 +209,13 @@ def test_supports_declines_with_reasons():
     assert cpu.supports(Request(**base)) is None
     assert cpu.supports(Request(**{**base, "device": torch.device("meta")})).startswith("device")
     assert "dtype" in cpu.supports(Request(**{**base, "dtype": torch.float16}))
-    assert "proj" in cpu.supports(Request(**base, proj=True))
+    assert cpu.supports(Request(**base, proj=True)) is None
     for extra in ("peephole", "layer_norm", "zoneout", "recurrent_dropout", "record"):
         reason = cpu.supports(Request(**base, extras=frozenset({extra})))
         assert reason is not None and extra in reason
     assert select_backend("cpu", Request(**base, packed=True)).name == "cpu"
-    with pytest.raises(ValueError, match="proj"):
-        select_backend("cpu", Request(**base, proj=True))
+    with pytest.raises(ValueError, match="peephole"):
+        select_backend("cpu", Request(**base, extras=frozenset({"peephole"})))
 
 
 def test_bad_batch_sizes_raise():

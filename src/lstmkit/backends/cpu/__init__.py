@@ -26,8 +26,6 @@ def supports(request: Request) -> str | None:
         return f"dtype {request.dtype} is not supported (float32, float64 only)"
     if request.mode not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
         return f"mode {request.mode!r} is not supported"
-    if request.proj:
-        return "LSTM proj_size is not supported by the fused CPU kernels"
     if request.extras:
         return "extras " + ", ".join(sorted(request.extras)) + " run on the reference only"
     reason = _build.load_error()

@@ -73,33 +73,50 @@ def _weight_grads(dG: Tensor, x: Tensor, hprev: Tensor, perm: Tensor | None, n: 
 
 class _LSTM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
-        H = w_hh.shape[1]
-        hb = slices(H, num_threads(batch_sizes[0], H, 4))
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse):
+        H = w_ih.shape[0] // 4
+        nt = num_threads(batch_sizes[0], H, 4)
+        hb = slices(H, nt)
         perm = _perm(H, 4, hb)
         wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
         b = None if b_ih is None else _rows(b_ih + b_hh, perm)
         gates = _input_projection(x, wi, b)  # (N, 4H)
-        y, hprev, cprev, tc, hn, cn = _build.load().lstm_forward(
-            gates, wh, h0.contiguous(), c0.contiguous(), list(batch_sizes), reverse, list(hb)
-        )
+        ext, bs = _build.load(), list(batch_sizes)
+        if w_hr is None:
+            y, hprev, cprev, tc, hn, cn = ext.lstm_forward(
+                gates, wh, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb)
+            )
+            rr, wr, pb = None, None, None
+        else:
+            wr, pb = w_hr.contiguous(), slices(w_hr.shape[0], nt)
+            y, hprev, cprev, tc, rr, hn, cn = ext.lstmp_forward(
+                gates, wh, wr, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb), list(pb)
+            )
         ctx.save_for_backward(x)
-        ctx.saved = (wi, wh, gates, hprev, cprev, tc, perm, hb)
-        ctx.meta = (list(batch_sizes), reverse, b_ih is not None)
+        ctx.saved = (wi, wh, wr, gates, hprev, cprev, tc, rr, perm, hb, pb)
+        ctx.meta = (bs, reverse, b_ih is not None)
         return y, hn, cn
 
     @staticmethod
     def backward(ctx, dy, dhn, dcn):
         (x,) = ctx.saved_tensors
-        wi, wh, acts, hprev, cprev, tc, perm, hb = ctx.saved
+        wi, wh, wr, acts, hprev, cprev, tc, rr, perm, hb, pb = ctx.saved
         bs, reverse, has_bias = ctx.meta
-        dG, dh0, dc0 = _build.load().lstm_backward(
-            acts, tc, cprev, wh, dy.contiguous(), dhn, dcn, bs, reverse, list(hb)
-        )
+        ext, dy = _build.load(), dy.contiguous()
+        dwr = None
+        if wr is None:
+            dG, dh0, dc0 = ext.lstm_backward(
+                acts, tc, cprev, wh, dy, dhn, dcn, bs, reverse, list(hb)
+            )
+        else:
+            dG, dH, dh0, dc0 = ext.lstmp_backward(
+                acts, tc, cprev, wh, wr, dy, dhn, dcn, bs, reverse, list(hb), list(pb)
+            )
+            dwr = dH.t().mm(rr) if ctx.needs_input_grad[7] else None  # (P, H)
         need = ctx.needs_input_grad
         dx = dG.mm(wi) if need[0] else None
         dwi, dwh, db = _weight_grads(dG, x, hprev, perm, 4, (need[3], need[4], has_bias))
-        return dx, dh0, dc0, dwi, dwh, db, db, None, None
+        return dx, dh0, dc0, dwi, dwh, db, db, dwr, None, None
 
 
 class _GRU(torch.autograd.Function):
@@ -171,10 +188,11 @@ def _bs(batch_sizes) -> tuple[int, ...]:
 
 
 def lstm_layer(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
-    """One LSTM layer/direction: ``x (N, I)`` -> ``(y (N, H), h_n (B, H), c_n (B, H))``."""
-    if w_hr is not None:
-        raise ValueError("lstmkit cpu: proj_size is not supported by this backend")
-    return _LSTM.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, _bs(batch_sizes), bool(reverse))
+    """One LSTM layer/direction: ``x (N, I)`` -> ``(y (N, P), h_n (B, P), c_n (B, H))``.
+
+    ``P`` is ``w_hr.shape[0]`` with a projection (``w_hr (P, H)``), else ``H``.
+    """
+    return _LSTM.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, _bs(batch_sizes), bool(reverse))
 
 
 def gru_layer(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse):

@@ -59,6 +59,49 @@ static TList lstm_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tenso
   return {dG, dh, dc};
 }
 
+// LSTM with projection: w_hh (4H, P), w_hr (P, H), h0 (B, P), c0 (B, H); pb splits P.
+// Returns y (N, P), Hprev (N, P), Cprev (N, H), tanh(c) (N, H), r (N, H), h_n, c_n.
+static TList lstmp_forward(Tensor gates, Tensor w_hh, Tensor w_hr, Tensor h0, Tensor c0, Vec bs,
+                           bool reverse, Vec hb, Vec pb) {
+  const Steps st(bs);
+  const int64_t H = w_hr.size(1), P = w_hr.size(0);
+  for (auto* t : {&gates, &w_hh, &w_hr, &h0, &c0}) check(*t, "inputs");
+  TORCH_CHECK(gates.size(0) == st.N && gates.size(1) == 4 * H && w_hh.size(1) == P,
+              "lstmkit cpu: gates / w_hh shape");
+  auto o = gates.options();
+  Tensor y = at::empty({st.N, P}, o), hp = at::empty({st.N, P}, o), cp = at::empty({st.N, H}, o);
+  Tensor tc = at::empty({st.N, H}, o), rr = at::empty({st.N, H}, o);
+  Tensor hn = at::empty({st.B, P}, o), cn = at::empty({st.B, H}, o);
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstmp_forward", [&] {
+    using T = scalar_t;
+    prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), P);
+    prefill<T>(st, reverse, ptr<T>(c0), ptr<T>(cp), H);
+    lstmp_fwd<T>(st, reverse, hb, pb, ptr<T>(gates), ptr<T>(w_hh), ptr<T>(w_hr), ptr<T>(hp),
+                 ptr<T>(cp), ptr<T>(tc), ptr<T>(rr), ptr<T>(y), ptr<T>(hn), ptr<T>(cn), H, P);
+  });
+  return {y, hp, cp, tc, rr, hn, cn};
+}
+
+// Returns dG (N, 4H), dH (N, P) (dL/dh of every step, for dW_hr), dh0 (B, P), dc0 (B, H).
+static TList lstmp_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tensor w_hr,
+                            Tensor dy, Tensor dhn, Tensor dcn, Vec bs, bool reverse, Vec hb,
+                            Vec pb) {
+  const Steps st(bs);
+  const int64_t H = w_hr.size(1), P = w_hr.size(0);
+  for (auto* t : {&acts, &tc, &cp, &w_hh, &w_hr, &dy}) check(*t, "inputs");
+  auto o = acts.options();
+  Tensor dG = at::empty({st.N, 4 * H}, o), dH = at::empty({st.N, P}, o);
+  Tensor dR = at::empty({st.B, H}, o);
+  Tensor dh = dhn.contiguous().clone(), dc = dcn.contiguous().clone();
+  AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstmp_backward", [&] {
+    using T = scalar_t;
+    lstmp_bwd<T>(st, reverse, hb, pb, ptr<T>(acts), ptr<T>(tc), ptr<T>(cp), ptr<T>(w_hh),
+                 ptr<T>(w_hr), ptr<T>(dy), ptr<T>(dG), ptr<T>(dH), ptr<T>(dR), ptr<T>(dh),
+                 ptr<T>(dc), H, P);
+  });
+  return {dG, dH, dh, dc};
+}
+
 // xw (N, 3H): x @ W_ih^T + b_ih (thread-blocked), overwritten with r, z, n.
 // Returns y (N, H), Hprev (N, H), hw (N, 3H; n block holds W_hn h + b_hn), h_n (B, H).
 static TList gru_forward(Tensor xw, Tensor w_hh, std::optional<Tensor> b_hh, Tensor h0, Vec bs,
@@ -136,6 +179,8 @@ static bool has_blas() { return sgemm_ != nullptr && dgemm_ != nullptr; }
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstmkit::lstm_forward);
   m.def("lstm_backward", &lstmkit::lstm_backward);
+  m.def("lstmp_forward", &lstmkit::lstmp_forward);
+  m.def("lstmp_backward", &lstmkit::lstmp_backward);
   m.def("gru_forward", &lstmkit::gru_forward);
   m.def("gru_backward", &lstmkit::gru_backward);
   m.def("rnn_forward", &lstmkit::rnn_forward);

@@ -235,6 +235,14 @@ struct Team {
       if (hk > 0) f(lo, hk);
     }
   }
+  // Same, over another partition (e.g. the projection's output units).
+  template <class F>
+  void slices_of(const Vec& bounds, F&& f) const {
+    for (int k = tid; k < nt; k += got) {
+      const int64_t lo = bounds[k], n = bounds[k + 1] - bounds[k];
+      if (n > 0) f(lo, n);
+    }
+  }
   void sync() const { bar->wait(); }
 };
 
@@ -269,6 +277,14 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
 template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* tc,
               const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, int64_t H);
+template <typename T>
+void lstmp_fwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, T* gates, const T* W,
+               const T* Wr, T* hprev, T* cprev, T* tc, T* rr, T* y, T* hn, T* cn, int64_t H,
+               int64_t P);
+template <typename T>
+void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, const T* acts,
+               const T* tc, const T* cprev, const T* W, const T* Wr, const T* dy, T* dG, T* dH,
+               T* dR, T* dh, T* dc, int64_t H, int64_t P);
 template <typename T>
 void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T* W, const T* bh,
              T* hprev, T* y, T* hn, int64_t H);

@@ -1,21 +1,61 @@
 // lstmkit CPU backend: fused LSTM layer (time loop, forward and analytic backward).
 //
-// Legend: T steps, B rows at step 0, N packed rows, H hidden, G = 4 gates (i, f, g, o);
-// thread k owns hidden units [hb[k], hb[k+1]) (width hk) and gate columns
-// [4*hb[k], 4*hb[k+1]) in the thread-blocked layout described in common.h.
+// Legend: T steps, B rows at step 0, N packed rows, H hidden, P = H_out (proj_size, or H),
+// G = 4 gates (i, f, g, o).  Thread k owns hidden units [hb[k], hb[k+1]) (width hk) and gate
+// columns [4*hb[k], 4*hb[k+1]) (thread-blocked, see common.h); with a projection it also owns
+// output units [pb[k], pb[k+1]) (width pk).
 //
 // Forward step t (bt active rows, packed offset off):
-//   gates[off:off+bt, blk_k] += Hprev[off:off+bt] (bt, H) @ W_hh[blk_k]^T (H, 4hk)   BLAS
-//   i, f, o = sigmoid; g = tanh; c = f*c_prev + i*g; h = o*tanh(c)                    fused
+//   gates[off:off+bt, blk_k] += Hprev[off:off+bt] (bt, P) @ W_hh[blk_k]^T (P, 4hk)    BLAS
+//   i, f, o = sigmoid; g = tanh; c = f*c_prev + i*g; r = o*tanh(c)                    fused
+//   h = r (no projection) or h[:, pslice] = r (bt, H) @ W_hr[pslice]^T (H, pk)         BLAS
 //   h, c go to Hprev/Cprev rows of the next processed step, or to h_n/c_n when the row ends.
-// Saved for backward: gate activations (N, 4H), tanh(c) (N, H), Hprev (N, H), Cprev (N, H).
+// Saved for backward: gate activations (N, 4H), tanh(c) (N, H), Cprev (N, H), Hprev (N, P),
+// and with a projection r (N, H).
 #include "common.h"
 
 namespace lstmkit {
 
+// Pointwise forward of one row slice; a = i | f | g | o (hk each), pre-activations in, acts out.
 template <typename T>
-void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W,
-                          T* hprev, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H) {
+static inline void point_fwd(T* a, const T* cp, T* tcr, T* cd, T* out1, T* out2, int64_t hk) {
+  vsigmoid(a, 2 * hk);
+  vtanh(a + 2 * hk, hk);
+  vsigmoid(a + 3 * hk, hk);
+  const T *ig = a, *fg = a + hk, *gg = a + 2 * hk, *og = a + 3 * hk;
+#pragma omp simd
+  for (int64_t j = 0; j < hk; ++j) {
+    const T c = fg[j] * cp[j] + ig[j] * gg[j];
+    cd[j] = c;
+    tcr[j] = c;
+  }
+  vtanh(tcr, hk);
+#pragma omp simd
+  for (int64_t j = 0; j < hk; ++j) out1[j] = og[j] * tcr[j];
+  if (out2) std::memcpy(out2, out1, sizeof(T) * hk);
+}
+
+// Pointwise backward of one row slice: dh = dh1 (+ dh2), dc carried in place in dcr.
+template <typename T>
+static inline void point_bwd(const T* a, const T* tcr, const T* cp, const T* dh1, const T* dh2,
+                             T* dcr, T* d, int64_t hk) {
+  const T *ig = a, *fg = a + hk, *gg = a + 2 * hk, *og = a + 3 * hk;
+#pragma omp simd
+  for (int64_t j = 0; j < hk; ++j) {
+    const T dhj = dh2 ? dh1[j] + dh2[j] : dh1[j];
+    const T tcj = tcr[j], o = og[j], i = ig[j], f = fg[j], g = gg[j];
+    const T dcj = dcr[j] + dhj * o * (T(1) - tcj * tcj);
+    d[j] = dcj * g * i * (T(1) - i);
+    d[hk + j] = dcj * cp[j] * f * (T(1) - f);
+    d[2 * hk + j] = dcj * i * (T(1) - g * g);
+    d[3 * hk + j] = dhj * tcj * o * (T(1) - o);
+    dcr[j] = dcj * f;
+  }
+}
+
+template <typename T>
+void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* hprev,
+              T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H) {
   const int64_t G4 = 4 * H;
   run_team(hb, [&](const Team& tm) {
     for (int64_t s = 0; s < st.T; ++s) {
@@ -25,30 +65,11 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
         gemm_rm<T>(true, bt, 4 * hk, H, hprev + off * H, H, W + 4 * lo * H, H, T(1),
                    gates + off * G4 + 4 * lo, G4);
         for (int64_t b = 0; b < bt; ++b) {
-          T* a = gates + (off + b) * G4 + 4 * lo;  // i | f | g | o, each hk wide
-          vsigmoid(a, 2 * hk);
-          vtanh(a + 2 * hk, hk);
-          vsigmoid(a + 3 * hk, hk);
-          const T* cp = cprev + (off + b) * H + lo;
-          T* tcr = tc + (off + b) * H + lo;
           const bool more = b < bn;
-          T* cd = more ? cprev + (offn + b) * H + lo : cn + b * H + lo;
-          T* hd = more ? hprev + (offn + b) * H + lo : hn + b * H + lo;
-          T* yr = y + (off + b) * H + lo;
-          const T *ig = a, *fg = a + hk, *gg = a + 2 * hk, *og = a + 3 * hk;
-#pragma omp simd
-          for (int64_t j = 0; j < hk; ++j) {
-            T c = fg[j] * cp[j] + ig[j] * gg[j];
-            cd[j] = c;
-            tcr[j] = c;
-          }
-          vtanh(tcr, hk);
-#pragma omp simd
-          for (int64_t j = 0; j < hk; ++j) {
-            T h = og[j] * tcr[j];
-            yr[j] = h;
-            hd[j] = h;
-          }
+          const int64_t r = (off + b) * H + lo;
+          point_fwd(gates + (off + b) * G4 + 4 * lo, cprev + r, tc + r,
+                    more ? cprev + (offn + b) * H + lo : cn + b * H + lo, y + r,
+                    more ? hprev + (offn + b) * H + lo : hn + b * H + lo, hk);
         }
       });
       tm.sync();
@@ -57,35 +78,18 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
 }
 
 template <typename T>
-void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
-                          const T* tc, const T* cprev, const T* W, const T* dy, T* dG, T* dh,
-                          T* dc, int64_t H) {
+void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* tc,
+              const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, int64_t H) {
   const int64_t G4 = 4 * H;
   run_team(hb, [&](const Team& tm) {
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
       tm.slices([&](int64_t lo, int64_t hk) {
-      for (int64_t b = 0; b < bt; ++b) {
-        const T* a = acts + (off + b) * G4 + 4 * lo;
-        const T *ig = a, *fg = a + hk, *gg = a + 2 * hk, *og = a + 3 * hk;
-        const T* tcr = tc + (off + b) * H + lo;
-        const T* cp = cprev + (off + b) * H + lo;
-        const T* dyr = dy + (off + b) * H + lo;
-        T* dhr = dh + b * H + lo;
-        T* dcr = dc + b * H + lo;
-        T* d = dG + (off + b) * G4 + 4 * lo;
-#pragma omp simd
-        for (int64_t j = 0; j < hk; ++j) {
-          const T dhj = dyr[j] + dhr[j], tcj = tcr[j], o = og[j], i = ig[j], f = fg[j],
-                  g = gg[j];
-          const T dcj = dcr[j] + dhj * o * (T(1) - tcj * tcj);
-          d[j] = dcj * g * i * (T(1) - i);
-          d[hk + j] = dcj * cp[j] * f * (T(1) - f);
-          d[2 * hk + j] = dcj * i * (T(1) - g * g);
-          d[3 * hk + j] = dhj * tcj * o * (T(1) - o);
-          dcr[j] = dcj * f;
+        for (int64_t b = 0; b < bt; ++b) {
+          const int64_t r = (off + b) * H + lo;
+          point_bwd(acts + (off + b) * G4 + 4 * lo, tc + r, cprev + r, dy + r, dh + b * H + lo,
+                    dc + b * H + lo, dG + (off + b) * G4 + 4 * lo, hk);
         }
-      }
       });
       tm.sync();
       // dh[0:bt, slice] = dG[step t] (bt, 4H) @ W_hh[:, slice] (4H, hk)
@@ -96,9 +100,87 @@ void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
   });
 }
 
-template void lstm_fwd<float>(const Steps&, bool, const Vec&, float*, const float*, float*, float*, float*, float*, float*, float*, int64_t);
-template void lstm_fwd<double>(const Steps&, bool, const Vec&, double*, const double*, double*, double*, double*, double*, double*, double*, int64_t);
-template void lstm_bwd<float>(const Steps&, bool, const Vec&, const float*, const float*, const float*, const float*, const float*, float*, float*, float*, int64_t);
-template void lstm_bwd<double>(const Steps&, bool, const Vec&, const double*, const double*, const double*, const double*, const double*, double*, double*, double*, int64_t);
+// With a projection W_hr (P, H): Hprev/y/h_n are (., P), r (N, H) is saved.
+template <typename T>
+void lstmp_fwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, T* gates, const T* W,
+               const T* Wr, T* hprev, T* cprev, T* tc, T* rr, T* y, T* hn, T* cn, int64_t H,
+               int64_t P) {
+  const int64_t G4 = 4 * H;
+  run_team(hb, [&](const Team& tm) {
+    for (int64_t s = 0; s < st.T; ++s) {
+      const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
+      const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
+      tm.slices([&](int64_t lo, int64_t hk) {
+        gemm_rm<T>(true, bt, 4 * hk, P, hprev + off * P, P, W + 4 * lo * P, P, T(1),
+                   gates + off * G4 + 4 * lo, G4);
+        for (int64_t b = 0; b < bt; ++b) {
+          const int64_t r = (off + b) * H + lo;
+          point_fwd(gates + (off + b) * G4 + 4 * lo, cprev + r, tc + r,
+                    b < bn ? cprev + (offn + b) * H + lo : cn + b * H + lo, rr + r,
+                    (T*)nullptr, hk);
+        }
+      });
+      tm.sync();
+      // y[step t, pslice] = r (bt, H) @ W_hr[pslice]^T (H, pk)
+      tm.slices_of(pb, [&](int64_t lo, int64_t pk) {
+        gemm_rm<T>(true, bt, pk, H, rr + off * H, H, Wr + lo * H, H, T(0), y + off * P + lo, P);
+        for (int64_t b = 0; b < bt; ++b)
+          std::memcpy(b < bn ? hprev + (offn + b) * P + lo : hn + b * P + lo,
+                      y + (off + b) * P + lo, sizeof(T) * pk);
+      });
+      tm.sync();
+    }
+  });
+}
+
+// Returns through dG (N, 4H), dH (N, P) = dL/dh per step (for dW_hr), dh (B, P), dc (B, H);
+// dR (B, H) is scratch.
+template <typename T>
+void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, const T* acts,
+               const T* tc, const T* cprev, const T* W, const T* Wr, const T* dy, T* dG, T* dH,
+               T* dR, T* dh, T* dc, int64_t H, int64_t P) {
+  const int64_t G4 = 4 * H;
+  run_team(hb, [&](const Team& tm) {
+    for (int64_t s = 0; s < st.T; ++s) {
+      const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
+      tm.slices_of(pb, [&](int64_t lo, int64_t pk) {
+        for (int64_t b = 0; b < bt; ++b) {
+          const T *a = dy + (off + b) * P + lo, *c = dh + b * P + lo;
+          T* o = dH + (off + b) * P + lo;
+#pragma omp simd
+          for (int64_t j = 0; j < pk; ++j) o[j] = a[j] + c[j];
+        }
+      });
+      tm.sync();
+      tm.slices([&](int64_t lo, int64_t hk) {
+        // dR[0:bt, slice] = dH[step t] (bt, P) @ W_hr[:, slice] (P, hk)
+        gemm_rm<T>(false, bt, hk, P, dH + off * P, P, Wr + lo, H, T(0), dR + lo, H);
+        for (int64_t b = 0; b < bt; ++b) {
+          const int64_t r = (off + b) * H + lo;
+          point_bwd(acts + (off + b) * G4 + 4 * lo, tc + r, cprev + r, dR + b * H + lo,
+                    (const T*)nullptr, dc + b * H + lo, dG + (off + b) * G4 + 4 * lo, hk);
+        }
+      });
+      tm.sync();
+      // dh[0:bt, pslice] = dG[step t] (bt, 4H) @ W_hh[:, pslice] (4H, pk)
+      tm.slices_of(pb, [&](int64_t lo, int64_t pk) {
+        gemm_rm<T>(false, bt, pk, G4, dG + off * G4, G4, W + lo, P, T(0), dh + lo, P);
+      });
+    }
+  });
+}
+
+#define LSTMKIT_INSTANTIATE(T)                                                                   \
+  template void lstm_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, T*, T*, T*, T*, T*, T*, \
+                            int64_t);                                                            \
+  template void lstm_bwd<T>(const Steps&, bool, const Vec&, const T*, const T*, const T*,        \
+                            const T*, const T*, T*, T*, T*, int64_t);                            \
+  template void lstmp_fwd<T>(const Steps&, bool, const Vec&, const Vec&, T*, const T*, const T*, \
+                             T*, T*, T*, T*, T*, T*, T*, int64_t, int64_t);                      \
+  template void lstmp_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,     \
+                             const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, \
+                             int64_t);
+LSTMKIT_INSTANTIATE(float)
+LSTMKIT_INSTANTIATE(double)
 
 }  // namespace lstmkit
