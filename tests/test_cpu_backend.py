@@ -41,7 +41,8 @@ def _batch_sizes(rng: random.Random, T: int, B: int, packed: bool) -> list[int]:
 def _params(rng_t: torch.Generator, mode: str, I: int, H: int, bias: bool, dtype, P: int = 0):
     """Layer weights as torch.nn shapes them; ``w_hr (P, H)`` when P > 0 (LSTM projection)."""
     g = G[mode]
-    mk = lambda *s: (torch.rand(*s, generator=rng_t, dtype=dtype) - 0.5).requires_grad_()  # noqa: E731
+    k = H**-0.5  # torch.nn's init range keeps float32 gates out of saturation
+    mk = lambda *s: ((torch.rand(*s, generator=rng_t, dtype=dtype) * 2 - 1) * k).requires_grad_()  # noqa: E731
     return {
         "w_ih": mk(g * H, I),
         "w_hh": mk(g * H, P or H),
@@ -72,11 +73,11 @@ def _grads(outs, leaves, seed):
 
 def _case(seed: int, dtype=torch.float64, big: bool = False):
     rng = random.Random(seed)
-    mode = rng.choice(list(G))
+    mode = list(G)[seed % 4]
     T, B = rng.randint(1, 9), rng.randint(1, 6)
     I, H = (rng.randint(1, 40), rng.randint(1, 40)) if not big else (24, 130)
     packed, bias = rng.random() < 0.6, rng.random() < 0.8
-    P = rng.randint(1, H - 1) if mode == "lstm" and H > 1 and rng.random() < 0.4 else 0
+    P = rng.randint(1, H - 1) if mode == "lstm" and H > 1 and rng.random() < 0.5 else 0
     bs = _batch_sizes(rng, T, B, packed)
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(sum(bs), I, generator=gen, dtype=dtype).requires_grad_()
@@ -94,7 +95,7 @@ def threads(request, monkeypatch):
     return request.param
 
 
-@pytest.mark.parametrize("seed", range(10))
+@pytest.mark.parametrize("seed", range(12))
 def test_layers_match_torch_nn_float64(seed, threads):
     mode, bs, x, h0, c0, pf, pr, bias = _case(seed)
     H, I, P = pf["w_hh"].shape[0] // G[mode], x.shape[1], h0.shape[1]
@@ -138,7 +139,7 @@ def test_layers_match_torch_nn_float64(seed, threads):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("seed", range(100, 110))
+@pytest.mark.parametrize("seed", range(100, 112))
 def test_layers_match_reference(seed, dtype, threads):
     mode, bs, x, h0, c0, pf, _, _ = _case(seed, dtype, big=seed % 3 == 0)
     reverse = seed % 2 == 1
