@@ -43,6 +43,6 @@ class FakeRun:
             ids[b, : len(t)] = torch.tensor([self.model.stoi.get(c, 0) for c in t])
         return ids, lengths
 
-    def predict(self, texts: list[str]) -> torch.Tensor:
+    def predict_proba(self, texts: list[str]) -> torch.Tensor:
         with torch.no_grad():
             return self.model(*self.encode(texts)).softmax(-1)

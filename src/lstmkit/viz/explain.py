@@ -5,8 +5,8 @@ the text and asks the classifier for its prediction after every prefix, so you c
 e.g. the sentiment flip at 但是 in "虽然房间有点小，但是服务很周到".
 
 It works with anything that has ``.model`` (containing one lstmkit LSTM/GRU/RNN),
-``.labels`` and ``.predict(texts)`` returning class probabilities (one row per text) — a
-loaded training run (:func:`lstmkit.train.load_run`) is one.
+``.labels`` and ``.predict_proba(texts)`` returning class probabilities (one row per
+text) — a loaded training run (:func:`lstmkit.train.load_run`) is one.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class Classifier(Protocol):
     model: Any
     labels: Sequence[str]
 
-    def predict(self, texts: list[str]) -> Any: ...
+    def predict_proba(self, texts: list[str]) -> Any: ...
 
 
 @dataclass
@@ -105,6 +105,10 @@ def explain(
 ) -> Explanation:
     """Record gates while ``clf`` reads ``text`` and predict after every prefix.
 
+    The probability after token ``t`` is the classifier's output on the prefix ending there
+    (for a bidirectional model that is a different input from the full text, which is why
+    it is asked separately rather than read off the full pass).
+
     ``tokens`` label the recorded steps (default: the characters of ``text``); ``prefixes``
     are the texts whose predictions give the running probability (default: ``text[:k]``).
     """
@@ -119,9 +123,9 @@ def explain(
     model.eval()
     try:
         with torch.no_grad(), lstmkit.record_gates(model) as rec:
-            clf.predict([text])
+            clf.predict_proba([text])
         with torch.no_grad():
-            probs = np.asarray(_to_numpy(clf.predict(prefixes)), dtype=np.float64)
+            probs = np.asarray(_to_numpy(clf.predict_proba(prefixes)), dtype=np.float64)
     finally:
         model.train(was_training)
     layers = sorted({key[0] for key in rec.layers})

@@ -92,7 +92,9 @@ def _cell_color(norm, cmap_name: str, v: float) -> tuple[str, str]:
     return f"rgb({int(r * 255)},{int(g * 255)},{int(b * 255)})", text
 
 
-def explanation_html(exp: Explanation, top_k: int = 8, figure_png: bytes | None = None) -> str:
+def explanation_html(
+    exp: Explanation, top_k: int = 8, figure_png: bytes | None = None, fold_figure: bool = False
+) -> str:
     """An HTML fragment (a table, optionally followed by the figure as a data URI)."""
     pos = exp.positive_index()
     esc = html.escape
@@ -113,12 +115,16 @@ def explanation_html(exp: Explanation, top_k: int = 8, figure_png: bytes | None 
             tds = []
             for v in values:
                 bg, fg = _cell_color(norm, cmap, v)
-                tds.append(f'<td style="background:{bg};color:{fg}">{v:+.2f}</td>')
+                txt = f"{v:.2f}" if gate in UNIT_RANGE else f"{v:+.2f}"
+                tds.append(f'<td style="background:{bg};color:{fg}">{txt}</td>')
             out.append(f"<tr><th>{esc(name)}</th>{''.join(tds)}</tr>")
     out.append("</table>")
     if figure_png is not None:
         data = base64.b64encode(figure_png).decode("ascii")
-        out.append(f'<img class="figure" alt="gate heatmaps" src="data:image/png;base64,{data}">')
+        img = f'<img class="figure" alt="gate heatmaps" src="data:image/png;base64,{data}">'
+        if fold_figure:
+            img = f"<details><summary>heatmaps of the top {top_k} units per gate</summary>{img}</details>"
+        out.append(img)
     out.append("</div>")
     return "\n".join(out)
 

@@ -22,21 +22,19 @@ def open_run(run_dir: str | Path) -> Any:
 
 
 def run_tokens(run: Any, text: str) -> tuple[list[str], list[str]]:
-    """The tokens the run's model reads for ``text`` and the matching prefixes.
+    """The tokens the run's model reads for ``text`` (characters) and the matching prefixes.
 
-    Character-level runs read one step per character; a run with its own tokenizer exposes
-    ``tokenize(text) -> list[str]`` and the prefixes are the concatenated tokens.
+    Runs truncate long texts (``max_len``, head and tail kept); explanations need every
+    character, so a text longer than that is refused with a clear message.
     """
-    tokenize = getattr(run, "tokenize", None)
-    if tokenize is None:
-        tok = getattr(run, "tokenizer", None)
-        tokenize = getattr(tok, "tokenize", None)
-    tokens = list(tokenize(text)) if callable(tokenize) else list(text)
-    prefixes, acc = [], ""
-    for t in tokens:
-        acc += t
-        prefixes.append(acc)
-    return tokens, prefixes
+    encode = getattr(run, "encode", None)
+    n = len(encode(text)) if callable(encode) else len(text)
+    if n != len(text):
+        raise ValueError(
+            f"the run reads {n} of the text's {len(text)} characters (max_len truncation); "
+            "explain a shorter text"
+        )
+    return list(text), [text[: k + 1] for k in range(len(text))]
 
 
 def read_json(path: Path) -> Any:

@@ -1,0 +1,109 @@
+"""``lstmkit report``: one self-contained HTML page, checked in a real headless browser."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from lstmkit.cli import main
+from lstmkit.viz import browser
+from lstmkit.viz.report import gather, write_report
+
+POS = [
+    "服务很周到",
+    "房间干净，很满意",
+    "质量非常好",
+    "下次还会再来",
+    "物美价廉，推荐",
+    "非常喜欢这本书",
+]
+NEG = ["房间又脏又吵", "太失望了", "用了两天就坏了", "浪费钱，不推荐", "服务态度很差", "写得很无聊"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    data = root / "tiny.csv"
+    with open(data, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        for k in range(5):  # 60 rows: enough for train/valid/test splits
+            w.writerows([[t + "！" * k, "pos"] for t in POS] + [[t + "。" * k, "neg"] for t in NEG])
+    args = ["train", "--task", "text", "--data", str(data), "--epochs", "2", "--hidden-size", "8",
+            "--embed-size", "8", "--no-baseline", "--no-progress",
+            "--out-dir", str(root), "--name", "tiny", "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    return root / "tiny"
+
+
+@pytest.fixture(scope="module")
+def report(run_dir):
+    return write_report(run_dir, run_dir / "report.html", n_examples=1, explain_figures=False)
+
+
+def test_gathered_numbers(run_dir):
+    d, run = gather(run_dir, n_examples=2)
+    assert d.kind == "classify" and d.labels == run.labels
+    assert d.n_params == sum(p.numel() for p in run.model.parameters())
+    assert d.confusion.sum() == d.n_eval == d.data_sizes["test"]
+    from lstmkit.train.tasks import make_task
+
+    test = make_task(run.config).data.test
+    pred = run.predict_proba(test.texts).numpy().argmax(1)
+    want = np.zeros((2, 2), dtype=int)
+    for t, p in zip(test.labels, pred):
+        want[t, p] += 1
+    np.testing.assert_array_equal(d.confusion, want)
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert [m["epoch"] for m in d.metrics] == [json.loads(x)["epoch"] for x in lines]
+
+
+def test_report_is_self_contained(report, run_dir):
+    page = report.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"https?://", page)  # no URL at all, so nothing can be fetched
+    assert not re.search(r"<(link|script)\b", page)
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert len(srcs) >= 2 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    config = json.loads((run_dir / "config.json").read_text())["config"]
+    for needle in ("Model card", "parameters", "Training curves", "confusion", "Explanations",
+                   "虽然房间有点小，但是服务很周到", f"hidden {config['hidden_size']}"):  # fmt: skip
+        assert needle in page, needle
+
+
+def test_report_cli(run_dir, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    assert main(["report", str(run_dir), "-o", str(out), "--examples", "0"]) == 0
+    assert out.exists() and "Explanations" not in out.read_text(encoding="utf-8")
+
+
+needs_chromium = pytest.mark.skipif(
+    browser.find_chromium() is None,
+    reason=f"no Chromium on PATH, so the page is not checked in a browser ({browser.INSTALL_HINT})",
+)
+
+
+@needs_chromium
+def test_report_loads_in_headless_chromium(report, tmp_path):
+    res = browser.check_page(report, tmp_path / "report.png")
+    assert res.loaded
+    assert res.errors == []
+    assert res.external_requests == []
+    assert res.requests[0] == report.resolve().as_uri()
+    png = res.screenshot.read_bytes()
+    assert png[:4] == b"\x89PNG" and len(png) > 20_000  # a rendered page, not a blank one
+
+
+@needs_chromium
+def test_browser_check_catches_errors_and_requests(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text('<!DOCTYPE html><html><body><img src="https://example.invalid/x.png">'
+                   '<script>console.error("boom"); missingFunction();</script></body></html>')  # fmt: skip
+    res = browser.check_page(bad, tmp_path / "bad.png", settle=0.5)
+    assert res.external_requests == ["https://example.invalid/x.png"]
+    assert any("boom" in e for e in res.errors)
+    assert any("missingFunction" in e for e in res.errors)
