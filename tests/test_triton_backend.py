@@ -92,8 +92,9 @@ def test_step_mode_with_split_hidden_and_k_tiles(mode, monkeypatch):
     _check(mode, PACKED, reverse=False)
 
 
-def test_no_bias_lstm():
-    _check("lstm", PACKED, reverse=False, bias=False)
+@pytest.mark.parametrize("mode", ["lstm", "gru"])
+def test_no_bias(mode):
+    _check(mode, PACKED, reverse=False, bias=False)
 
 
 @pytest.mark.parametrize("mode", ["lstm", "gru"])

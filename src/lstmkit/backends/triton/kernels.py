@@ -102,8 +102,9 @@ def _fwd_kernel(
     cn,  # (B, H) fp32 out (LSTM)
     off,  # (T,) int32
     bsz,  # (T,) int32
-    flags,  # (NB, NHP) int32, zeroed
+    flags,  # (NB, NHP) int32 arrival counters, all <= base
     err,  # (1,) int32
+    base,  # counters reach base + k after the k-th step of this launch
     T,
     H,
     s0,
@@ -224,7 +225,7 @@ def _fwd_kernel(
             if MODE == 0:
                 tl.store(cn + r * H + rh[None, :], c, mask=last)
         if SYNC:
-            dead = _grid_sync(flags, err, pb, ph, s - s0 + 1, dead, NH, NHP, MAX_SPIN)
+            dead = _grid_sync(flags, err, pb, ph, base + s - s0 + 1, dead, NH, NHP, MAX_SPIN)
         else:
             tl.debug_barrier()
         o_p, bs_p, o_t, bs_t, o_n, bs_n = o_t, bs_t, o_n, bs_n, o_nn, bs_nn
@@ -245,8 +246,9 @@ def _bwd_kernel(
     dcar,  # (N, H) fp32 out: carry to the previous step (LSTM dc*f, GRU dh*z)
     off,  # (T,) int32
     bsz,  # (T,) int32
-    flags,  # (NB, NHP) int32, zeroed
+    flags,  # (NB, NHP) int32 arrival counters, all <= base
     err,  # (1,) int32
+    base,  # counters reach base + k after the k-th step of this launch
     T,
     H,
     s0,
@@ -367,7 +369,7 @@ def _bwd_kernel(
                     da = tl.where(hv > 0.0, dh, 0.0)
                 tl.store(dr, da.to(odt), mask=m)
         if SYNC:
-            dead = _grid_sync(flags, err, pb, ph, j - s0 + 1, dead, NH, NHP, MAX_SPIN)
+            dead = _grid_sync(flags, err, pb, ph, base + j - s0 + 1, dead, NH, NHP, MAX_SPIN)
         else:
             tl.debug_barrier()
         o_n, bs_n, o_t, bs_t, o_p, bs_p = o_t, bs_t, o_p, bs_p, o_pp, bs_pp
