@@ -200,17 +200,12 @@ def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: b
 
 # ---- tuning (--tune): launch configurations at a few shapes ---------------------------------
 TUNE = [  # kind, dtype, B, H, variants (LSTMKIT_TRITON_<key> overrides; {} = the default)
-    ("LSTM", "float32", 16, 128, [{}, {"BH": "32"}, {"BH": "64"}, {"BH": "128", "BK": "128", "STAGES": "3"}]),
-    ("GRU", "float32", 64, 128, [{}, {"BH": "32"}, {"BH": "128", "BK": "128", "STAGES": "3"}]),
-    ("LSTM", "float32", 16, 256, [{}, {"BH": "32"}, {"BK": "128", "STAGES": "3"}]),
-    ("LSTM", "float32", 16, 1024, [{}, {"BK": "64", "STAGES": "3"}, {"BK": "128", "STAGES": "3"},
-                                   {"BK": "128", "STAGES": "3", "WARPS": "8"},
-                                   {"BK": "128", "STAGES": "4", "WARPS": "8"},
-                                   {"BK": "256", "STAGES": "2", "WARPS": "8"}]),
-    ("LSTM", "float32", 64, 1024, [{}, {"BK": "64", "STAGES": "3"}, {"BK": "128", "STAGES": "3"},
-                                   {"BK": "128", "STAGES": "4"}]),
-    ("LSTM", "bfloat16", 64, 1024, [{}, {"BK": "128", "STAGES": "3"}, {"BK": "256", "STAGES": "3"}]),
-    ("GRU", "bfloat16", 16, 512, [{}, {"BK": "128", "STAGES": "3"}, {"BK": "128", "STAGES": "3", "WARPS": "8"}]),
+    ("LSTM", "float32", 16, 128, [{}, {"RESIDENT": "0", "BK": "128", "STAGES": "2"}]),
+    ("LSTM", "float32", 16, 1024, [{}, {"BK": "64"}, {"STAGES": "4"}]),
+    ("LSTM", "float32", 64, 1024, [{}, {"WARPS": "4"}, {"BK": "64"}]),
+    ("GRU", "float32", 64, 1024, [{}, {"BK": "64"}]),
+    ("LSTM", "float32", 64, 512, [{}, {"WARPS": "4"}, {"BK": "64"}]),
+    ("LSTM", "bfloat16", 64, 128, [{}, {"RESIDENT": "0", "BK": "128", "STAGES": "2"}]),
 ]  # fmt: skip
 
 
