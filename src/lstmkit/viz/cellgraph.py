@@ -313,7 +313,10 @@ def _rnn() -> CellGraph:
         {"h": "h"},
         eqs,
         "lstmkit.reference.cells.rnn_cell",
-        notes=("no gates, no additive path:", "∂h_t/∂h_{t-1} multiplies by W_hh every step"),
+        notes=(
+            "no gates and no additive path: every step multiplies",
+            r"the gradient by $\partial h_t / \partial h_{t-1} = \mathrm{diag}(1 - h_t^2)\, W_{hh}$",
+        ),
     )
 
 

@@ -156,19 +156,23 @@ def figure(kind: str):
     for note in g.notes:
         y -= 0.045
         side.text(0.0, y, note, fontsize=8.5, color="#607d8b", va="center")
-    _legend(side, top=min(y - 0.075, 0.2))
+    _legend(side, g, top=min(y - 0.075, 0.2))
     side.set_xlim(0, 1)
     side.set_ylim(0, 1)
     return fig
 
 
-def _legend(ax, top: float) -> None:
+def _legend(ax, g: CellGraph, top: float) -> None:
+    ops = {n.op for n in g.nodes}
     items = [
-        (COLORS["sigmoid"], "σ layer: gate in (0, 1)", "box"),
-        (COLORS["tanh_layer"], "tanh layer: value in (−1, 1)", "box"),
-        (COLORS["pointwise"], "pointwise operation", "circle"),
-        (COLORS["state"], "long-term state path", "line"),
-    ]
+        (COLORS["sigmoid"], "σ layer: gate in (0, 1)", "box", "layer_sigmoid" in ops),
+        (COLORS["tanh_layer"], "tanh layer: value in (−1, 1)", "box",
+         bool(ops & {"layer_tanh", "layer_tanh_reset"})),
+        (COLORS["pointwise"], "pointwise operation", "circle",
+         bool(ops & {"mul", "add", "tanh", "one_minus"})),
+        (COLORS["state"], "long-term state path", "line", any(e.state for e in g.edges)),
+    ]  # fmt: skip
+    items = [(c, t, s) for c, t, s, shown in items if shown]
     for k, (color, text, shape) in enumerate(items):
         y = top - 0.048 * k
         if shape == "box":
