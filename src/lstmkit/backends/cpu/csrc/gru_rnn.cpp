@@ -15,13 +15,16 @@ template <typename T>
 void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T* W,
                          const T* bh, T* hprev, T* y, T* hn, int64_t H) {
   const int64_t G3 = 3 * H;
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
+    tm.slices([&](int64_t lo, int64_t hk, int k) {
+      g0[k] = std::make_unique<StepGemm<T>>(true, st.B, 3 * hk, H, W + 3 * lo * H, H);
+    });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      tm.slices([&](int64_t lo, int64_t hk) {
-        gemm_rm<T>(true, bt, 3 * hk, H, hprev + off * H, H, W + 3 * lo * H, H, T(0),
-                   hw + off * G3 + 3 * lo, G3);
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
+        (*g0[k])(bt, hprev + off * H, H, T(0), hw + off * G3 + 3 * lo, G3);
         for (int64_t b = 0; b < bt; ++b) {
           T* a = xw + (off + b) * G3 + 3 * lo;  // r | z | n
           T* q = hw + (off + b) * G3 + 3 * lo;
@@ -58,10 +61,14 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
                          const T* hw, const T* hprev, const T* W, const T* dy, T* dGx, T* dGh,
                          T* dh, int64_t H) {
   const int64_t G3 = 3 * H;
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
+    tm.slices([&](int64_t lo, int64_t hk, int k) {
+      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, G3, W + lo, H);
+    });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
-      tm.slices([&](int64_t lo, int64_t hk) {
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
       for (int64_t b = 0; b < bt; ++b) {
         const T* a = acts + (off + b) * G3 + 3 * lo;
         const T* qn = hw + (off + b) * G3 + 3 * lo + 2 * hk;
@@ -87,8 +94,8 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
       }
       });
       tm.sync();
-      tm.slices([&](int64_t lo, int64_t hk) {
-        gemm_rm<T>(false, bt, hk, G3, dGh + off * G3, G3, W + lo, H, T(1), dh + lo, H);
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
+        (*g0[k])(bt, dGh + off * G3, G3, T(1), dh + lo, H);
       });
     }
   });
@@ -97,13 +104,16 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
 template <typename T>
 void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W,
                          T* hprev, T* hn, int64_t H, bool relu) {
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
+    tm.slices([&](int64_t lo, int64_t hk, int k) {
+      g0[k] = std::make_unique<StepGemm<T>>(true, st.B, hk, H, W + lo * H, H);
+    });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      tm.slices([&](int64_t lo, int64_t hk) {
-        gemm_rm<T>(true, bt, hk, H, hprev + off * H, H, W + lo * H, H, T(1), xw + off * H + lo,
-                   H);
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
+        (*g0[k])(bt, hprev + off * H, H, T(1), xw + off * H + lo, H);
         for (int64_t b = 0; b < bt; ++b) {
           T* a = xw + (off + b) * H + lo;
           if (relu) {
@@ -124,10 +134,14 @@ void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W,
 template <typename T>
 void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* W,
                          const T* dy, T* dG, T* dh, int64_t H, bool relu) {
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
+    tm.slices([&](int64_t lo, int64_t hk, int k) {
+      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, H, W + lo, H);
+    });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
-      tm.slices([&](int64_t lo, int64_t hk) {
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
         for (int64_t b = 0; b < bt; ++b) {
           const T* yr = y + (off + b) * H + lo;
           const T* dyr = dy + (off + b) * H + lo;
@@ -143,8 +157,8 @@ void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* 
         }
       });
       tm.sync();
-      tm.slices([&](int64_t lo, int64_t hk) {
-        gemm_rm<T>(false, bt, hk, H, dG + off * H, H, W + lo, H, T(0), dh + lo, H);
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
+        (*g0[k])(bt, dG + off * H, H, T(0), dh + lo, H);
       });
     }
   });

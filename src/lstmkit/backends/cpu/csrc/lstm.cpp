@@ -57,13 +57,16 @@ template <typename T>
 void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* hprev,
               T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H) {
   const int64_t G4 = 4 * H;
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
+    tm.slices([&](int64_t lo, int64_t hk, int k) {
+      g0[k] = std::make_unique<StepGemm<T>>(true, st.B, 4 * hk, H, W + 4 * lo * H, H);
+    });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      tm.slices([&](int64_t lo, int64_t hk) {
-        gemm_rm<T>(true, bt, 4 * hk, H, hprev + off * H, H, W + 4 * lo * H, H, T(1),
-                   gates + off * G4 + 4 * lo, G4);
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
+        (*g0[k])(bt, hprev + off * H, H, T(1), gates + off * G4 + 4 * lo, G4);
         for (int64_t b = 0; b < bt; ++b) {
           const bool more = b < bn;
           const int64_t r = (off + b) * H + lo;
@@ -81,10 +84,14 @@ template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* tc,
               const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, int64_t H) {
   const int64_t G4 = 4 * H;
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
+    tm.slices([&](int64_t lo, int64_t hk, int k) {
+      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, G4, W + lo, H);
+    });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
-      tm.slices([&](int64_t lo, int64_t hk) {
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
         for (int64_t b = 0; b < bt; ++b) {
           const int64_t r = (off + b) * H + lo;
           point_bwd(acts + (off + b) * G4 + 4 * lo, tc + r, cprev + r, dy + r, dh + b * H + lo,
@@ -93,8 +100,8 @@ void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const
       });
       tm.sync();
       // dh[0:bt, slice] = dG[step t] (bt, 4H) @ W_hh[:, slice] (4H, hk)
-      tm.slices([&](int64_t lo, int64_t hk) {
-        gemm_rm<T>(false, bt, hk, G4, dG + off * G4, G4, W + lo, H, T(0), dh + lo, H);
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
+        (*g0[k])(bt, dG + off * G4, G4, T(0), dh + lo, H);
       });
     }
   });
@@ -106,13 +113,20 @@ void lstmp_fwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, T* g
                const T* Wr, T* hprev, T* cprev, T* tc, T* rr, T* y, T* hn, T* cn, int64_t H,
                int64_t P) {
   const int64_t G4 = 4 * H;
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
+  std::vector<std::unique_ptr<StepGemm<T>>> g1(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
+    tm.slices([&](int64_t lo, int64_t hk, int k) {
+      g0[k] = std::make_unique<StepGemm<T>>(true, st.B, 4 * hk, P, W + 4 * lo * P, P);
+    });
+    tm.slices_of(pb, [&](int64_t lo, int64_t pk, int k) {
+      g1[k] = std::make_unique<StepGemm<T>>(true, st.B, pk, H, Wr + lo * H, H);
+    });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      tm.slices([&](int64_t lo, int64_t hk) {
-        gemm_rm<T>(true, bt, 4 * hk, P, hprev + off * P, P, W + 4 * lo * P, P, T(1),
-                   gates + off * G4 + 4 * lo, G4);
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
+        (*g0[k])(bt, hprev + off * P, P, T(1), gates + off * G4 + 4 * lo, G4);
         for (int64_t b = 0; b < bt; ++b) {
           const int64_t r = (off + b) * H + lo;
           point_fwd(gates + (off + b) * G4 + 4 * lo, cprev + r, tc + r,
@@ -122,8 +136,8 @@ void lstmp_fwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, T* g
       });
       tm.sync();
       // y[step t, pslice] = r (bt, H) @ W_hr[pslice]^T (H, pk)
-      tm.slices_of(pb, [&](int64_t lo, int64_t pk) {
-        gemm_rm<T>(true, bt, pk, H, rr + off * H, H, Wr + lo * H, H, T(0), y + off * P + lo, P);
+      tm.slices_of(pb, [&](int64_t lo, int64_t pk, int k) {
+        (*g1[k])(bt, rr + off * H, H, T(0), y + off * P + lo, P);
         for (int64_t b = 0; b < bt; ++b)
           std::memcpy(b < bn ? hprev + (offn + b) * P + lo : hn + b * P + lo,
                       y + (off + b) * P + lo, sizeof(T) * pk);
@@ -140,10 +154,18 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
                const T* tc, const T* cprev, const T* W, const T* Wr, const T* dy, T* dG, T* dH,
                T* dR, T* dh, T* dc, int64_t H, int64_t P) {
   const int64_t G4 = 4 * H;
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
+  std::vector<std::unique_ptr<StepGemm<T>>> g1(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
+    tm.slices([&](int64_t lo, int64_t hk, int k) {
+      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, P, Wr + lo, H);
+    });
+    tm.slices_of(pb, [&](int64_t lo, int64_t pk, int k) {
+      g1[k] = std::make_unique<StepGemm<T>>(false, st.B, pk, G4, W + lo, P);
+    });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
-      tm.slices_of(pb, [&](int64_t lo, int64_t pk) {
+      tm.slices_of(pb, [&](int64_t lo, int64_t pk, int k) {
         for (int64_t b = 0; b < bt; ++b) {
           const T *a = dy + (off + b) * P + lo, *c = dh + b * P + lo;
           T* o = dH + (off + b) * P + lo;
@@ -152,9 +174,9 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
         }
       });
       tm.sync();
-      tm.slices([&](int64_t lo, int64_t hk) {
+      tm.slices([&](int64_t lo, int64_t hk, int k) {
         // dR[0:bt, slice] = dH[step t] (bt, P) @ W_hr[:, slice] (P, hk)
-        gemm_rm<T>(false, bt, hk, P, dH + off * P, P, Wr + lo, H, T(0), dR + lo, H);
+        (*g0[k])(bt, dH + off * P, P, T(0), dR + lo, H);
         for (int64_t b = 0; b < bt; ++b) {
           const int64_t r = (off + b) * H + lo;
           point_bwd(acts + (off + b) * G4 + 4 * lo, tc + r, cprev + r, dR + b * H + lo,
@@ -163,8 +185,8 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
       });
       tm.sync();
       // dh[0:bt, pslice] = dG[step t] (bt, 4H) @ W_hh[:, pslice] (4H, pk)
-      tm.slices_of(pb, [&](int64_t lo, int64_t pk) {
-        gemm_rm<T>(false, bt, pk, G4, dG + off * G4, G4, W + lo, P, T(0), dh + lo, P);
+      tm.slices_of(pb, [&](int64_t lo, int64_t pk, int k) {
+        (*g1[k])(bt, dG + off * G4, G4, T(0), dh + lo, P);
       });
     }
   });
