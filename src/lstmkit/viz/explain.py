@@ -29,6 +29,11 @@ GATE_PANELS = {
     "rnn": [("h", "hidden state  h_t")],
 }  # fmt: skip
 UNIT_RANGE = {"i", "f", "o", "r", "z"}  # sigmoid gates, in (0, 1)
+MATH_TITLES = {"i": r"input gate $i_t$", "f": r"forget gate $f_t$", "o": r"output gate $o_t$",
+               "g": r"candidate $\tilde{C}_t$", "c": r"cell state $C_t$", "r": r"reset gate $r_t$",
+               "z": r"update gate $z_t$", "n": r"candidate $\tilde{n}_t$",
+               "h": r"hidden state $h_t$"}  # fmt: skip
+TURN_WORDS = ("但是", "可是", "不过", "然而", "但", "却")  # where a "虽然…但是…" sentence turns
 
 
 class Classifier(Protocol):
@@ -76,6 +81,14 @@ class Explanation:
         """Index of the token after which the shown probability moves most."""
         p = self.probs[:, self.positive_index()]
         return int(np.argmax(np.abs(np.diff(p, prepend=p[0]))))
+
+    def marked(self) -> tuple[int, int] | None:
+        """Token span ``[start, stop)`` of the first turn word (但是, 可是, …), if any."""
+        for word in TURN_WORDS:
+            at = self.text.find(word)
+            if at >= 0 and self.tokens == list(self.text):
+                return at, at + len(word)
+        return None
 
     def summary(self) -> str:
         pos = self.positive_index()

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import Normalize, TwoSlopeNorm
 
-from lstmkit.viz.explain import UNIT_RANGE, Explanation
+from lstmkit.viz.explain import MATH_TITLES, UNIT_RANGE, Explanation
 from lstmkit.viz.style import COLORS, char_label, font_family
 
 
@@ -48,6 +48,9 @@ def explanation_figure(exp: Explanation, top_k: int = 8):
         pos = exp.positive_index()
         p = exp.probs[:, pos]
         colors = [COLORS["pos"] if v >= 0.5 else COLORS["neg"] for v in p]
+        span = exp.marked()
+        if span is not None:
+            ax.axvspan(span[0] - 0.5, span[1] - 0.5, color="#ffe082", alpha=0.6, zorder=0)
         ax.bar(np.arange(T), p - 0.5, bottom=0.5, color=colors, width=0.7, alpha=0.85)
         ax.plot(np.arange(T), p, color=COLORS["ink"], lw=1.2, marker="o", ms=3)
         ax.axhline(0.5, color="#888", lw=0.8, ls="--")
@@ -57,11 +60,11 @@ def explanation_figure(exp: Explanation, top_k: int = 8):
         ax.xaxis.tick_top()
         ax.set_xticks(np.arange(T), labels, fontsize=11)
         ax.tick_params(axis="x", length=0)
-        t = exp.turning_point()
-        if T > 1:
-            ax.axvspan(t - 0.5, t + 0.5, color="#ffe082", alpha=0.5, zorder=0)
-        ax.set_title(f"prediction after each token (largest change at token {t})", fontsize=9,
-                     loc="left", pad=22)  # fmt: skip
+        span = exp.marked()
+        title = "prediction after each token (the classifier run on each prefix)"
+        if span is not None:
+            title += f"; shaded: “{exp.text[span[0] : span[1]]}”"
+        ax.set_title(title, fontsize=9, loc="left", pad=22)
         row = 1
         for gate, title in panels:
             units, rows, mean = exp.heatmap(gate, k)
@@ -70,13 +73,16 @@ def explanation_figure(exp: Explanation, top_k: int = 8):
             ax_m.imshow(mean[None, :], aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
             ax_m.set_yticks([0], ["mean"], fontsize=7.5)
             ax_m.set_xticks([])
-            ax_m.set_title(title, fontsize=9.5, loc="left", pad=3)
+            ax_m.set_title(MATH_TITLES.get(gate, title), fontsize=10, loc="left", pad=3)
             ax_u = fig.add_subplot(grid[row + 1, 0])
             im = ax_u.imshow(rows, aspect="auto", cmap=cmap, norm=norm, interpolation="nearest")
             ax_u.set_yticks(np.arange(len(units)), [f"#{u}" for u in units], fontsize=6.5)
             last = row + 1 == len(heights) - 1
             ax_u.set_xticks(np.arange(T), labels if last else [""] * T, fontsize=11)
             ax_u.tick_params(axis="x", length=0)
+            if span is not None:
+                for a in (ax_m, ax_u):
+                    a.axvspan(span[0] - 0.5, span[1] - 0.5, fill=False, ec="#ff6f00", lw=1.6)
             cax = fig.add_subplot(grid[row : row + 2, 1])
             fig.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
             row += 2
