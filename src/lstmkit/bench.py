@@ -1,9 +1,353 @@
-"""Sub-commands of this area (filled in by its owner)."""
+"""``lstmkit bench``: lstmkit backends vs torch.nn, the reference and a tutorial LSTM.
+
+Every configuration of the grid (benchmarks/grid.json) is timed forward (inference, no
+grad) and forward+backward, padded or packed, with all implementations interleaved A/B in
+one process; medians and speed-ups over torch.nn (``torch_time / impl_time``, > 1 is faster)
+are reported next to the achieved GFLOP/s and the machine's measured sgemm GFLOP/s.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import json
+import math
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+IMPLS = ("cpu", "reference", "torch", "naive")
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+# ----------------------------------------------------------------------------- naive LSTM
+class NaiveLSTMCell(nn.Module):
+    """The usual tutorial cell: one nn.Linear per gate over [x, h], eager pointwise math."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        n = input_size + hidden_size
+        self.input_gate, self.forget_gate = nn.Linear(n, hidden_size), nn.Linear(n, hidden_size)
+        self.cell_gate, self.output_gate = nn.Linear(n, hidden_size), nn.Linear(n, hidden_size)
+
+    def forward(self, x, state):
+        h, c = state
+        xh = torch.cat([x, h], dim=1)  # (B, I + H)
+        i, f = torch.sigmoid(self.input_gate(xh)), torch.sigmoid(self.forget_gate(xh))
+        g, o = torch.tanh(self.cell_gate(xh)), torch.sigmoid(self.output_gate(xh))
+        c = f * c + i * g
+        return o * torch.tanh(c), c
+
+
+class NaiveLSTM(nn.Module):
+    """Tutorial-style stack: a Python loop over time per layer and direction (padded only)."""
+
+    def __init__(self, I: int, H: int, layers: int, bidirectional: bool) -> None:
+        super().__init__()
+        D = 2 if bidirectional else 1
+        self.H, self.D = H, D
+        sizes = [I] + [H * D] * (layers - 1)
+        self.cells = nn.ModuleList(
+            NaiveLSTMCell(sizes[l], H) for l in range(layers) for _ in range(D)
+        )
+
+    def forward(self, x):  # x (T, B, I) -> (T, B, D*H)
+        T, B = x.shape[:2]
+        for l in range(len(self.cells) // self.D):
+            outs = []
+            for d in range(self.D):
+                cell, state = self.cells[l * self.D + d], (x.new_zeros(B, self.H),) * 2
+                ys = [None] * T
+                for t in range(T - 1, -1, -1) if d else range(T):
+                    state = cell(x[t], state)
+                    ys[t] = state[0]
+                outs.append(torch.stack(ys))
+            x = torch.cat(outs, dim=2)
+        return x
+
+
+# ----------------------------------------------------------------------------- workloads
+def _grid_path(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    for root in (Path.cwd(), Path(__file__).resolve().parents[2]):
+        if (root / "benchmarks" / "grid.json").exists():
+            return root / "benchmarks" / "grid.json"
+    raise SystemExit("lstmkit bench: benchmarks/grid.json not found; pass --grid PATH")
+
+
+def _label(p: dict) -> str:
+    tail = (" bi" if p["bidirectional"] else "") + (" packed" if p["packed"] else "")
+    return f"{p['kind']} B{p['B']} T{p['T']} I{p['I']} H{p['H']} L{p['L']}{tail}"
+
+
+def _lengths(p: dict) -> torch.Tensor:
+    T, B = p["T"], p["B"]
+    if not p["packed"]:
+        return torch.full((B,), T, dtype=torch.long)
+    return torch.randint(max(1, T // 8), T + 1, (B,), generator=torch.Generator().manual_seed(0))
+
+
+def flops(p: dict, lengths: torch.Tensor) -> float:
+    """Useful forward FLOPs: 2 * tokens * G*H * (I_l + H) summed over layers and directions."""
+    D, H, tokens = 2 if p["bidirectional"] else 1, p["H"], int(lengths.sum())
+    total = sum(
+        2.0 * tokens * GATES[p["kind"]] * H * ((p["I"] if l == 0 else D * H) + H)
+        for l in range(p["L"])
+    )
+    return total * D
+
+
+def _make(impl: str, p: dict, packed: bool) -> tuple[Callable[[], None], Callable[[], None]] | None:
+    """(forward, forward+backward) closures for one implementation, or None if n/a."""
+    torch.manual_seed(0)
+    kind, T, B, I, H, L, bi = p["kind"], p["T"], p["B"], p["I"], p["H"], p["L"], p["bidirectional"]
+    base = getattr(nn, kind)(I, H, num_layers=L, bidirectional=bi)
+    x = torch.randn(T, B, I)
+    lengths = _lengths(p) if packed else torch.full((B,), T, dtype=torch.long)
+    if impl == "naive":
+        if kind != "LSTM" or packed:
+            return None
+        model: nn.Module = NaiveLSTM(I, H, L, bi)
+        run = model
+    elif impl == "torch":
+        model = base
+    else:
+        import lstmkit
+
+        model = getattr(lstmkit, kind)(I, H, num_layers=L, bidirectional=bi, backend=impl)
+        model.load_state_dict(base.state_dict())
+    if impl != "naive":
+
+        def run(xi):
+            inp = pack_padded_sequence(xi, lengths, enforce_sorted=False) if packed else xi
+            out = model(inp)[0]
+            return out.data if packed else out
+
+    xg = x.clone().requires_grad_()
+
+    def fwd() -> None:
+        with torch.no_grad():
+            run(x)
+
+    def fwdbwd() -> None:
+        for q in (*model.parameters(), xg):
+            q.grad = None
+        run(xg).sum().backward()
+
+    return fwd, fwdbwd
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        ts.append(time.perf_counter() - t0)
+    return 2 * n**3 / statistics.median(ts) / 1e9
+
+
+# ----------------------------------------------------------------------------- running
+def run_point(
+    p: dict, impls: list[str], modes: list[str], repeats: int, max_s: float
+) -> list[dict]:
+    """Time every (series, mode) of one point, interleaved; return result rows."""
+    series = [(impl, p["packed"]) for impl in impls]
+    if p["packed"]:  # the padding tax: the same batch run padded
+        series += [(impl, False) for impl in ("torch", "cpu") if impl in impls]
+    calls, rows = {}, []
+    for impl, packed in series:
+        made = _make(impl, p, packed)
+        if made is not None:
+            for mode, fn in zip(("fwd", "fwdbwd"), made):
+                if mode in modes:
+                    calls[(impl, packed, mode)] = fn
+    times: dict = {k: [] for k in calls}
+    for k, fn in calls.items():  # warm-up (and compile), also decides who is too slow to repeat
+        t0 = time.perf_counter()
+        fn()
+        if time.perf_counter() - t0 > max_s:
+            times[k].append(time.perf_counter() - t0)
+    for _ in range(repeats):
+        for k, fn in calls.items():
+            if len(times[k]) and times[k][0] > max_s:
+                continue
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    fl = flops(p, _lengths(p))
+    for (impl, packed, mode), ts in times.items():
+        med = statistics.median(ts)
+        work = fl * (3 if mode == "fwdbwd" else 1)
+        rows.append({"point": _label(p), "impl": impl, "input": "packed" if packed else "padded",
+                     "mode": mode, "median_s": med, "runs": len(ts), "gflops": work / med / 1e9})  # fmt: skip
+    for r in rows:
+        t = times.get(("torch", r["input"] == "packed", r["mode"]))
+        r["speedup_vs_torch"] = statistics.median(t) / r["median_s"] if t else None
+    return rows
+
+
+def _geomean(xs: list[float]) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else float("nan")
+
+
+def summary(rows: list[dict]) -> dict:
+    """Geomean speed-ups of each backend over torch.nn, per mode (main series only)."""
+    out: dict = {}
+    for r in rows:
+        main = r["input"] == ("packed" if r["point"].endswith("packed") else "padded")
+        if main and r["impl"] != "torch" and r["speedup_vs_torch"]:
+            out.setdefault(f"{r['impl']} {r['mode']}", []).append(r["speedup_vs_torch"])
+    return {k: _geomean(v) for k, v in out.items()}
+
+
+def _fmt_ms(s: float) -> str:
+    return f"{s * 1e3:.3g}" if s < 10 else f"{s * 1e3:.0f}"
+
+
+def table(rows: list[dict], modes: list[str]) -> list[str]:
+    """Markdown table: one line per (point, series); ms, x torch, GFLOP/s per mode."""
+    head = (
+        "| configuration | impl | input | "
+        + " | ".join(f"{m} ms | {m} x torch | {m} GF/s" for m in modes)
+        + " |"
+    )
+    lines = [head, "|" + "---|" * (3 + 3 * len(modes))]
+    keyed: dict = {}
+    for r in rows:
+        keyed.setdefault((r["point"], r["impl"], r["input"]), {})[r["mode"]] = r
+    for (point, impl, inp), by_mode in keyed.items():
+        cells = []
+        for m in modes:
+            r = by_mode.get(m)
+            if r is None:
+                cells += ["", "", ""]
+                continue
+            sp = "" if r["speedup_vs_torch"] is None else f"{r['speedup_vs_torch']:.2f}"
+            cells += [
+                _fmt_ms(r["median_s"]) + ("" if r["runs"] > 1 else " (1 run)"),
+                sp,
+                f"{r['gflops']:.0f}",
+            ]
+        lines.append(f"| {point} | {impl} | {inp} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}  # fmt: skip
+
+
+def markdown(report: dict) -> str:
+    m, modes = report["machine"], report["modes"]
+    lines = [
+        "# lstmkit CPU benchmarks",
+        "",
+        f"Generated by `{report['command']}` on {report['date']} — do not edit by hand.",
+        "",
+        f"Machine: {m['cpu']}, {m['threads']} threads, torch {m['torch']}, Python {m['python']}. "
+        f"Measured sgemm: **{report['sgemm_gflops']:.0f} GFLOP/s**. float32.",
+        "",
+        "`x torch` is torch.nn's median time divided by the implementation's on the same input"
+        " (> 1 is faster). GF/s counts useful FLOPs (real tokens; forward+backward = 3x forward)."
+        " fwd is inference (no grad); fwdbwd is forward + backward of `output.sum()` with"
+        " gradients for the input and all weights. Packed points also show the padded run of the"
+        " same batch. `naive` is a tutorial LSTM (one nn.Linear per gate, Python time loop;"
+        " padded only).",
+        "",
+        *table(report["rows"], modes),
+        "",
+        "## Geomean speed-up over torch.nn",
+        "",
+        "| series | geomean |",
+        "|---|---|",
+        *[f"| {k} | {v:.2f} |" for k, v in report["summary"].items()],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+_PARSER: list[argparse.ArgumentParser] = []
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The command line that reproduces this run (options that differ from their defaults)."""
+    words = ["lstmkit", "bench"]
+    for action in _PARSER[0]._actions if _PARSER else []:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest == "help" or value == action.default:
+            continue
+        words += [action.option_strings[0]] + ([] if value is True else [str(value)])
+    return " ".join(words)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    grid = json.loads(_grid_path(args.grid).read_text())["cpu"]
+    if args.points != "all":
+        keys = args.points.split(",")
+        grid = [p for i, p in enumerate(grid) if str(i) in keys or p["kind"] in keys]
+    for p in grid:
+        p["T"] = max(2, int(p["T"] * args.scale_t))
+    impls = [b for b in args.backends.split(",") if b]
+    modes = [m for m in args.modes.split(",") if m]
+    report = {"command": _command(args),
+              "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "machine": machine(), "sgemm_gflops": sgemm_gflops(1024 if args.quick else 2048),
+              "modes": modes, "rows": []}  # fmt: skip
+    if not args.json:
+        print(
+            f"sgemm: {report['sgemm_gflops']:.0f} GFLOP/s on {report['machine']['cpu']}", flush=True
+        )
+    for p in grid:
+        rows = run_point(p, impls, modes, args.repeats, args.max_seconds)
+        report["rows"] += rows
+        if not args.json:
+            print("\n".join(table(rows, modes)[2:]), flush=True)
+    report["summary"] = summary(report["rows"])
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+    else:
+        for k, v in report["summary"].items():
+            print(f"geomean x torch  {k}: {v:.2f}")
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(markdown(report))
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this area's sub-commands to the ``lstmkit`` parser."""
+    """Add ``lstmkit bench`` to the ``lstmkit`` parser."""
+    p = sub.add_parser("bench", help="benchmark the backends against torch.nn on the CPU grid")
+    p.add_argument("--grid", help="grid JSON (default: benchmarks/grid.json)")
+    p.add_argument("--points", default="all", help="grid indices and/or kinds, e.g. 0,3 or GRU")
+    p.add_argument("--backends", default=",".join(IMPLS), help=f"comma list from {IMPLS}")
+    p.add_argument("--modes", default="fwd,fwdbwd", help="fwd and/or fwdbwd")
+    p.add_argument("--repeats", type=int, default=7, help="timed runs per series (median)")
+    p.add_argument("--scale-t", type=float, default=1.0, help="multiply every T (quick runs)")
+    p.add_argument("--max-seconds", type=float, default=5.0, help="time slower calls once")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads before timing")
+    p.add_argument("--quick", action="store_true", help="smaller sgemm probe")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.add_argument("--markdown", metavar="PATH", help="write the report (docs/benchmarks.md)")
+    p.set_defaults(func=main)
+    _PARSER[:] = [p]
