@@ -107,3 +107,19 @@ def test_browser_check_catches_errors_and_requests(tmp_path):
     assert res.external_requests == ["https://example.invalid/x.png"]
     assert any("boom" in e for e in res.errors)
     assert any("missingFunction" in e for e in res.errors)
+
+
+def test_explain_cli_on_a_trained_run(run_dir, tmp_path, capsys):
+    out = tmp_path / "e.html"
+    assert main(["explain", str(run_dir), "服务很周到", "-o", str(out), "--top-k", "2"]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "<th>周</th>" in page and "data:image/png;base64," in page
+    printed = capsys.readouterr().out
+    assert "P(" in printed and "服:" in printed
+
+
+def test_explain_refuses_text_the_run_would_truncate(run_dir):
+    from lstmkit.viz.explain import explain_run
+
+    with pytest.raises(ValueError, match="max_len"):
+        explain_run(run_dir, "好" * 400)

@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", help="output HTML (default: RUN_DIR/report.html)")
     p.add_argument("--examples", type=int, default=3, help="test examples to explain")
     p.add_argument("--max-eval", type=int, default=2000, help="test examples to evaluate")
+    p.add_argument("--check", action="store_true",
+                   help="open the page in headless Chromium; fail on console errors or requests")  # fmt: skip
     p.set_defaults(func=_report)
 
     from lstmkit.viz.experiments import EXPERIMENTS
@@ -89,6 +91,16 @@ def _report(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else Path(args.run_dir) / "report.html"
     write_report(args.run_dir, out, n_examples=args.examples, max_eval=args.max_eval)
     print(f"wrote {out}")
+    if args.check:
+        from lstmkit.viz.browser import check_page
+
+        res = check_page(out, out.with_suffix(".png"))
+        for err in res.errors:
+            print(f"browser error: {err}")
+        for url in res.external_requests:
+            print(f"network request: {url}")
+        print(f"screenshot: {res.screenshot}")
+        return 1 if res.errors or res.external_requests or not res.loaded else 0
     return 0
 
 

@@ -155,8 +155,12 @@ def _card_rows(d: ReportData) -> list[tuple[str, str]]:
         rows.append(("test metrics", ", ".join(tests)))
     base = s.get("baseline")
     if isinstance(base, dict) and base:
-        rows.append(("baseline", ", ".join(f"{k} {v}" for k, v in base.items())))
+        rows.append(("baseline", ", ".join(f"{k} {_num(v)}" for k, v in base.items())))
     return rows
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 def render(d: ReportData, run: Any = None, top_k: int = 6, explain_figures: bool = True) -> str:
@@ -232,7 +236,8 @@ def _explanations(d: ReportData, run: Any, top_k: int, figures: bool) -> str:
         tokens, prefixes = run_tokens(run, text)
         exp = explain(run, text, tokens, prefixes)
         png = to_bytes(explanation_figure(exp, top_k=top_k), "png", dpi=80) if figures else None
-        out.append(f"<h3>true label: {html.escape(label)}</h3>")
+        head = "not from the test set" if label == "—" else f"true label: {label}"
+        out.append(f"<h3>{html.escape(head)}</h3>")
         out.append(explanation_html(exp, top_k=top_k, figure_png=png, fold_figure=True))
     return "\n".join(out)
 
