@@ -63,7 +63,8 @@ def explanation_figure(exp: Explanation, top_k: int = 8):
         span = exp.marked()
         title = "prediction after each token (the classifier run on each prefix)"
         if span is not None:
-            title += f"; shaded: “{exp.text[span[0] : span[1]]}”"
+            word = " ".join(char_label(c) for c in exp.text[span[0] : span[1]])
+            title += f"; shaded: “{word}”"
         ax.set_title(title, fontsize=9, loc="left", pad=22)
         row = 1
         for gate, title in panels:
