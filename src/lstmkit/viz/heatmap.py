@@ -63,7 +63,9 @@ def explanation_figure(exp: Explanation, top_k: int = 8):
         span = exp.marked()
         title = "prediction after each token (the classifier run on each prefix)"
         if span is not None:
-            word = " ".join(char_label(c) for c in exp.text[span[0] : span[1]])
+            chars = exp.text[span[0] : span[1]]
+            shown = [char_label(c) for c in chars]
+            word = chars if shown == list(chars) else " ".join(shown)
             title += f"; shaded: “{word}”"
         ax.set_title(title, fontsize=9, loc="left", pad=22)
         row = 1
