@@ -95,3 +95,15 @@ def test_quick_experiment_regenerates_its_section_and_figure(tmp_path):
     assert "](figures/tips.png)" in tips
     for variant in ("init='xavier'", "init='chrono'", "learn_initial_state=True", "num_layers=4"):
         assert variant in tips
+
+
+def test_tips_variants_build_the_model_they_name():
+    from lstmkit.viz.experiments.tips import build_model, variants
+
+    for _, label, ctor, _ in variants(10):
+        before = dict(ctor)
+        for _ in range(2):  # every seed must get the same kind of model
+            model = build_model(ctor, 4)
+            want = "rnn_tanh" if "RNN" in label else "lstm"
+            assert model.rnn.mode == want, label
+        assert ctor == before

@@ -59,6 +59,12 @@ def variants(T: int) -> list[tuple[str, str, dict, dict]]:
     ]
 
 
+def build_model(ctor: dict, hidden: int) -> Regressor:
+    """The model of one variant (``ctor`` may name the cell ``kind``; it is not modified)."""
+    kwargs = {k: v for k, v in ctor.items() if k != "kind"}
+    return Regressor(make_rnn(ctor.get("kind", "lstm"), 2, hidden, **kwargs))
+
+
 def run(ctx: Context) -> str:
     import matplotlib.pyplot as plt
 
@@ -72,8 +78,7 @@ def run(ctx: Context) -> str:
         groups[label] = group
         for seed in s["seeds"]:
             torch.manual_seed(ctx.seed + seed)
-            ctor = dict(ctor)
-            model = Regressor(make_rnn(ctor.pop("kind", "lstm"), 2, s["hidden"], **ctor))
+            model = build_model(ctor, s["hidden"])
             kw = {"lr": s["lr"], "clip": 1.0, **train_kw}
             r = train_adding(model, T, s["steps"], label=label, batch=s["batch"],
                              eval_every=max(s["steps"] // 16, 1), seed=ctx.seed + seed, **kw)  # fmt: skip
@@ -89,6 +94,8 @@ def run(ctx: Context) -> str:
     rows = []
     for label, rs in results.items():
         solved = [r.solved_at for r in rs if r.solved_at is not None]
+        if len({r.params for r in rs}) != 1:
+            raise RuntimeError(f"{label}: seeds trained different models")
         rows.append([
             groups[label],
             label,
