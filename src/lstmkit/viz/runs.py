@@ -27,8 +27,12 @@ def run_tokens(run: Any, text: str) -> tuple[list[str], list[str]]:
     Runs truncate long texts (``max_len``, head and tail kept); explanations need every
     character, so a text longer than that is refused with a clear message.
     """
-    encode = getattr(run, "encode", None)
-    n = len(encode(text)) if callable(encode) else len(text)
+    if callable(getattr(run, "tokens", None)):  # the characters the model actually reads
+        n = len(run.tokens(text))
+    elif callable(getattr(run, "encode", None)):
+        n = len(run.encode(text))
+    else:
+        n = len(text)
     if n != len(text):
         raise ValueError(
             f"the run reads {n} of the text's {len(text)} characters (max_len truncation); "
