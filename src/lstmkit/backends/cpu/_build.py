@@ -33,8 +33,9 @@ def cache_root() -> Path:
 
 def _digest() -> str:
     h = hashlib.sha256()
-    for name in (*_SOURCES, "common.h"):
-        h.update((_SRC / name).read_bytes())
+    for path in sorted(_SRC.iterdir()):
+        if path.suffix in (".cpp", ".h"):
+            h.update(path.name.encode() + path.read_bytes())
     h.update(" ".join(_FLAGS).encode())
     h.update(torch.__version__.encode())
     h.update(sys.version.encode())

@@ -34,6 +34,8 @@
 #include <immintrin.h>
 #endif
 
+#include "panel_gemm.h"
+
 namespace lstmkit {
 
 using Vec = std::vector<int64_t>;
@@ -80,12 +82,6 @@ void dgemm_(const char*, const char*, const int*, const int*, const int*, const 
             const double*, const int*, const double*, const int*, const double*, double*,
             const int*) __attribute__((weak));
 int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
-// MKL packed GEMM (row-major, CBLAS enums): pack a weight block once, reuse it every step.
-size_t cblas_sgemm_pack_get_size(int, int, int, int) __attribute__((weak));
-void cblas_sgemm_pack(int, int, int, int, int, int, float, const float*, int, float*)
-    __attribute__((weak));
-void cblas_sgemm_compute(int, int, int, int, int, int, const float*, int, const float*, int,
-                         float, float*, int) __attribute__((weak));
 }
 
 namespace lstmkit {
@@ -126,51 +122,44 @@ inline void gemm_rm(bool w_transposed, int64_t m, int64_t n, int64_t k, const T*
           beta, C, (int)ldc);
 }
 
-// MKL packed GEMM for the recurrent weights: measured no faster than plain sgemm on this
-// machine (AMD EPYC, 2 cores), so opt-in with LSTMKIT_CPU_PACK=1.
-inline bool pack_enabled() {
+// Which per-step GEMM: the AVX-512 panel kernel (default for float32 where available) or
+// BLAS (LSTMKIT_CPU_GEMM=blas, and always for float64).
+inline bool panel_enabled() {
   static const bool on = [] {
-    const char* v = std::getenv("LSTMKIT_CPU_PACK");
-    return v != nullptr && v[0] == '1';
+    const char* v = std::getenv("LSTMKIT_CPU_GEMM");
+    return v == nullptr || std::strcmp(v, "blas") != 0;
   }();
   return on;
 }
 
-// The weight operand of C(m, n) = A(m, k) @ op(W) + beta C, row-major, reused at every step
-// (optionally pre-packed once, so the steps would not re-pack the recurrent weights).
+// The weight operand of C(m, n) = A(m, k) @ op(W) + beta C (beta 0 or 1), row-major, reused at
+// every step of a layer call: packed once into 16-column panels for the AVX-512 kernel.
 template <typename T>
 class StepGemm {
  public:
-  // op(W) = W^T with W (n, k) (w_transposed) or W (k, n); ldw its row stride; m_max rows of A.
-  StepGemm(bool w_transposed, int64_t m_max, int64_t n, int64_t k, const T* W, int64_t ldw)
+  // op(W) = W^T with W (n, k) (w_transposed) or W (k, n); ldw its row stride.
+  StepGemm(bool w_transposed, int64_t /*m_max*/, int64_t n, int64_t k, const T* W, int64_t ldw)
       : wt_(w_transposed), n_(n), k_(k), W_(W), ldw_(ldw) {
+#ifdef __AVX512F__
     if constexpr (sizeof(T) == 4) {
-      if (pack_enabled() && cblas_sgemm_pack && cblas_sgemm_compute && cblas_sgemm_pack_get_size && n > 0) {
-        const size_t bytes = cblas_sgemm_pack_get_size(kB, (int)m_max, (int)n, (int)k);
-        buf_ = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-        if (buf_)
-          cblas_sgemm_pack(kRow, kB, wt_ ? kTrans : kNo, (int)m_max, (int)n, (int)k, 1.0f, W,
-                           (int)ldw, buf_);
-      }
+      if (panel_enabled() && n > 0 && k > 0) buf_ = pack_panels(k, n, W, ldw, w_transposed);
     }
+#endif
   }
   ~StepGemm() { std::free(buf_); }
   StepGemm(const StepGemm&) = delete;
   StepGemm& operator=(const StepGemm&) = delete;
 
   void operator()(int64_t m, const T* A, int64_t lda, T beta, T* C, int64_t ldc) const {
+#ifdef __AVX512F__
     if constexpr (sizeof(T) == 4) {
-      if (buf_) {
-        cblas_sgemm_compute(kRow, kNo, kPacked, (int)m, (int)n_, (int)k_, A, (int)lda, buf_,
-                            (int)n_, beta, C, (int)ldc);
-        return;
-      }
+      if (buf_) return panel_gemm(m, n_, k_, A, lda, buf_, beta != T(0), C, ldc);
     }
+#endif
     gemm_rm<T>(wt_, m, n_, k_, A, lda, W_, ldw_, beta, C, ldc);
   }
 
  private:
-  static constexpr int kRow = 101, kNo = 111, kTrans = 112, kPacked = 151, kB = 162;
   bool wt_;
   int64_t n_, k_;
   const T* W_;
