@@ -84,7 +84,9 @@ def test_malformed_text_files(tmp_path, name, content, needle):
 
 def test_unseen_label_in_valid_file(tmp_path):
     train = tmp_path / "t.csv"
-    train.write_text("text,label\n" + "".join(f"好{i},pos\n差{i},neg\n" for i in range(20)), "utf-8")
+    train.write_text(
+        "text,label\n" + "".join(f"好{i},pos\n差{i},neg\n" for i in range(20)), "utf-8"
+    )
     valid = tmp_path / "v.csv"
     valid.write_text("text,label\n还行,meh\n", "utf-8")
     with pytest.raises(DataError, match="label 'meh' does not occur"):

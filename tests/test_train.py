@@ -13,8 +13,16 @@ from lstmkit.data.errors import DataError
 from lstmkit.train import TrainConfig, Trainer, TrainingStopped, load_run
 from lstmkit.train.diagnostics import Monitor, gate_saturation
 
-TINY = dict(max_train=240, epochs=2, hidden_size=8, embed_size=8, batch_size=32,
-            baseline=False, threads=1, max_len=40)
+TINY = dict(
+    max_train=240,
+    epochs=2,
+    hidden_size=8,
+    embed_size=8,
+    batch_size=32,
+    baseline=False,
+    threads=1,
+    max_len=40,
+)
 
 
 def tiny(tmp_path, name, **kw):
@@ -26,8 +34,14 @@ def tiny(tmp_path, name, **kw):
 def test_sentiment_run_directory_and_load_run(tmp_path):
     s = Trainer(tiny(tmp_path, "a"), progress=False, log=lambda _: None).fit()
     run_dir = tmp_path / "a"
-    for f in ("config.json", "metrics.jsonl", "summary.json", "model.safetensors",
-              "vocab.json", "labels.json"):
+    for f in (
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "model.safetensors",
+        "vocab.json",
+        "labels.json",
+    ):
         assert (run_dir / f).is_file(), f
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -35,9 +49,11 @@ def test_sentiment_run_directory_and_load_run(tmp_path):
     run = load_run(str(run_dir))
     assert not run.model.training and run.labels == ["neg", "pos"]
     out = run.predict(["这本书很好", "太差了"])
-    assert [lab for lab, _ in out] == [run.labels[int(i)] for i in
-                                       run.predict_proba(["这本书很好", "太差了"]).argmax(1)]
+    assert [lab for lab, _ in out] == [
+        run.labels[int(i)] for i in run.predict_proba(["这本书很好", "太差了"]).argmax(1)
+    ]
     assert all(0.5 <= p <= 1.0 for _, p in out)
+    assert run.tokens("这本书很好") == list("这本书很好")
     steps = run.model.step_probabilities(run.encode("这本书很好"))
     assert steps.shape == (5, 2)
     torch.testing.assert_close(steps[-1], run.predict_proba(["这本书很好"])[0])
@@ -64,8 +80,9 @@ def test_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypatch):
         load_run(str(tmp_path / "cut"))
     state = json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())
     assert state["epoch"] == 1
-    resumed = Trainer(run_dir=str(tmp_path / "cut"), resume=True, progress=False,
-                      log=lambda _: None).fit()
+    resumed = Trainer(
+        run_dir=str(tmp_path / "cut"), resume=True, progress=False, log=lambda _: None
+    ).fit()
     assert resumed["test_accuracy"] == full["test_accuracy"]
     a = load_file(str(tmp_path / "full" / "model.safetensors"))
     b = load_file(str(tmp_path / "cut" / "model.safetensors"))
@@ -142,7 +159,9 @@ def test_divergence_before_any_epoch_raises(tmp_path):
 
     real = tasks.ClassifyTask.batch_loss
     tasks.ClassifyTask.batch_loss = lambda self, net, idx, split="train": (
-        real(self, net, idx, split)[0] * float("inf"), len(idx))
+        real(self, net, idx, split)[0] * float("inf"),
+        len(idx),
+    )
     try:
         with pytest.raises(TrainingStopped, match="became"):
             Trainer(cfg, progress=False, log=lambda _: None).fit()
@@ -153,11 +172,35 @@ def test_divergence_before_any_epoch_raises(tmp_path):
 
 
 def test_sunspots_and_lm_tiny(tmp_path):
-    s = Trainer(tiny(tmp_path, "sun", task="sunspots", epochs=3, hidden_size=8, baseline=True,
-                     max_train=None, max_len=None), progress=False, log=lambda _: None).fit()
+    s = Trainer(
+        tiny(
+            tmp_path,
+            "sun",
+            task="sunspots",
+            epochs=3,
+            hidden_size=8,
+            baseline=True,
+            max_train=None,
+            max_len=None,
+        ),
+        progress=False,
+        log=lambda _: None,
+    ).fit()
     assert s["test_rmse"] > 0 and s["baseline"]["test_rmse"] == pytest.approx(17.47, abs=0.01)
-    s = Trainer(tiny(tmp_path, "lm", task="lm", epochs=1, max_chars=6000, bptt=20,
-                     max_train=None, max_len=None), progress=False, log=lambda _: None).fit()
+    s = Trainer(
+        tiny(
+            tmp_path,
+            "lm",
+            task="lm",
+            epochs=1,
+            max_chars=6000,
+            bptt=20,
+            max_train=None,
+            max_len=None,
+        ),
+        progress=False,
+        log=lambda _: None,
+    ).fit()
     assert s["test_perplexity"] > 1
     run = load_run(str(tmp_path / "lm"))
     out = run.generate("中国", length=10, seed=1)

@@ -45,10 +45,13 @@ def pad_ids(seqs: Sequence[Sequence[int]], pad: int = 0) -> tuple[torch.Tensor, 
     return out, lengths
 
 
-def pad_series(seqs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Batch-first ``(B, T, C)`` float tensor (zero padded) plus ``(B,)`` lengths."""
+def pad_tensors(seqs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Zero-pad ``(T_i, ...)`` tensors into batch-first ``(B, T, ...)`` plus ``(B,)`` lengths."""
     lengths = torch.tensor([s.shape[0] for s in seqs], dtype=torch.int64)
-    out = torch.zeros(len(seqs), int(lengths.max()), seqs[0].shape[1], dtype=seqs[0].dtype)
+    out = seqs[0].new_zeros((len(seqs), int(lengths.max()), *seqs[0].shape[1:]))
     for i, s in enumerate(seqs):
         out[i, : s.shape[0]] = s
     return out, lengths
+
+
+pad_series = pad_tensors

@@ -99,6 +99,9 @@ class TrainConfig:
     backend: str = "auto"
     max_len: int = 150
     min_freq: int = 2
+    bigrams: bool = True
+    bigram_min_freq: int = 3
+    pool_embeddings: bool = True
     patience: int = 2
     window: int = 20
     bptt: int = 100

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from lstmkit.train.run import load_run
 from lstmkit.train.tasks import make_task
 
@@ -13,10 +15,12 @@ def evaluate_run(run_dir: str, split: str = "test") -> dict:
     task = make_task(cfg)
     if getattr(task, "vocab", None) is not None and run.tokenizer is not None:
         task.vocab = run.tokenizer
-        if hasattr(task, "encoded"):
-            task.encoded = {
-                name: [run.tokenizer.encode(t, cfg.max_len or None) for t in part.texts]
-                for name, part in task._splits().items()
+        if hasattr(task, "encode_all"):
+            task.encode_all()
+        elif hasattr(task, "ids"):
+            task.ids = {
+                name: torch.tensor(run.tokenizer.encode(getattr(task.corpus, name)))
+                for name in ("train", "valid", "test")
             }
     metrics = task.evaluate(run.model, split)
     return {"run_dir": run_dir, "split": split, **metrics}

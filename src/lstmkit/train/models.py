@@ -78,35 +78,53 @@ class SequenceClassifier(nn.Module):
         dropout: float = 0.3,
         kind: str = "lstm",
         backend: str = "auto",
+        bigram_vocab_size: int = 0,
+        pool_embeddings: bool = False,
     ) -> None:
         super().__init__()
+        rnn_in = embed_size
         if vocab_size:
             self.embed: nn.Module = nn.Embedding(vocab_size, embed_size, padding_idx=0)
+            if bigram_vocab_size:
+                self.bigram_embed = nn.Embedding(bigram_vocab_size, embed_size, padding_idx=0)
+                rnn_in = 2 * embed_size
         else:
             self.embed = nn.Linear(in_channels, embed_size)
             self.register_buffer("mean", torch.zeros(in_channels))
             self.register_buffer("std", torch.ones(in_channels))
         self.text = bool(vocab_size)
-        self.rnn = make_rnn(
-            kind, embed_size, hidden_size, num_layers, bidirectional, dropout, backend
-        )
+        self.bigrams = bool(vocab_size and bigram_vocab_size)
+        self.pool_embeddings = pool_embeddings
+        self.rnn = make_rnn(kind, rnn_in, hidden_size, num_layers, bidirectional, dropout, backend)
         self.drop = nn.Dropout(dropout)
-        out = hidden_size * (2 if bidirectional else 1)
+        out = hidden_size * (2 if bidirectional else 1) + (rnn_in if pool_embeddings else 0)
         self.head = nn.Linear(2 * out, n_classes)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """``x``: ``(B, T)`` ids or ``(B, T, C)`` features; ``lengths``: ``(B,)``. Returns logits."""
+    def embed_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """What the RNN reads at each step: ``(B, T, rnn input size)`` (before dropout)."""
         if not self.text:
-            x = (x - self.mean) / self.std
-        e = self.drop(self.embed(x))
+            return self.embed((x - self.mean) / self.std)
+        if self.bigrams:
+            return torch.cat([self.embed(x[..., 0]), self.bigram_embed(x[..., 1])], dim=-1)
+        return self.embed(x)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(B, T)`` ids, ``(B, T, 2)`` char+bigram ids, or ``(B, T, C)`` features.
+
+        ``lengths``: ``(B,)``. Returns logits ``(B, n_classes)``.
+        """
+        e = self.drop(self.embed_inputs(x))
         y = run_rnn(self.rnn, e, lengths)
+        if self.pool_embeddings:  # a direct bag-of-characters path beside the RNN
+            y = torch.cat([y, e], dim=-1)
         return self.head(self.drop(mean_max_pool(y, lengths)))
 
     @torch.no_grad()
     def step_probabilities(self, token_ids: torch.Tensor | list[int]) -> torch.Tensor:
         """Class probabilities after each prefix: row ``t`` is the model's output on ``x[:t+1]``.
 
-        ``token_ids``: one unpadded sequence, ``(T,)`` ids (text) or ``(T, C)`` features.
+        ``token_ids``: one unpadded sequence as ``Run.encode`` gives it: ``(T,)`` ids,
+        ``(T, 2)`` char+bigram ids, or ``(T, C)`` features.
         Returns ``(T, n_classes)``. Exact for bidirectional models too (each prefix is run
         as its own sequence), so it shows how the verdict moves as the text is read.
         """

@@ -92,11 +92,23 @@ class Run:
     def vocab(self) -> CharVocab | None:
         return self.tokenizer
 
-    def encode(self, text: str) -> list[int]:
-        """Token ids the model sees for ``text`` (after truncation to ``max_len``)."""
+    def encode(self, text: str) -> torch.Tensor:
+        """The model input for one text: ``(T,)`` char ids or ``(T, 2)`` char+bigram ids.
+
+        ``T`` is the number of characters kept (long texts keep head and tail, see
+        :meth:`tokens`); feed it to ``model.step_probabilities``.
+        """
         if self.tokenizer is None:
             raise DataError("this run has no text tokenizer", self.run_dir)
-        return self.tokenizer.encode(text, self.config.max_len or None)
+        from lstmkit.train.tasks import encode_text
+
+        return encode_text(self.tokenizer, text, self.config.max_len)
+
+    def tokens(self, text: str) -> list[str]:
+        """The characters of ``text`` the model reads, aligned with the rows of :meth:`encode`."""
+        if self.tokenizer is None:
+            raise DataError("this run has no text tokenizer", self.run_dir)
+        return [text[i] for i in self.tokenizer.positions(len(text), self.config.max_len or None)]
 
     @torch.no_grad()
     def predict_proba(self, texts: list[str]) -> torch.Tensor:
@@ -107,7 +119,7 @@ class Run:
                 self.run_dir,
                 "use `lstmkit evaluate` for its metrics",
             )
-        from lstmkit.data.batching import pad_ids
+        from lstmkit.data.batching import pad_tensors
 
         for i, t in enumerate(texts):
             if not t.strip():
@@ -116,7 +128,7 @@ class Run:
             return torch.zeros(0, len(self.labels))
         out = torch.empty(len(texts), len(self.labels))
         for lo in range(0, len(texts), 256):
-            ids, lengths = pad_ids([self.encode(t) for t in texts[lo : lo + 256]])
+            ids, lengths = pad_tensors([self.encode(t) for t in texts[lo : lo + 256]])
             out[lo : lo + len(lengths)] = torch.softmax(self.model(ids, lengths), dim=-1)
         return out
 

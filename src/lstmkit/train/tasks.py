@@ -30,6 +30,15 @@ TURN_EXAMPLES = [
 ]
 
 
+def encode_text(vocab: CharVocab, text_: str, max_len: int | None) -> torch.Tensor:
+    """Model input for one text: ``(T,)`` char ids, or ``(T, 2)`` char+bigram ids."""
+    ids = torch.tensor(vocab.encode(text_, max_len or None), dtype=torch.long)
+    if vocab.bigrams:
+        big = torch.tensor(vocab.encode_bigrams(text_, max_len or None), dtype=torch.long)
+        ids = torch.stack([ids, big], dim=1)
+    return ids
+
+
 class Task:
     metric = "accuracy"
     higher_is_better = True
@@ -86,18 +95,25 @@ class ClassifyTask(Task):
             else:
                 self.data.train = series.SeriesSet(tr.series[cut], tr.labels[cut])
         if self.is_text:
-            self.vocab = CharVocab.build(self.data.train.texts, min_freq=cfg.min_freq)
-            self.encoded = {
-                name: [self.vocab.encode(t, cfg.max_len or None) for t in part.texts]
-                for name, part in self._splits().items()
-            }
+            self.vocab = CharVocab.build(
+                self.data.train.texts,
+                min_freq=cfg.min_freq,
+                bigram_min_freq=cfg.bigram_min_freq if cfg.bigrams else None,
+            )
+            self.encode_all()
+
+    def encode_all(self) -> None:
+        self.encoded = {
+            name: [encode_text(self.vocab, t, self.cfg.max_len) for t in part.texts]
+            for name, part in self._splits().items()
+        }
 
     def _splits(self) -> dict:
         return {"train": self.data.train, "valid": self.data.valid, "test": self.data.test}
 
     def train_lengths(self) -> list[int]:
         if self.is_text:
-            return [len(s) for s in self.encoded["train"]]
+            return [s.shape[0] for s in self.encoded["train"]]
         return [s.shape[0] for s in self.data.train.series]
 
     def build_model(self) -> SequenceClassifier:
@@ -106,6 +122,8 @@ class ClassifyTask(Task):
             n_classes=len(self.labels),
             vocab_size=len(self.vocab) if self.is_text else 0,
             in_channels=0 if self.is_text else self.data.channels,
+            bigram_vocab_size=len(self.vocab.bigrams) if self.is_text else 0,
+            pool_embeddings=c.pool_embeddings and self.is_text,
             embed_size=c.embed_size,
             hidden_size=c.hidden_size,
             num_layers=c.layers,
@@ -123,9 +141,9 @@ class ClassifyTask(Task):
 
     def inputs(self, split: str, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.is_text:
-            return batching.pad_ids([self.encoded[split][i] for i in idx])
+            return batching.pad_tensors([self.encoded[split][i] for i in idx])
         part = self._splits()[split]
-        return batching.pad_series([part.series[i] for i in idx])
+        return batching.pad_tensors([part.series[i] for i in idx])
 
     def batch_loss(self, net, idx: list[int], split: str = "train"):
         x, lengths = self.inputs(split, idx)
@@ -136,7 +154,7 @@ class ClassifyTask(Task):
     def probe(self, model) -> torch.Tensor:
         idx = list(range(min(16, len(self.data.train))))
         x, _ = self.inputs("train", idx)
-        return model.embed((x - model.mean) / model.std if not self.is_text else x)
+        return model.embed_inputs(x)
 
     @torch.no_grad()
     def evaluate(self, model, split: str) -> dict:
@@ -144,7 +162,7 @@ class ClassifyTask(Task):
         part = self._splits()[split]
         n = len(part)
         lengths = (
-            [len(s) for s in self.encoded[split]]
+            [s.shape[0] for s in self.encoded[split]]
             if self.is_text
             else [s.shape[0] for s in part.series]
         )
@@ -168,11 +186,11 @@ class ClassifyTask(Task):
         """Sentiment only: the model's verdict on contrastive "虽然…但是…" sentences."""
         if self.cfg.task != "sentiment":
             return None
-        from lstmkit.data.batching import pad_ids
-
         model.eval()
         with torch.no_grad():
-            ids, lengths = pad_ids([self.vocab.encode(t) for t, _ in TURN_EXAMPLES])
+            ids, lengths = batching.pad_tensors(
+                [encode_text(self.vocab, t, self.cfg.max_len) for t, _ in TURN_EXAMPLES]
+            )
             probs = torch.softmax(model(ids, lengths), dim=-1)
         return [
             {
