@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -26,6 +26,7 @@ class Request:
     proj: bool = False
     packed: bool = False
     extras: frozenset[str] = field(default_factory=frozenset)
+    explicit: bool = False  # the caller named this backend (set by select_backend)
 
 
 @dataclass
@@ -103,7 +104,7 @@ def select_backend(name: str, request: Request) -> Backend:
     """
     if name != "auto":
         backend = get_backend(name)
-        reason = backend.supports(request)
+        reason = backend.supports(replace(request, explicit=True))
         if reason is not None:
             raise ValueError(f"backend={name!r} cannot run this call: {reason}")
         return backend

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 
 import torch
 
@@ -32,21 +31,11 @@ def interpret_enabled() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0") and triton_available()
 
 
-def _asked_by_name() -> bool:
-    """Whether the current dispatch named this backend (select_backend(name="triton"))."""
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "select_backend" and "name" in frame.f_locals:
-            return frame.f_locals["name"] == "triton"
-        frame = frame.f_back
-    return False
-
-
 def supports(request: Request) -> str | None:
     """None when this backend can run ``request``, else the reason it cannot."""
     device = torch.device(request.device)
     if device.type != "cuda":
-        if not (interpret_enabled() and _asked_by_name()):
+        if not (interpret_enabled() and request.explicit):
             return f"device {device.type} is not CUDA (the triton backend runs on CUDA GPUs)"
     elif not triton_available():
         return "triton is not installed (pip install lstmkit[gpu])"
