@@ -22,9 +22,9 @@ _MIN_PARALLEL_WORK = 16 * 4 * 128 * 128 // 2
 
 
 def num_threads(B: int, H: int, G: int) -> int:
-    """Threads for one layer op (1 for small per-step work)."""
-    nt = min(torch.get_num_threads(), 2 if H >= 64 else 1)
-    return nt if B * G * H * H >= _MIN_PARALLEL_WORK else 1
+    """Threads for one layer op: 1 for small per-step work, else up to one per 64 units."""
+    nt = min(torch.get_num_threads(), max(1, H // 64), 8, 2 * B * G * H * H // _MIN_PARALLEL_WORK)
+    return max(1, nt)
 
 
 @functools.lru_cache(maxsize=64)
