@@ -212,7 +212,10 @@ def verdicts(results: dict[str, list[TrainResult]], base: str, steps: int) -> li
             f"- **Tip 2 (gradient clipping), {kind}:** without clipping {diverged} of {len(runs)} "
             f"run(s) diverged; the largest gradient norm was {peak:.1f} with {spikes} spike(s). "
             + (f"Final MSE without vs with clipping: {_mses(results, labels[0])} vs "
-               f"{_mses(results, base if kind == 'LSTM' else RNN_CLIP)}." )
+               f"{_mses(results, base if kind == 'LSTM' else RNN_CLIP)}. ")
+            + ("Nothing exploded, so this task does not exercise the tip: clipping had "
+               "nothing to prevent." if diverged == 0 and peak < 50 else
+               "Gradients did explode here, which is what clipping guards against.")
         )  # fmt: skip
     depth = {k: _speed(results[f"num_layers={k}"], steps)[0] for k in (2, 3, 4)}
     out.append(
