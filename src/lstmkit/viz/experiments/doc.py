@@ -22,9 +22,12 @@ Every section below is **generated** by a command (`lstmkit experiment NAME`, or
 section quotes the claim it tests and says where the measurement does not support it.
 
 All runs are small on purpose: CPU only, one thread per process, hidden size 32 unless
-stated, fixed seeds. Each section states its budget (steps, batch, wall time). Results from
-a single seed are noisy; treat differences of a few tens of percent as noise unless the
-section says otherwise.
+stated, fixed seeds, lstmkit's `auto` backend (the compiled CPU backend here). Each section
+states its budget (steps, batch) and its wall time. The numbers below were produced on a shared
+2-core VM while other jobs were running, so wall times are inflated and noisy (a section's
+footer gives its own); the whole set took about 30 minutes of wall time. Results from one or
+two seeds are noisy: treat differences of a few tens of percent as noise unless a section
+says otherwise.
 """
 
 
