@@ -116,6 +116,14 @@ def test_bad_rows_and_empty_text(tmp_path, capsys, run_dir):
     assert "empty text" in capsys.readouterr().err
 
 
+def test_existing_run_dir_is_not_overwritten(run_dir, capsys):
+    import os
+
+    parent, name = os.path.split(run_dir)
+    assert main(["train", *TINY, "--out-dir", parent, "--name", name]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
 def test_incomplete_run_is_not_taken_as_good(tmp_path, capsys, run_dir):
     import shutil
 

@@ -100,6 +100,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="diagnostics: stop if the loss has not "
         "improved for this many steps (0 = never) [2000]",
     )
+    o.add_argument(
+        "--time-budget",
+        type=float,
+        help="stop training after this many seconds "
+        "(mid-epoch if need be; 0 = no limit) [240 for sentiment, else none]",
+    )
     o.add_argument("--seed", type=int, help="random seed (model init, dropout, batch order) [0]")
     o.add_argument("--threads", type=int, help="CPU threads for torch [all cores]")
     r = p.add_argument_group("run")
@@ -182,6 +188,7 @@ _CFG_KEYS = [
     "clip",
     "patience",
     "stall_steps",
+    "time_budget",
     "seed",
     "threads",
     "out_dir",
@@ -193,11 +200,13 @@ _CFG_KEYS = [
 def cmd_train(args: argparse.Namespace) -> int:
     from lstmkit.train import TrainConfig, Trainer
 
+    # with --json, stdout carries only the summary; progress lines go to stderr
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else None
     if args.resume:
-        trainer = Trainer(run_dir=args.resume, resume=True, progress=args.progress)
+        trainer = Trainer(run_dir=args.resume, resume=True, progress=args.progress, log=log)
     else:
         cfg = TrainConfig.for_task(args.task, **{k: getattr(args, k) for k in _CFG_KEYS})
-        trainer = Trainer(cfg, progress=args.progress)
+        trainer = Trainer(cfg, progress=args.progress, log=log)
     summary = trainer.fit()
     if trainer.dist.main:
         print(

@@ -19,7 +19,7 @@ TASKS = {
 
 # Only what differs from the dataclass defaults below.
 TASK_DEFAULTS: dict[str, dict] = {
-    "sentiment": {},
+    "sentiment": dict(time_budget=240.0),
     "text": {},
     "vowels": dict(
         embed_size=64,
@@ -62,7 +62,8 @@ TASK_DEFAULTS: dict[str, dict] = {
         window=20,
     ),
     "lm": dict(
-        hidden_size=512,
+        embed_size=64,
+        hidden_size=256,
         bidirectional=False,
         epochs=1,
         batch_size=32,
@@ -108,6 +109,7 @@ class TrainConfig:
     max_chars: int | None = None
     max_train: int | None = None
     stall_steps: int = 2000
+    time_budget: float | None = None
     baseline: bool = True
     out_dir: str = "runs"
     name: str | None = None

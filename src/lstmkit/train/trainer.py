@@ -77,6 +77,13 @@ class Trainer:
             run_dir = os.path.join(
                 self.config.out_dir, self.config.name or _timestamp_name(self.config, stamp)
             )
+        if not resume and os.path.exists(os.path.join(run_dir, "config.json")):
+            raise DataError(
+                "the run directory already exists",
+                run_dir,
+                "choose another --name, delete it, or continue it with --resume",
+            )
+        self.dist.barrier()
         self.run_dir = run_dir
         self.resume = resume
 
@@ -118,9 +125,13 @@ class Trainer:
         for name, text in self.task.artifacts().items():
             ck.atomic_write_text(os.path.join(self.run_dir, name), text)
 
-    def _better(self, value: float, best: float | None) -> bool:
+    def _better(self, valid: dict, state: dict) -> bool:
+        """Better validation metric; on a tie (small validation sets), lower validation loss."""
+        value, best = valid[self.task.metric], state["best"]
         if best is None:
             return True
+        if value == best and "loss" in valid and state.get("best_loss") is not None:
+            return valid["loss"] < state["best_loss"]
         return value > best if self.task.higher_is_better else value < best
 
     def fit(self) -> dict:
@@ -137,6 +148,7 @@ class Trainer:
             "epoch": 0,
             "step": 0,
             "best": None,
+            "best_loss": None,
             "best_epoch": None,
             "bad_epochs": 0,
             "elapsed": 0.0,
@@ -158,13 +170,16 @@ class Trainer:
         metric = self.task.metric
         for epoch in range(state["epoch"], cfg.epochs):
             t0 = time.perf_counter()
+            self._epoch_start = t0
             train_loss, stopped = self._train_epoch(epoch, state)
             if stopped is not None:
                 break
+            out_of_time = self._out_of_time(state)
             valid = self.task.evaluate(self.model, "valid")
-            improved = self._better(valid[metric], state["best"])
+            improved = self._better(valid, state)
             if improved:
                 state.update(best=valid[metric], best_epoch=epoch + 1, bad_epochs=0)
+                state["best_loss"] = valid.get("loss")
                 if self.dist.main:
                     ck.save_tensors(
                         os.path.join(self.run_dir, "model.safetensors"), self.model.state_dict()
@@ -195,6 +210,13 @@ class Trainer:
                 f"valid_{metric} {valid[metric]:.4f}{'  *best*' if improved else ''}  "
                 f"({secs:.1f}s)"
             )
+            if out_of_time:
+                self.log(
+                    f"time budget of {cfg.time_budget:g}s used up: stopping here "
+                    "(set --time-budget 0 to train all epochs)"
+                )
+                state["time_budget_hit"] = True
+                break
             if state["bad_epochs"] >= cfg.patience:
                 self.log(f"early stopping: no better valid_{metric} for {cfg.patience} epochs")
                 break
@@ -259,6 +281,8 @@ class Trainer:
                     self.log(str(problem))
                 self.opt.step()
                 total, count = total + loss_global * n_global, count + n_global
+                if self._out_of_time(state):
+                    break
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
@@ -266,6 +290,14 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return total / max(count, 1), None
+
+    def _out_of_time(self, state: dict) -> bool:
+        """True once training time (all epochs, resumed ones included) exceeds the budget."""
+        budget = self.config.time_budget
+        if not budget:
+            return False
+        spent = state["elapsed"] + time.perf_counter() - self._epoch_start
+        return self.dist.all_sum(float(spent > budget)) > 0
 
     def _monitor_state(self) -> dict:
         m = self.monitor
@@ -323,6 +355,7 @@ class Trainer:
         if extra is not None and self.dist.main:
             summary["examples"] = extra(self.model)
         summary["stopped_by_diagnostics"] = None if stopped is None else stopped.kind
+        summary["stopped_by_time_budget"] = bool(state.get("time_budget_hit"))
         summary["diagnostics"] = [str(p) for p in self.monitor.problems]
         summary["train_seconds"] = round(state["elapsed"], 1)
         summary["total_seconds"] = round(seconds, 1)
