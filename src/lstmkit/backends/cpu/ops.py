@@ -72,22 +72,30 @@ def _weight_grads(dG: Tensor, x: Tensor, hprev: Tensor, perm: Tensor | None, n: 
 
 
 class _LSTM(torch.autograd.Function):
+    """Without a projection each step is one GEMM of ``[x_t | h_prev]`` against
+    ``[W_ih | W_hh]``; with one, the input projection is a GEMM over all steps up front."""
+
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse):
-        H = w_ih.shape[0] // 4
+        H, I, N = w_ih.shape[0] // 4, x.shape[1], x.shape[0]
         nt = num_threads(batch_sizes[0], H, 4)
         hb = slices(H, nt)
         perm = _perm(H, 4, hb)
-        wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
         b = None if b_ih is None else _rows(b_ih + b_hh, perm)
-        gates = _input_projection(x, wi, b)  # (N, 4H)
         ext, bs = _build.load(), list(batch_sizes)
         if w_hr is None:
-            y, hprev, cprev, tc, hn, cn = ext.lstm_forward(
-                gates, wh, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb)
+            w = _rows(torch.cat([w_ih, w_hh], 1), perm)  # (4H, I + H)
+            wi, wh = w[:, :I], w[:, I:].contiguous()
+            xh = x.new_empty(N, I + H)  # (N, I + H): [x | h_prev], h_prev filled by the kernel
+            xh[:, :I] = x
+            gates = x.new_zeros(N, 4 * H) if b is None else b.expand(N, 4 * H).contiguous()
+            y, cprev, tc, hn, cn = ext.lstm_forward(
+                gates, w, xh, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb)
             )
-            rr, wr, pb = None, None, None
+            hprev, rr, wr, pb = xh, None, None, None
         else:
+            wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
+            gates = _input_projection(x, wi, b)  # (N, 4H)
             wr, pb = w_hr.contiguous(), slices(w_hr.shape[0], nt)
             y, hprev, cprev, tc, rr, hn, cn = ext.lstmp_forward(
                 gates, wh, wr, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb), list(pb)
@@ -102,20 +110,25 @@ class _LSTM(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         wi, wh, wr, acts, hprev, cprev, tc, rr, perm, hb, pb = ctx.saved
         bs, reverse, has_bias = ctx.meta
-        ext, dy = _build.load(), dy.contiguous()
+        ext, dy, need = _build.load(), dy.contiguous(), ctx.needs_input_grad
         dwr = None
         if wr is None:
             dG, dh0, dc0 = ext.lstm_backward(
                 acts, tc, cprev, wh, dy, dhn, dcn, bs, reverse, list(hb)
             )
+            dwi = dwh = None
+            if need[3] or need[4]:  # one GEMM for both: dG^T (4H, N) @ [x | h_prev] (N, I + H)
+                dw = _unrows(dG.t().mm(hprev), perm)
+                I = x.shape[1]
+                dwi, dwh = dw[:, :I], dw[:, I:]
+            db = _unrows(dG.sum(0), perm) if has_bias else None
         else:
             dG, dH, dh0, dc0 = ext.lstmp_backward(
                 acts, tc, cprev, wh, wr, dy, dhn, dcn, bs, reverse, list(hb), list(pb)
             )
-            dwr = dH.t().mm(rr) if ctx.needs_input_grad[7] else None  # (P, H)
-        need = ctx.needs_input_grad
+            dwr = dH.t().mm(rr) if need[7] else None  # (P, H)
+            dwi, dwh, db = _weight_grads(dG, x, hprev, perm, 4, (need[3], need[4], has_bias))
         dx = dG.mm(wi) if need[0] else None
-        dwi, dwh, db = _weight_grads(dG, x, hprev, perm, 4, (need[3], need[4], has_bias))
         return dx, dh0, dc0, dwi, dwh, db, db, dwr, None, None
 
 

@@ -169,13 +169,16 @@ class StepGemm {
 
 // Copy initial states into the rows where each sequence row starts (step 0 when forward,
 // its last step when reverse) of a packed "previous state" buffer (N, H).
+// prev rows have stride ld and the state starts at column col (default: a dense (N, H)).
 template <typename T>
-inline void prefill(const Steps& st, bool reverse, const T* s0, T* prev, int64_t H) {
+inline void prefill(const Steps& st, bool reverse, const T* s0, T* prev, int64_t H,
+                    int64_t ld = -1, int64_t col = 0) {
+  if (ld < 0) ld = H;
   for (int64_t s = 0; s < st.T; ++s) {
     int64_t t = st.step(s, reverse);
     int64_t before = s == 0 ? 0 : st.bs[st.step(s - 1, reverse)];
     for (int64_t b = before; b < st.bs[t]; ++b)
-      std::memcpy(prev + (st.off[t] + b) * H, s0 + b * H, sizeof(T) * H);
+      std::memcpy(prev + (st.off[t] + b) * ld + col, s0 + b * H, sizeof(T) * H);
   }
 }
 
@@ -321,8 +324,8 @@ void run_team(const Vec& hb, F&& f) {
 // Kernel entry points (explicitly instantiated for float and double).
 namespace lstmkit {
 template <typename T>
-void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* hprev,
-              T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H);
+void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* xh,
+              T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I);
 template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* tc,
               const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, int64_t H);
