@@ -1,4 +1,4 @@
-"""Compiled CPU backend: fused LSTM/GRU/RNN time loops in C++ (see csrc/common.h).
+"""Compiled CPU backend: fused LSTM/GRU/RNN time loops in C++ (see common.h).
 
 Importing this module registers the ``"cpu"`` backend (priority 50).  The extension is
 compiled on first use (``_build``); when that is impossible, ``supports`` returns the reason

@@ -16,7 +16,7 @@ from types import ModuleType
 
 import torch
 
-_SRC = Path(__file__).with_name("csrc")
+_SRC = Path(__file__).parent  # the .cpp/.h beside this file (package data)
 _SOURCES = ("bind.cpp", "lstm.cpp", "gru_rnn.cpp")
 _FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 _MODULE: ModuleType | None = None

@@ -2,7 +2,7 @@
 
 Shapes follow the layer contract (docs/architecture.md): ``x (N, I)`` packed time-major,
 ``batch_sizes`` (T,), ``h0 (B, H)``, weights as torch.nn names them.  Inside, gate rows are
-put in the *thread-blocked* order of ``csrc/common.h`` (``perm``), so the input projection is
+put in the *thread-blocked* order of ``common.h`` (``perm``), so the input projection is
 one GEMM over all steps, the recurrent GEMM of each thread is one contiguous block, and the
 weight gradients are one GEMM each over all steps.
 """

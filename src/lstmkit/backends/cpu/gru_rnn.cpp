@@ -4,7 +4,7 @@
 // thread k owns hidden units [hb[k], hb[k+1]) (width hk) and gate columns [G*hb[k], G*hb[k+1]).
 //
 // GRU step t (torch semantics):
-//   hw[off:off+bt, blk_k] = Hprev (bt, H) @ W_hh[blk_k]^T (H, 3hk)                      BLAS
+//   hw[off:off+bt, blk_k] = Hprev (bt, H) @ W_hh[blk_k]^T (H, 3hk)          panel GEMM
 //   r, z = sigmoid(xw + hw + b_hh); n = tanh(xw_n + r * (hw_n + b_hn)); h = (1-z) n + z h_prev
 // RNN step t:  xw[off:off+bt, blk_k] += Hprev @ W_hh[blk_k]^T;  h = tanh | relu (in place).
 #include "common.h"
@@ -12,8 +12,8 @@
 namespace lstmkit {
 
 template <typename T>
-void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T* W,
-                         const T* bh, T* hprev, T* y, T* hn, int64_t H) {
+void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T* W, const T* bh,
+             T* hprev, T* y, T* hn, int64_t H) {
   const int64_t G3 = 3 * H;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
@@ -57,9 +57,8 @@ void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T
 }
 
 template <typename T>
-void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
-                         const T* hw, const T* hprev, const T* W, const T* dy, T* dGx, T* dGh,
-                         T* dh, int64_t H) {
+void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* hw,
+             const T* hprev, const T* W, const T* dy, T* dGx, T* dGh, T* dh, int64_t H) {
   const int64_t G3 = 3 * H;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
@@ -69,29 +68,29 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
       tm.slices([&](int64_t lo, int64_t hk, int k) {
-      for (int64_t b = 0; b < bt; ++b) {
-        const T* a = acts + (off + b) * G3 + 3 * lo;
-        const T* qn = hw + (off + b) * G3 + 3 * lo + 2 * hk;
-        const T* hp = hprev + (off + b) * H + lo;
-        const T* dyr = dy + (off + b) * H + lo;
-        T* dhr = dh + b * H + lo;
-        T* gx = dGx + (off + b) * G3 + 3 * lo;
-        T* gh = dGh + (off + b) * G3 + 3 * lo;
+        for (int64_t b = 0; b < bt; ++b) {
+          const T* a = acts + (off + b) * G3 + 3 * lo;
+          const T* qn = hw + (off + b) * G3 + 3 * lo + 2 * hk;
+          const T* hp = hprev + (off + b) * H + lo;
+          const T* dyr = dy + (off + b) * H + lo;
+          T* dhr = dh + b * H + lo;
+          T* gx = dGx + (off + b) * G3 + 3 * lo;
+          T* gh = dGh + (off + b) * G3 + 3 * lo;
 #pragma omp simd
-        for (int64_t j = 0; j < hk; ++j) {
-          const T r = a[j], z = a[hk + j], n = a[2 * hk + j], dhj = dyr[j] + dhr[j];
-          const T dnp = dhj * (T(1) - z) * (T(1) - n * n);
-          const T drp = dnp * qn[j] * r * (T(1) - r);
-          const T dzp = dhj * (hp[j] - n) * z * (T(1) - z);
-          gx[j] = drp;
-          gh[j] = drp;
-          gx[hk + j] = dzp;
-          gh[hk + j] = dzp;
-          gx[2 * hk + j] = dnp;
-          gh[2 * hk + j] = dnp * r;
-          dhr[j] = dhj * z;
+          for (int64_t j = 0; j < hk; ++j) {
+            const T r = a[j], z = a[hk + j], n = a[2 * hk + j], dhj = dyr[j] + dhr[j];
+            const T dnp = dhj * (T(1) - z) * (T(1) - n * n);
+            const T drp = dnp * qn[j] * r * (T(1) - r);
+            const T dzp = dhj * (hp[j] - n) * z * (T(1) - z);
+            gx[j] = drp;
+            gh[j] = drp;
+            gx[hk + j] = dzp;
+            gh[hk + j] = dzp;
+            gx[2 * hk + j] = dnp;
+            gh[2 * hk + j] = dnp * r;
+            dhr[j] = dhj * z;
+          }
         }
-      }
       });
       tm.sync();
       tm.slices([&](int64_t lo, int64_t hk, int k) {
@@ -102,8 +101,8 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts,
 }
 
 template <typename T>
-void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W,
-                         T* hprev, T* hn, int64_t H, bool relu) {
+void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W, T* hprev, T* hn,
+             int64_t H, bool relu) {
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
@@ -132,8 +131,8 @@ void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W,
 }
 
 template <typename T>
-void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* W,
-                         const T* dy, T* dG, T* dh, int64_t H, bool relu) {
+void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* W, const T* dy,
+             T* dG, T* dh, int64_t H, bool relu) {
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
@@ -157,20 +156,29 @@ void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* 
         }
       });
       tm.sync();
-      tm.slices([&](int64_t lo, int64_t hk, int k) {
-        (*g0[k])(bt, dG + off * H, H, T(0), dh + lo, H);
-      });
+      tm.slices(
+          [&](int64_t lo, int64_t hk, int k) { (*g0[k])(bt, dG + off * H, H, T(0), dh + lo, H); });
     }
   });
 }
 
-template void gru_fwd<float>(const Steps&, bool, const Vec&, float*, float*, const float*, const float*, float*, float*, float*, int64_t);
-template void gru_fwd<double>(const Steps&, bool, const Vec&, double*, double*, const double*, const double*, double*, double*, double*, int64_t);
-template void gru_bwd<float>(const Steps&, bool, const Vec&, const float*, const float*, const float*, const float*, const float*, float*, float*, float*, int64_t);
-template void gru_bwd<double>(const Steps&, bool, const Vec&, const double*, const double*, const double*, const double*, const double*, double*, double*, double*, int64_t);
-template void rnn_fwd<float>(const Steps&, bool, const Vec&, float*, const float*, float*, float*, int64_t, bool);
-template void rnn_fwd<double>(const Steps&, bool, const Vec&, double*, const double*, double*, double*, int64_t, bool);
-template void rnn_bwd<float>(const Steps&, bool, const Vec&, const float*, const float*, const float*, float*, float*, int64_t, bool);
-template void rnn_bwd<double>(const Steps&, bool, const Vec&, const double*, const double*, const double*, double*, double*, int64_t, bool);
+template void gru_fwd<float>(const Steps&, bool, const Vec&, float*, float*, const float*,
+                             const float*, float*, float*, float*, int64_t);
+template void gru_fwd<double>(const Steps&, bool, const Vec&, double*, double*, const double*,
+                              const double*, double*, double*, double*, int64_t);
+template void gru_bwd<float>(const Steps&, bool, const Vec&, const float*, const float*,
+                             const float*, const float*, const float*, float*, float*, float*,
+                             int64_t);
+template void gru_bwd<double>(const Steps&, bool, const Vec&, const double*, const double*,
+                              const double*, const double*, const double*, double*, double*,
+                              double*, int64_t);
+template void rnn_fwd<float>(const Steps&, bool, const Vec&, float*, const float*, float*, float*,
+                             int64_t, bool);
+template void rnn_fwd<double>(const Steps&, bool, const Vec&, double*, const double*, double*,
+                              double*, int64_t, bool);
+template void rnn_bwd<float>(const Steps&, bool, const Vec&, const float*, const float*,
+                             const float*, float*, float*, int64_t, bool);
+template void rnn_bwd<double>(const Steps&, bool, const Vec&, const double*, const double*,
+                              const double*, double*, double*, int64_t, bool);
 
 }  // namespace lstmkit

@@ -18,13 +18,12 @@
 #pragma once
 
 #include <omp.h>
-
 #include <sched.h>
 
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -76,8 +75,8 @@ struct Steps {
 // loads the extension and falls back to the plain loop below.
 extern "C" {
 void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
-            const float*, const int*, const float*, const int*, const float*, float*,
-            const int*) __attribute__((weak));
+            const float*, const int*, const float*, const int*, const float*, float*, const int*)
+    __attribute__((weak));
 void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*,
             const double*, const int*, const double*, const int*, const double*, double*,
             const int*) __attribute__((weak));
@@ -88,7 +87,9 @@ namespace lstmkit {
 
 // Make BLAS single-threaded on the calling thread (we parallelise ourselves); returns the
 // previous setting for restore_blas_threads.
-inline int single_blas_thread() { return MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0; }
+inline int single_blas_thread() {
+  return MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0;
+}
 inline void restore_blas_threads(int prev) {
   if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(prev);
 }
@@ -171,8 +172,8 @@ class StepGemm {
 // its last step when reverse) of a packed "previous state" buffer (N, H).
 // prev rows have stride ld and the state starts at column col (default: a dense (N, H)).
 template <typename T>
-inline void prefill(const Steps& st, bool reverse, const T* s0, T* prev, int64_t H,
-                    int64_t ld = -1, int64_t col = 0) {
+inline void prefill(const Steps& st, bool reverse, const T* s0, T* prev, int64_t H, int64_t ld = -1,
+                    int64_t col = 0) {
   if (ld < 0) ld = H;
   for (int64_t s = 0; s < st.T; ++s) {
     int64_t t = st.step(s, reverse);
@@ -324,8 +325,8 @@ void run_team(const Vec& hb, F&& f) {
 // Kernel entry points (explicitly instantiated for float and double).
 namespace lstmkit {
 template <typename T>
-void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* xh,
-              T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I);
+void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* xh, T* cprev,
+              T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I);
 template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* tc,
               const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, int64_t H);

@@ -81,14 +81,22 @@ static constexpr PanelFn panel_fn(int q) {
 
 inline PanelFn pick_panel_kernel(int r, int q) {
   switch (r) {
-    case 1: return panel_fn<1>(q);
-    case 2: return panel_fn<2>(q);
-    case 3: return panel_fn<3>(q);
-    case 4: return panel_fn<4>(q);
-    case 5: return panel_fn<5>(q);
-    case 6: return panel_fn<6>(q);
-    case 7: return panel_fn<7>(q);
-    default: return panel_fn<8>(q);
+    case 1:
+      return panel_fn<1>(q);
+    case 2:
+      return panel_fn<2>(q);
+    case 3:
+      return panel_fn<3>(q);
+    case 4:
+      return panel_fn<4>(q);
+    case 5:
+      return panel_fn<5>(q);
+    case 6:
+      return panel_fn<6>(q);
+    case 7:
+      return panel_fn<7>(q);
+    default:
+      return panel_fn<8>(q);
   }
 }
 

@@ -5,10 +5,12 @@
 // columns [4*hb[k], 4*hb[k+1]) (thread-blocked, see common.h); with a projection it also owns
 // output units [pb[k], pb[k+1]) (width pk).
 //
-// Forward step t (bt active rows, packed offset off):
-//   gates[off:off+bt, blk_k] += Hprev[off:off+bt] (bt, P) @ W_hh[blk_k]^T (P, 4hk)    BLAS
+// Forward step t (bt active rows, packed offset off), gates holding the bias:
+//   no projection: gates[off:off+bt, blk_k] += [x | h_prev] (bt, I+H) @ [W_ih | W_hh][blk_k]^T
+//   projection:    gates (already x W_ih^T + b) += Hprev (bt, P) @ W_hh[blk_k]^T (P, 4hk)
+//                  (both one panel GEMM per thread and step)
 //   i, f, o = sigmoid; g = tanh; c = f*c_prev + i*g; r = o*tanh(c)                    fused
-//   h = r (no projection) or h[:, pslice] = r (bt, H) @ W_hr[pslice]^T (H, pk)         BLAS
+//   h = r (no projection) or h[:, pslice] = r (bt, H) @ W_hr[pslice]^T (H, pk)         panel GEMM
 //   h, c go to Hprev/Cprev rows of the next processed step, or to h_n/c_n when the row ends.
 // Saved for backward: gate activations (N, 4H), tanh(c) (N, H), Cprev (N, H), Hprev (N, P),
 // and with a projection r (N, H).
@@ -56,8 +58,8 @@ static inline void point_bwd(const T* a, const T* tcr, const T* cp, const T* dh1
 // xh (N, I + H): row n = [x_n | h_prev(n)] so each step is ONE GEMM over K = I + H against the
 // thread block of W = [W_ih | W_hh] (4H, I + H); gates (N, 4H) arrive holding the bias.
 template <typename T>
-void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* xh,
-              T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I) {
+void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* xh, T* cprev,
+              T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I) {
   const int64_t G4 = 4 * H, LD = I + H;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
@@ -132,8 +134,8 @@ void lstmp_fwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, T* g
         for (int64_t b = 0; b < bt; ++b) {
           const int64_t r = (off + b) * H + lo;
           point_fwd(gates + (off + b) * G4 + 4 * lo, cprev + r, tc + r,
-                    b < bn ? cprev + (offn + b) * H + lo : cn + b * H + lo, rr + r,
-                    (T*)nullptr, hk);
+                    b < bn ? cprev + (offn + b) * H + lo : cn + b * H + lo, rr + r, (T*)nullptr,
+                    hk);
         }
       });
       tm.sync();
@@ -194,14 +196,14 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
   });
 }
 
-#define LSTMKIT_INSTANTIATE(T)                                                                   \
+#define LSTMKIT_INSTANTIATE(T)                                                                    \
   template void lstm_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, T*, T*, T*, T*, T*, T*, \
-                            int64_t, int64_t);                                                   \
-  template void lstm_bwd<T>(const Steps&, bool, const Vec&, const T*, const T*, const T*,        \
-                            const T*, const T*, T*, T*, T*, int64_t);                            \
-  template void lstmp_fwd<T>(const Steps&, bool, const Vec&, const Vec&, T*, const T*, const T*, \
-                             T*, T*, T*, T*, T*, T*, T*, int64_t, int64_t);                      \
-  template void lstmp_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,     \
+                            int64_t, int64_t);                                                    \
+  template void lstm_bwd<T>(const Steps&, bool, const Vec&, const T*, const T*, const T*,         \
+                            const T*, const T*, T*, T*, T*, int64_t);                             \
+  template void lstmp_fwd<T>(const Steps&, bool, const Vec&, const Vec&, T*, const T*, const T*,  \
+                             T*, T*, T*, T*, T*, T*, T*, int64_t, int64_t);                       \
+  template void lstmp_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
                              const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, \
                              int64_t);
 LSTMKIT_INSTANTIATE(float)

@@ -87,9 +87,8 @@ static TList lstmp_forward(Tensor gates, Tensor w_hh, Tensor w_hr, Tensor h0, Te
 }
 
 // Returns dG (N, 4H), dH (N, P) (dL/dh of every step, for dW_hr), dh0 (B, P), dc0 (B, H).
-static TList lstmp_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tensor w_hr,
-                            Tensor dy, Tensor dhn, Tensor dcn, Vec bs, bool reverse, Vec hb,
-                            Vec pb) {
+static TList lstmp_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tensor w_hr, Tensor dy,
+                            Tensor dhn, Tensor dcn, Vec bs, bool reverse, Vec hb, Vec pb) {
   const Steps st(bs);
   const int64_t H = w_hr.size(1), P = w_hr.size(0);
   for (auto* t : {&acts, &tc, &cp, &w_hh, &w_hr, &dy}) check(*t, "inputs");
