@@ -77,14 +77,10 @@ def gru_layer(
     training: bool = False,
     record: list | None = None,
 ) -> tuple[Tensor, Tensor]:
-    def step(x_t, state):
-        (h_prev,) = state
-        s = gru_cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms, recurrent_mask)
-        h_t = _zoneout(s.h, h_prev, zoneout[1], training)
-        return h_t, (h_t,), s.gates
+    def cell(x_t, h_prev):
+        return gru_cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, norms, recurrent_mask)
 
-    y, (h_n,), _ = run_layer(step, x, batch_sizes, (h0,), reverse, record)
-    return y, h_n
+    return _single_state_layer(cell, x, batch_sizes, h0, reverse, zoneout[1], training, record)
 
 
 def rnn_layer(
@@ -104,10 +100,19 @@ def rnn_layer(
     training: bool = False,
     record: list | None = None,
 ) -> tuple[Tensor, Tensor]:
+    def cell(x_t, h_prev):
+        return rnn_cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity, norms, recurrent_mask)
+
+    return _single_state_layer(cell, x, batch_sizes, h0, reverse, zoneout[1], training, record)
+
+
+def _single_state_layer(cell, x, batch_sizes, h0, reverse, p_zoneout, training, record):
+    """The time loop for cells whose whole state is h (GRU, RNN)."""
+
     def step(x_t, state):
         (h_prev,) = state
-        s = rnn_cell(x_t, h_prev, w_ih, w_hh, b_ih, b_hh, nonlinearity, norms, recurrent_mask)
-        h_t = _zoneout(s.h, h_prev, zoneout[1], training)
+        s = cell(x_t, h_prev)
+        h_t = _zoneout(s.h, h_prev, p_zoneout, training)
         return h_t, (h_t,), s.gates
 
     y, (h_n,), _ = run_layer(step, x, batch_sizes, (h0,), reverse, record)
