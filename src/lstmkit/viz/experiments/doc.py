@@ -25,9 +25,10 @@ All runs are small on purpose: CPU only, one thread per process, hidden size 32 
 stated, fixed seeds, lstmkit's `auto` backend (the compiled CPU backend here). Each section
 states its budget (steps, batch) and its wall time. The numbers below were produced on a shared
 2-core VM while other jobs were running, so wall times are inflated and noisy (a section's
-footer gives its own); the whole set took about 30 minutes of wall time. Results from one or
-two seeds are noisy: treat differences of a few tens of percent as noise unless a section
-says otherwise.
+footer gives its own); the whole set took about 25 minutes of wall time. The sections were
+generated at different times while the CPU backend was being optimised, so wall times are
+not comparable across sections (only within one). Results from one or two seeds are noisy:
+treat differences of a few tens of percent as noise unless a section says otherwise.
 """
 
 
