@@ -22,29 +22,30 @@ static T* ptr(const Tensor& t) {
   return t.data_ptr<T>();
 }
 
-// gates (N, 4H): the bias (thread-blocked), overwritten with the activations i, f, g, o.
 // xh (N, I + H): x in columns [0, I); the kernel fills h_prev into [I, I + H).
-// w (4H, I + H) = [W_ih | W_hh] thread-blocked.
-// Returns y (N, H), Cprev (N, H), tanh(c) (N, H), h_n (B, H), c_n (B, H).
-static TList lstm_forward(Tensor gates, Tensor w, Tensor xh, Tensor h0, Tensor c0, Vec bs,
-                          bool reverse, Vec hb) {
+// w (4H, I + H) = [W_ih | W_hh] and bias (4H,) = b_ih + b_hh (optional), thread-blocked.
+// Returns gate activations i, f, g, o (N, 4H), y (N, H), Cprev (N, H), tanh(c) (N, H),
+// h_n (B, H), c_n (B, H).
+static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Tensor c0,
+                          Vec bs, bool reverse, Vec hb) {
   const Steps st(bs);
   const int64_t H = h0.size(1), I = xh.size(1) - H;
-  for (auto* t : {&gates, &w, &xh, &h0, &c0}) check(*t, "inputs");
-  TORCH_CHECK(gates.size(0) == st.N && gates.size(1) == 4 * H && xh.size(0) == st.N &&
-                  w.size(0) == 4 * H && w.size(1) == I + H,
-              "lstmkit cpu: gates / xh / w shape");
-  auto o = gates.options();
-  Tensor y = at::empty({st.N, H}, o), cp = at::empty({st.N, H}, o);
-  Tensor tc = at::empty({st.N, H}, o), hn = at::empty({st.B, H}, o), cn = at::empty({st.B, H}, o);
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_forward", [&] {
+  for (auto* t : {&w, &xh, &h0, &c0}) check(*t, "inputs");
+  if (bias) check(*bias, "bias");
+  TORCH_CHECK(xh.size(0) == st.N && w.size(0) == 4 * H && w.size(1) == I + H,
+              "lstmkit cpu: xh / w shape");
+  auto o = xh.options();
+  Tensor gates = at::empty({st.N, 4 * H}, o), y = at::empty({st.N, H}, o);
+  Tensor cp = at::empty({st.N, H}, o), tc = at::empty({st.N, H}, o);
+  Tensor hn = at::empty({st.B, H}, o), cn = at::empty({st.B, H}, o);
+  AT_DISPATCH_FLOATING_TYPES(xh.scalar_type(), "lstm_forward", [&] {
     using T = scalar_t;
     prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(xh), H, I + H, I);
     prefill<T>(st, reverse, ptr<T>(c0), ptr<T>(cp), H);
-    lstm_fwd<T>(st, reverse, hb, ptr<T>(gates), ptr<T>(w), ptr<T>(xh), ptr<T>(cp), ptr<T>(tc),
-                ptr<T>(y), ptr<T>(hn), ptr<T>(cn), H, I);
+    lstm_fwd<T>(st, reverse, hb, ptr<T>(gates), ptr<T>(w), bias ? ptr<T>(*bias) : nullptr,
+                ptr<T>(xh), ptr<T>(cp), ptr<T>(tc), ptr<T>(y), ptr<T>(hn), ptr<T>(cn), H, I);
   });
-  return {y, cp, tc, hn, cn};
+  return {gates, y, cp, tc, hn, cn};
 }
 
 // Returns dG (N, 4H) thread-blocked pre-activation gradients, dh0 (B, H), dc0 (B, H).

@@ -151,12 +151,20 @@ class StepGemm {
   StepGemm(const StepGemm&) = delete;
   StepGemm& operator=(const StepGemm&) = delete;
 
-  void operator()(int64_t m, const T* A, int64_t lda, T beta, T* C, int64_t ldc) const {
+  // C = A @ op(W) + beta C (+ bias (n,) broadcast over rows, when given).
+  void operator()(int64_t m, const T* A, int64_t lda, T beta, T* C, int64_t ldc,
+                  const T* bias = nullptr) const {
 #ifdef __AVX512F__
     if constexpr (sizeof(T) == 4) {
-      if (buf_) return panel_gemm(m, n_, k_, A, lda, buf_, beta != T(0), C, ldc);
+      if (buf_) return panel_gemm(m, n_, k_, A, lda, buf_, beta != T(0), C, ldc, bias);
     }
 #endif
+    if (bias) {
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t j = 0; j < n_; ++j)
+          C[r * ldc + j] = (beta != T(0) ? C[r * ldc + j] : 0) + bias[j];
+      beta = T(1);
+    }
     gemm_rm<T>(wt_, m, n_, k_, A, lda, W_, ldw_, beta, C, ldc);
   }
 
@@ -325,8 +333,8 @@ void run_team(const Vec& hb, F&& f) {
 // Kernel entry points (explicitly instantiated for float and double).
 namespace lstmkit {
 template <typename T>
-void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* xh, T* cprev,
-              T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I);
+void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, const T* bias,
+              T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I);
 template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* tc,
               const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, int64_t H);

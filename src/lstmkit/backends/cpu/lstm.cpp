@@ -56,10 +56,11 @@ static inline void point_bwd(const T* a, const T* tcr, const T* cp, const T* dh1
 }
 
 // xh (N, I + H): row n = [x_n | h_prev(n)] so each step is ONE GEMM over K = I + H against the
-// thread block of W = [W_ih | W_hh] (4H, I + H); gates (N, 4H) arrive holding the bias.
+// thread block of W = [W_ih | W_hh] (4H, I + H), the bias (4H,) (or null) added in the GEMM;
+// gates (N, 4H) needs no initialisation.
 template <typename T>
-void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, T* xh, T* cprev,
-              T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I) {
+void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, const T* bias,
+              T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I) {
   const int64_t G4 = 4 * H, LD = I + H;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
@@ -70,7 +71,8 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
       tm.slices([&](int64_t lo, int64_t hk, int k) {
-        (*g0[k])(bt, xh + off * LD, LD, T(1), gates + off * G4 + 4 * lo, G4);
+        (*g0[k])(bt, xh + off * LD, LD, T(0), gates + off * G4 + 4 * lo, G4,
+                 bias ? bias + 4 * lo : nullptr);
         for (int64_t b = 0; b < bt; ++b) {
           const bool more = b < bn;
           const int64_t r = (off + b) * H + lo;
@@ -197,8 +199,8 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
 }
 
 #define LSTMKIT_INSTANTIATE(T)                                                                    \
-  template void lstm_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, T*, T*, T*, T*, T*, T*, \
-                            int64_t, int64_t);                                                    \
+  template void lstm_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, const T*, T*, T*, T*,   \
+                            T*, T*, T*, int64_t, int64_t);                                        \
   template void lstm_bwd<T>(const Steps&, bool, const Vec&, const T*, const T*, const T*,         \
                             const T*, const T*, T*, T*, T*, int64_t);                             \
   template void lstmp_fwd<T>(const Steps&, bool, const Vec&, const Vec&, T*, const T*, const T*,  \

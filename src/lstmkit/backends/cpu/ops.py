@@ -88,9 +88,8 @@ class _LSTM(torch.autograd.Function):
             wi, wh = w[:, :I], w[:, I:].contiguous()
             xh = x.new_empty(N, I + H)  # (N, I + H): [x | h_prev], h_prev filled by the kernel
             xh[:, :I] = x
-            gates = x.new_zeros(N, 4 * H) if b is None else b.expand(N, 4 * H).contiguous()
-            y, cprev, tc, hn, cn = ext.lstm_forward(
-                gates, w, xh, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb)
+            gates, y, cprev, tc, hn, cn = ext.lstm_forward(
+                w, b, xh, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb)
             )
             hprev, rr, wr, pb = xh, None, None, None
         else:

@@ -40,12 +40,16 @@ inline float* pack_panels(int64_t k, int64_t n, const float* W, int64_t ldw, boo
 
 template <int R, int Q>
 static void panel_kernel(int64_t k, const float* A, int64_t lda, const float* Bp, float* C,
-                         int64_t ldc, bool accumulate, int64_t cols) {
+                         int64_t ldc, bool accumulate, int64_t cols, const float* bias) {
   __m512 c[R][Q];
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r)
 #pragma GCC unroll 3
-    for (int q = 0; q < Q; ++q) c[r][q] = _mm512_setzero_ps();
+  for (int q = 0; q < Q; ++q) {
+    const int64_t left = cols - q * kPanel;
+    const __mmask16 m = left >= kPanel ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+    const __m512 init = bias ? _mm512_maskz_loadu_ps(m, bias + q * kPanel) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) c[r][q] = init;
+  }
   for (int64_t kk = 0; kk < k; ++kk) {
     __m512 b[Q];
 #pragma GCC unroll 3
@@ -72,7 +76,7 @@ static void panel_kernel(int64_t k, const float* A, int64_t lda, const float* Bp
 }
 
 using PanelFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, bool,
-                         int64_t);
+                         int64_t, const float*);
 
 template <int R>
 static constexpr PanelFn panel_fn(int q) {
@@ -100,16 +104,18 @@ inline PanelFn pick_panel_kernel(int r, int q) {
   }
 }
 
-// C (m, n) = A (m, k) @ Bop + (accumulate ? C : 0), Bop packed by pack_panels.
+// C (m, n) = A (m, k) @ Bop + (accumulate ? C : 0) + bias (n,) (optional), Bop packed by
+// pack_panels.
 inline void panel_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
-                       const float* Bp, bool accumulate, float* C, int64_t ldc) {
+                       const float* Bp, bool accumulate, float* C, int64_t ldc,
+                       const float* bias = nullptr) {
   const int64_t np = (n + kPanel - 1) / kPanel;
   for (int64_t p = 0; p < np; p += 3) {
     const int q = (int)(np - p < 3 ? np - p : 3);
     for (int64_t r0 = 0; r0 < m; r0 += 8) {
       const int r = (int)(m - r0 < 8 ? m - r0 : 8);
       pick_panel_kernel(r, q)(k, A + r0 * lda, lda, Bp + p * k * kPanel, C + r0 * ldc + p * kPanel,
-                              ldc, accumulate, n - p * kPanel);
+                              ldc, accumulate, n - p * kPanel, bias ? bias + p * kPanel : nullptr);
     }
   }
 }
