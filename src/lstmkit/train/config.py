@@ -23,7 +23,7 @@ TASK_DEFAULTS: dict[str, dict] = {
     "text": {},
     "vowels": dict(
         embed_size=64,
-        hidden_size=64,
+        hidden_size=128,
         epochs=60,
         batch_size=16,
         lr=3e-3,

@@ -92,6 +92,11 @@ class SequenceClassifier(nn.Module):
             self.embed = nn.Linear(in_channels, embed_size)
             self.register_buffer("mean", torch.zeros(in_channels))
             self.register_buffer("std", torch.ones(in_channels))
+        for emb in (m for m in self.modules() if isinstance(m, nn.Embedding)):
+            # N(0, 1) embeddings make the pooled features (and the first logits) huge
+            nn.init.normal_(emb.weight, std=0.1)
+            with torch.no_grad():
+                emb.weight[0].zero_()
         self.text = bool(vocab_size)
         self.bigrams = bool(vocab_size and bigram_vocab_size)
         self.pool_embeddings = pool_embeddings
