@@ -207,3 +207,12 @@ def test_sunspots_and_lm_tiny(tmp_path):
     out = run.generate("中国", length=10, seed=1)
     assert out.startswith("中国") and len(out) == 12
     assert out == run.generate("中国", length=10, seed=1)
+
+
+def test_time_budget_stops_mid_epoch(tmp_path):
+    s = Trainer(
+        tiny(tmp_path, "tb", time_budget=1e-6, epochs=3), progress=False, log=lambda _: None
+    ).fit()
+    assert s["stopped_by_time_budget"] and s["epochs_run"] == 1
+    row = json.loads((tmp_path / "tb" / "metrics.jsonl").read_text().splitlines()[0])
+    assert row["batches"] == "1/8"

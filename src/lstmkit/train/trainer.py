@@ -197,6 +197,7 @@ class Trainer:
                 "epoch": epoch + 1,
                 "step": state["step"],
                 "train_loss": train_loss,
+                "batches": f"{self._done}/{self._total}",
                 **{f"valid_{k}": v for k, v in valid.items()},
                 "seconds": round(secs, 2),
             }
@@ -208,7 +209,9 @@ class Trainer:
             self.log(
                 f"epoch {epoch + 1}/{cfg.epochs}  train_loss {train_loss:.4f}  "
                 f"valid_{metric} {valid[metric]:.4f}{'  *best*' if improved else ''}  "
-                f"({secs:.1f}s)"
+                f"({secs:.1f}s"
+                + (f", {self._done}/{self._total} batches" if self._done < self._total else "")
+                + ")"
             )
             if out_of_time:
                 self.log(
@@ -242,6 +245,7 @@ class Trainer:
 
         cfg, d = self.config, self.dist
         batches = self.task.train_batches(epoch)
+        self._done, self._total = 0, len(batches)
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -280,6 +284,7 @@ class Trainer:
                         return total / max(count, 1), problem
                     self.log(str(problem))
                 self.opt.step()
+                self._done += 1
                 total, count = total + loss_global * n_global, count + n_global
                 if self._out_of_time(state):
                     break
