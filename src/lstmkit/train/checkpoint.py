@@ -67,7 +67,7 @@ def save_tensors(path: str, tensors: dict[str, torch.Tensor]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=folder)
     os.close(fd)
     try:
-        save_file({k: v.detach().contiguous().clone() for k, v in tensors.items()}, tmp)
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _MODE)
@@ -119,6 +119,8 @@ def save_checkpoint(
     opt_tensors, opt_meta = optimizer_state(opt)
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng.cuda"] = torch.cuda.get_rng_state()
     name = f"state-{info['epoch']}.safetensors"
     save_tensors(os.path.join(ck, name), tensors)
     atomic_write_json(
@@ -143,3 +145,5 @@ def restore(model, opt, tensors: dict, info: dict) -> None:
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     load_optimizer_state(opt, tensors, info["optimizer"])
     torch.set_rng_state(tensors["rng.torch"])
+    if "rng.cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng.cuda"])

@@ -107,6 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(mid-epoch if need be; 0 = no limit) [240 for sentiment, else none]",
     )
     o.add_argument("--seed", type=int, help="random seed (model init, dropout, batch order) [0]")
+    o.add_argument("--device", help="cpu, cuda, cuda:N or auto (a GPU when there is one) [auto]")
     o.add_argument("--threads", type=int, help="CPU threads for torch [all cores]")
     r = p.add_argument_group("run")
     r.add_argument("--out-dir", help="where run directories go [runs]")
@@ -191,6 +192,7 @@ _CFG_KEYS = [
     "time_budget",
     "seed",
     "threads",
+    "device",
     "out_dir",
     "name",
     "baseline",

@@ -98,6 +98,7 @@ class TrainConfig:
     seed: int = 0
     split_seed: int = 0
     backend: str = "auto"
+    device: str = "auto"
     max_len: int = 150
     min_freq: int = 2
     bigrams: bool = True

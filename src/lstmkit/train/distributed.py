@@ -21,6 +21,7 @@ import torch.distributed as dist
 class Dist:
     rank: int = 0
     world: int = 1
+    device: torch.device = torch.device("cpu")  # where collectives run (cuda for nccl)
 
     @property
     def main(self) -> bool:
@@ -29,7 +30,7 @@ class Dist:
     def all_sum(self, value: float) -> float:
         if self.world == 1:
             return value
-        t = torch.tensor([float(value)], dtype=torch.float64)
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return float(t.item())
 
@@ -48,7 +49,7 @@ class Dist:
     def broadcast_int(self, value: int) -> int:
         if self.world == 1:
             return value
-        t = torch.tensor([value], dtype=torch.int64)
+        t = torch.tensor([value], dtype=torch.int64, device=self.device)
         dist.broadcast(t, 0)
         return int(t.item())
 
@@ -62,10 +63,13 @@ def setup() -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
+    device = torch.device("cpu")
+    if torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend)
-    return Dist(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), device)
 
 
 def teardown(d: Dist) -> None:

@@ -133,7 +133,7 @@ class SequenceClassifier(nn.Module):
         Returns ``(T, n_classes)``. Exact for bidirectional models too (each prefix is run
         as its own sequence), so it shows how the verdict moves as the text is read.
         """
-        x = torch.as_tensor(token_ids)
+        x = torch.as_tensor(token_ids, device=self.head.weight.device)
         T = x.shape[0]
         batch = x.unsqueeze(0).expand(T, *x.shape).clone()
         lengths = torch.arange(1, T + 1)

@@ -129,7 +129,8 @@ class Run:
         out = torch.empty(len(texts), len(self.labels))
         for lo in range(0, len(texts), 256):
             ids, lengths = pad_tensors([self.encode(t) for t in texts[lo : lo + 256]])
-            out[lo : lo + len(lengths)] = torch.softmax(self.model(ids, lengths), dim=-1)
+            dev = next(self.model.parameters()).device
+            out[lo : lo + len(lengths)] = torch.softmax(self.model(ids.to(dev), lengths), -1).cpu()
         return out
 
     def predict(self, texts: list[str]) -> list[tuple[str, float]]:

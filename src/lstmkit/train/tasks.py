@@ -40,6 +40,7 @@ def encode_text(vocab: CharVocab, text_: str, max_len: int | None) -> torch.Tens
 
 
 class Task:
+    device = torch.device("cpu")  # the Trainer sets this; batches are moved there
     metric = "accuracy"
     higher_is_better = True
     kind = "classify"
@@ -141,13 +142,15 @@ class ClassifyTask(Task):
 
     def inputs(self, split: str, idx: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.is_text:
-            return batching.pad_tensors([self.encoded[split][i] for i in idx])
-        part = self._splits()[split]
-        return batching.pad_tensors([part.series[i] for i in idx])
+            x, lengths = batching.pad_tensors([self.encoded[split][i] for i in idx])
+        else:
+            part = self._splits()[split]
+            x, lengths = batching.pad_tensors([part.series[i] for i in idx])
+        return x.to(self.device), lengths
 
     def batch_loss(self, net, idx: list[int], split: str = "train"):
         x, lengths = self.inputs(split, idx)
-        y = torch.tensor([self._splits()[split].labels[i] for i in idx])
+        y = torch.tensor([self._splits()[split].labels[i] for i in idx], device=self.device)
         logits = net(x, lengths)
         return F.cross_entropy(logits, y, reduction="sum"), len(idx)
 
@@ -170,7 +173,7 @@ class ClassifyTask(Task):
         for idx in batching.bucket_batches(lengths, 256, False):
             x, lens = self.inputs(split, idx)
             logits = model(x, lens)
-            y = torch.tensor([part.labels[i] for i in idx])
+            y = torch.tensor([part.labels[i] for i in idx], device=self.device)
             loss += float(F.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
         model.train()
@@ -191,7 +194,7 @@ class ClassifyTask(Task):
             ids, lengths = batching.pad_tensors(
                 [encode_text(self.vocab, t, self.cfg.max_len) for t, _ in TURN_EXAMPLES]
             )
-            probs = torch.softmax(model(ids, lengths), dim=-1)
+            probs = torch.softmax(model(ids.to(self.device), lengths), dim=-1).cpu()
         return [
             {
                 "text": t,
@@ -260,7 +263,8 @@ class ForecastTask(Task):
     def _windows(self, split: str, idx: list[int]):
         t = torch.tensor([self.targets[split][i] for i in idx])
         offs = torch.arange(-self.cfg.window, 0)
-        return self.values[t[:, None] + offs[None, :]], self.values[t]
+        x, y = self.values[t[:, None] + offs[None, :]], self.values[t]
+        return x.to(self.device), y.to(self.device)
 
     def batch_loss(self, net, idx: list[int], split: str = "train"):
         x, y = self._windows(split, idx)
@@ -330,7 +334,7 @@ class LMTask(Task):
     def _chunks(self, split: str, idx: list[int]) -> torch.Tensor:
         L = self.cfg.bptt
         starts = torch.tensor(idx)[:, None] * L + torch.arange(L + 1)[None, :]
-        return self.ids[split][starts]
+        return self.ids[split][starts].to(self.device)
 
     def batch_loss(self, net, idx: list[int], split: str = "train"):
         chunk = self._chunks(split, idx)

@@ -100,9 +100,22 @@ class Trainer:
         self.task = make_task(cfg)
         torch.manual_seed(cfg.seed)
         self.model = self.task.build_model()
+        self.device = self._pick_device()
+        self.model.to(self.device)
+        self.task.device = self.device
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
         self.monitor = Monitor(lr=cfg.lr, clip=cfg.clip, stall_steps=cfg.stall_steps)
+
+    def _pick_device(self) -> torch.device:
+        want = self.config.device
+        if self.dist.world > 1:
+            return self.dist.device
+        if want == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if want.startswith("cuda") and not torch.cuda.is_available():
+            raise DataError(f"--device {want}: no CUDA GPU is available", fix="use --device cpu")
+        return torch.device(want)
 
     def _write_static(self) -> None:
         if not self.dist.main:
