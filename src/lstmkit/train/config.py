@@ -18,61 +18,20 @@ TASKS = {
 }
 
 # Only what differs from the dataclass defaults below.
+_SERIES = dict(embed_size=64, hidden_size=128, epochs=60, batch_size=16, lr=3e-3, dropout=0.2,
+               patience=15, max_len=0)  # fmt: skip
+_FORECAST = dict(hidden_size=32, bidirectional=False, epochs=200, batch_size=16, lr=3e-3,
+                 dropout=0.0, patience=40, window=20)  # fmt: skip
 TASK_DEFAULTS: dict[str, dict] = {
     "sentiment": dict(time_budget=240.0),
     "text": {},
-    "vowels": dict(
-        embed_size=64,
-        hidden_size=128,
-        epochs=60,
-        batch_size=16,
-        lr=3e-3,
-        dropout=0.2,
-        patience=15,
-        max_len=0,
-    ),
-    "series": dict(
-        embed_size=64,
-        hidden_size=64,
-        epochs=60,
-        batch_size=32,
-        lr=3e-3,
-        dropout=0.2,
-        patience=15,
-        max_len=0,
-    ),
-    "sunspots": dict(
-        hidden_size=32,
-        bidirectional=False,
-        epochs=200,
-        batch_size=16,
-        lr=3e-3,
-        dropout=0.0,
-        patience=40,
-        window=20,
-    ),
-    "forecast": dict(
-        hidden_size=32,
-        bidirectional=False,
-        epochs=200,
-        batch_size=16,
-        lr=3e-3,
-        dropout=0.0,
-        patience=40,
-        window=20,
-    ),
-    "lm": dict(
-        embed_size=64,
-        hidden_size=256,
-        bidirectional=False,
-        epochs=1,
-        batch_size=32,
-        lr=2e-3,
-        dropout=0.1,
-        patience=2,
-        bptt=100,
-    ),
-}
+    "vowels": _SERIES,
+    "series": _SERIES,
+    "sunspots": _FORECAST,
+    "forecast": _FORECAST,
+    "lm": dict(embed_size=64, hidden_size=256, bidirectional=False, epochs=1, batch_size=32,
+               lr=2e-3, dropout=0.1, patience=2, bptt=100),
+}  # fmt: skip
 
 
 @dataclass
