@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow lint format bench docs clean
+.PHONY: setup demo test test-slow lint format bench figures clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,8 +32,14 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 
+# Regenerates docs/benchmarks.md (about 20 minutes on 2 cores; run it on a quiet machine).
 bench: $(STAMP)
 	$(BIN)/lstmkit bench --markdown docs/benchmarks.md
+
+# Regenerates docs/experiments.md and the cell diagrams (about 25 minutes on 2 cores).
+figures: $(STAMP)
+	$(BIN)/lstmkit experiment all
+	for c in lstm gru rnn; do $(BIN)/lstmkit diagram $$c -o docs/figures/$$c-cell.svg; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
