@@ -7,6 +7,7 @@ on first use and every later process loads the cached shared object.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -72,20 +73,24 @@ def load() -> ModuleType:
     name = f"lstmkit_cpu_{_digest()}"
     build_dir = cache_root() / name
     build_dir.mkdir(parents=True, exist_ok=True)
-    if not (build_dir / f"{name}.so").exists():
-        print("lstmkit: compiling the CPU backend (one time)...", file=sys.stderr, flush=True)
-    try:
-        _MODULE = cpp_load(
-            name=name,
-            sources=[str(_SRC / s) for s in _SOURCES],
-            extra_cflags=_FLAGS,
-            extra_ldflags=["-fopenmp"],
-            build_directory=str(build_dir),
-            verbose=False,
-        )
-    except Exception as exc:  # noqa: BLE001 - turned into a reason for supports()
-        _ERROR = f"compiling the CPU backend failed: {type(exc).__name__}: {exc}"
-        raise RuntimeError(_ERROR) from exc
+    # One process builds while the others wait (e.g. two torchrun workers on a cold cache);
+    # without the lock a waiter could try to load a half-written .so.
+    with open(build_dir / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (build_dir / f"{name}.so").exists():
+            print("lstmkit: compiling the CPU backend (one time)...", file=sys.stderr, flush=True)
+        try:
+            _MODULE = cpp_load(
+                name=name,
+                sources=[str(_SRC / s) for s in _SOURCES],
+                extra_cflags=_FLAGS,
+                extra_ldflags=["-fopenmp"],
+                build_directory=str(build_dir),
+                verbose=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - turned into a reason for supports()
+            _ERROR = f"compiling the CPU backend failed: {type(exc).__name__}: {exc}"
+            raise RuntimeError(_ERROR) from exc
     return _MODULE
 
 
