@@ -1,8 +1,7 @@
 """The networks each task trains: embeddings/projections around one recurrent stack.
 
-The recurrent stack is ``lstmkit.LSTM`` / ``GRU`` / ``RNN`` when the core library
-provides it (drop-in for ``torch.nn``, plus ``backend=``), else ``torch.nn``'s; the
-parameter names are the same either way, so checkpoints move between the two.
+The recurrent stack is ``lstmkit.LSTM`` / ``GRU`` / ``RNN`` (drop-ins for ``torch.nn``,
+plus ``backend=``); the parameter names are torch's, so checkpoints move between the two.
 """
 
 from __future__ import annotations
@@ -10,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+import lstmkit.nn as lnn
 
 _NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
 
@@ -23,7 +24,7 @@ def make_rnn(
     dropout: float = 0.0,
     backend: str = "auto",
 ) -> nn.Module:
-    """A batch-first recurrent stack; ``lstmkit``'s own class if available."""
+    """A batch-first lstmkit recurrent stack."""
     if kind not in _NAMES:
         raise ValueError(f"unknown model '{kind}': choose lstm, gru or rnn")
     kwargs = dict(
@@ -32,18 +33,7 @@ def make_rnn(
         bidirectional=bidirectional,
         dropout=dropout if num_layers > 1 else 0.0,
     )
-    cls = _lstmkit_class(_NAMES[kind])
-    if cls is not None:
-        return cls(input_size, hidden_size, backend=backend, **kwargs)
-    return getattr(nn, _NAMES[kind])(input_size, hidden_size, **kwargs)
-
-
-def _lstmkit_class(name: str):
-    try:
-        import lstmkit.nn as lnn
-    except ImportError:
-        return None
-    return getattr(lnn, name, None)
+    return getattr(lnn, _NAMES[kind])(input_size, hidden_size, backend=backend, **kwargs)
 
 
 def run_rnn(rnn: nn.Module, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
