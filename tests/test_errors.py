@@ -110,3 +110,26 @@ def test_extras_argument_errors():
         lstmkit.LSTM(4, 6, zoneout=(0.1, 0.2, 0.3))
     with pytest.raises(ValueError, match="recurrent_dropout"):
         lstmkit.LSTM(4, 6, recurrent_dropout=2.0)
+
+
+def test_bias_setting_inits_need_bias():
+    with pytest.raises(ValueError, match="bias=True"):
+        lstmkit.LSTM(5, 7, bias=False, forget_bias=1.0)
+    with pytest.raises(ValueError, match="bias=True"):
+        lstmkit.GRUCell(5, 7, bias=False, init="chrono", chrono_max_len=10)
+
+
+@pytest.mark.parametrize("cls", [lstmkit.LSTM, lstmkit.GRU, lstmkit.RNN])
+def test_double_backward_is_refused_not_wrong_on_fused_cpu(cls):
+    """The compiled backend's analytic backward is first-order: differentiating it again must
+    fail loudly (the reference supports it), never return wrong second derivatives."""
+    m = cls(3, 4, dtype=torch.float64, backend="cpu")
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(m(x)[0].sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError):
+        torch.autograd.grad((g**2).sum(), [m.weight_hh_l0])
+    ref = cls(3, 4, dtype=torch.float64, backend="reference")
+    ref.load_state_dict(m.state_dict())
+    (g,) = torch.autograd.grad(ref(x)[0].sum(), x, create_graph=True)
+    (gw,) = torch.autograd.grad((g**2).sum(), [ref.weight_hh_l0])
+    assert gw.abs().sum() > 0

@@ -64,3 +64,10 @@ def test_record_gates_needs_exactly_one_layer():
     with pytest.raises(ValueError, match="exactly one"):
         with lstmkit.record_gates(torch.nn.Sequential(lstmkit.LSTM(2, 3), lstmkit.LSTM(3, 3))):
             pass
+
+
+def test_recording_overrides_a_named_fast_backend():
+    m = lstmkit.LSTM(3, 4, backend="cpu")
+    with lstmkit.record_gates(m) as rec:
+        out, _ = m(torch.randn(5, 2, 3))
+    assert_close(rec[0, 0]["h"], out.transpose(0, 1), "recorded h under backend='cpu'")

@@ -41,7 +41,7 @@ class _CellBase(nn.Module):
         super().__init__()
         checks.check_int("input_size", input_size, 1)
         checks.check_int("hidden_size", hidden_size, 1)
-        check_init(self.mode, init, forget_bias, chrono_max_len)
+        check_init(self.mode, init, forget_bias, chrono_max_len, bias)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.init, self.forget_bias, self.chrono_max_len = init, forget_bias, chrono_max_len
         G, factory = GATES[self.mode], {"device": device, "dtype": dtype}

@@ -28,12 +28,17 @@ GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
 KEEP_GATE = {"lstm": 1, "gru": 1}
 
 
-def check_init(mode: str, init: str, forget_bias: float | None, chrono_max_len: int | None) -> None:
+def check_init(
+    mode: str, init: str, forget_bias: float | None, chrono_max_len: int | None, bias: bool = True
+) -> None:
     if init not in INIT_SCHEMES:
         raise ValueError(f"init must be one of {', '.join(map(repr, INIT_SCHEMES))}, got {init!r}")
     if (init == "chrono" or forget_bias is not None) and mode not in KEEP_GATE:
         what = "init='chrono'" if init == "chrono" else "forget_bias"
         raise ValueError(f"{what} applies to gated cells (LSTM, GRU), not {mode!r}")
+    if (init == "chrono" or forget_bias is not None) and not bias:
+        what = "init='chrono'" if init == "chrono" else "forget_bias"
+        raise ValueError(f"{what} sets gate biases, so it needs bias=True")
     if init == "chrono" and (chrono_max_len is None or chrono_max_len < 3):
         raise ValueError(
             f"init='chrono' needs chrono_max_len (the longest dependency, >= 3), got {chrono_max_len}"

@@ -64,7 +64,7 @@ class RNNBase(nn.Module):
     ) -> None:
         super().__init__()
         checks.check_constructor(self.mode, input_size, hidden_size, num_layers, dropout, proj_size)
-        check_init(self.mode, init, forget_bias, chrono_max_len)
+        check_init(self.mode, init, forget_bias, chrono_max_len, bias)
         for name, p in [("input_dropout", input_dropout), ("recurrent_dropout", recurrent_dropout),
                         ("weight_drop", weight_drop), *zip(("zoneout", "zoneout"),
                         extras.as_zoneout_pair(zoneout))]:  # fmt: skip
@@ -244,7 +244,8 @@ class RNNBase(nn.Module):
 
         request = Request(self.mode, data.device, dtype, self.proj_size > 0, packed,
                           self._active_extras())  # fmt: skip
-        op = select_backend(self.backend, request).layer_op(self.mode)
+        name = "reference" if self._gate_record is not None else self.backend  # see record.py
+        op = select_backend(name, request).layer_op(self.mode)
         layer_input, h_n, c_n = data, [], []
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0 and self.training:

@@ -41,7 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a model (default: Chinese sentiment BiLSTM)",
         description="Train a model. With no arguments: the default sentiment "
         "model on CPU; prints test accuracy and the run directory.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     g = p.add_argument_group("data")
     g.add_argument("--task", default="sentiment", choices=list(TASKS), help=_TASK_HELP)

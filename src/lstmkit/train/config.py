@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 from lstmkit.data.errors import DataError
@@ -105,6 +106,21 @@ class TrainConfig:
             raise DataError("--dropout must be in [0, 1)")
         if self.lr <= 0:
             raise DataError("--lr must be positive")
+        for name in ("window", "bptt"):
+            if getattr(self, name) < 1:
+                raise DataError(f"--{name} must be at least 1")
+        if self.max_len < 0:
+            raise DataError("--max-len must be 0 (no limit) or positive")
+        if self.backend != "auto":
+            from lstmkit.backends import available_backends
+
+            if self.backend not in available_backends():
+                known = ", ".join(["auto", *available_backends()])
+                raise DataError(f"unknown backend '{self.backend}'", fix=f"use --backend {known}")
+        if self.device not in ("auto", "cpu") and not re.fullmatch(r"cuda(:\d+)?", self.device):
+            raise DataError(
+                f"unknown device '{self.device}'", fix="use --device auto, cpu, cuda or cuda:N"
+            )
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

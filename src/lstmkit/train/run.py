@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -160,6 +161,9 @@ def load_run(run_dir: str) -> Run:
 
     saved = check_run_dir(run_dir)
     config = TrainConfig.from_dict(saved["config"])
+    # Where a model runs is a choice of this process, not of the run that trained it (a run
+    # trained with --backend triton on a GPU must still load for predict on a CPU).
+    config = dataclasses.replace(config, backend="auto")
     vocab = None
     vpath = os.path.join(run_dir, "vocab.json")
     if os.path.isfile(vpath):

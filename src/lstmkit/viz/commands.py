@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from pathlib import Path
+
+from lstmkit.data.errors import DataError
 
 DEFAULT_SENTENCE = "虽然房间有点小，但是服务很周到"
 
@@ -19,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("cell", choices=["lstm", "gru", "rnn"])
     p.add_argument("-o", "--output", help="output file, .svg or .png (default: CELL-cell.svg)")
     p.add_argument("--dpi", type=int, default=150, help="PNG resolution (default 150)")
-    p.set_defaults(func=_diagram)
+    p.set_defaults(func=_guard(_diagram))
 
     p = sub.add_parser(
         "explain",
@@ -33,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=8, help="most active units shown per gate")
     p.add_argument("--layer", type=int, default=-1, help="layer to show (default: last)")
     p.add_argument("--direction", type=int, default=0, help="0 forward, 1 backward")
-    p.set_defaults(func=_explain)
+    p.set_defaults(func=_guard(_explain))
 
     p = sub.add_parser(
         "report",
@@ -47,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-eval", type=int, default=2000, help="test examples to evaluate")
     p.add_argument("--check", action="store_true",
                    help="open the page in headless Chromium; fail on console errors or requests")  # fmt: skip
-    p.set_defaults(func=_report)
+    p.set_defaults(func=_guard(_report))
 
     from lstmkit.viz.experiments import EXPERIMENTS
 
@@ -62,13 +66,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--figures", default="docs/figures", help="directory for figures")
     p.add_argument("--quick", action="store_true", help="tiny settings (smoke test)")
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=_experiment)
+    p.set_defaults(func=_guard(_experiment))
+
+
+def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A user's mistake (missing run, bad option value, wrong kind of run) becomes one clear
+    message and exit status 2, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except (DataError, FileNotFoundError, ValueError, KeyError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+            print(f"lstmkit {args.command}: error: {msg}", file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _diagram(args: argparse.Namespace) -> int:
     from lstmkit.viz.diagram import draw_cell
 
     out = Path(args.output or f"{args.cell}-cell.svg")
+    if out.suffix not in (".svg", ".png"):
+        raise ValueError(f"--output must end in .svg or .png, got {out.name!r}")
+    if args.dpi < 1:
+        raise ValueError(f"--dpi must be positive, got {args.dpi}")
     draw_cell(args.cell, out, dpi=args.dpi)
     print(f"wrote {out}")
     return 0

@@ -13,6 +13,7 @@ import functools
 
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from lstmkit.backends.cpu import _build
 
@@ -105,6 +106,7 @@ class _LSTM(torch.autograd.Function):
         return y, hn, cn
 
     @staticmethod
+    @once_differentiable  # analytic native backward: no double backward (use the reference)
     def backward(ctx, dy, dhn, dcn):
         (x,) = ctx.saved_tensors
         wi, wh, wr, acts, hprev, cprev, tc, rr, perm, hb, pb = ctx.saved
@@ -148,6 +150,7 @@ class _GRU(torch.autograd.Function):
         return y, hn
 
     @staticmethod
+    @once_differentiable  # analytic native backward: no double backward (use the reference)
     def backward(ctx, dy, dhn):
         (x,) = ctx.saved_tensors
         wi, wh, acts, hw, hprev, perm, hb = ctx.saved
@@ -180,6 +183,7 @@ class _RNN(torch.autograd.Function):
         return y, hn
 
     @staticmethod
+    @once_differentiable  # analytic native backward: no double backward (use the reference)
     def backward(ctx, dy, dhn):
         x, y = ctx.saved_tensors
         wi, wh, hprev, hb = ctx.saved

@@ -1,0 +1,27 @@
+"""User mistakes on the command line: one clear message, exit status 2, no traceback."""
+
+import pytest
+
+from lstmkit.cli import main
+
+CASES = [
+    (["explain", "/nonexistent/run", "很好"], "does not exist"),
+    (["report", "/nonexistent/run"], "does not exist"),
+    (["diagram", "lstm", "-o", "cell.txt"], ".svg or .png"),
+    (["diagram", "lstm", "--dpi", "0"], "--dpi"),
+    (["train", "--backend", "bogus"], "unknown backend"),
+    (["train", "--device", "tpu"], "unknown device"),
+    (["train", "--task", "sunspots", "--window", "0"], "--window"),
+    (["train", "--task", "lm", "--bptt", "0"], "--bptt"),
+]
+
+
+@pytest.mark.parametrize(
+    "argv,message", CASES, ids=[" ".join(c[0][:2]) + f" {i}" for i, c in enumerate(CASES)]
+)
+def test_user_mistake_gives_message_and_status_2(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir()), "nothing half-written"
