@@ -13,6 +13,10 @@ CASES = [
     (["train", "--device", "tpu"], "unknown device"),
     (["train", "--task", "sunspots", "--window", "0"], "--window"),
     (["train", "--task", "lm", "--bptt", "0"], "--bptt"),
+    (["generate", "/nonexistent/run", "--length", "-5"], "--length"),
+    (["bench", "--backends", "bogus"], "--backends"),
+    (["bench", "--points", "99"], "--points"),
+    (["bench", "--grid", "/nonexistent/grid.json"], "not found"),
 ]
 
 

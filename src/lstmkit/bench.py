@@ -305,17 +305,35 @@ def _command(args: argparse.Namespace) -> str:
     return " ".join(words)
 
 
+def _usage_error(message: str) -> int:
+    print(f"lstmkit bench: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(args: argparse.Namespace) -> int:
+    path = _grid_path(args.grid)
+    if not path.is_file():
+        return _usage_error(
+            f"grid file {path} not found (--grid takes a JSON file like benchmarks/grid.json)"
+        )
+    impls = [b for b in args.backends.split(",") if b]
+    modes = [m for m in args.modes.split(",") if m]
+    if bad := [b for b in impls if b not in IMPLS]:
+        return _usage_error(f"--backends: unknown {bad}; choose from {', '.join(IMPLS)}")
+    if bad := [m for m in modes if m not in ("fwd", "fwdbwd")]:
+        return _usage_error(f"--modes: unknown {bad}; choose from fwd, fwdbwd")
     if args.threads:
         torch.set_num_threads(args.threads)
-    grid = json.loads(_grid_path(args.grid).read_text())["cpu"]
+    grid = json.loads(path.read_text())["cpu"]
     if args.points != "all":
         keys = args.points.split(",")
         grid = [p for i, p in enumerate(grid) if str(i) in keys or p["kind"] in keys]
+        if not grid:
+            return _usage_error(
+                f"--points {args.points!r} selects no grid point (indices 0..N-1 or a kind)"
+            )
     for p in grid:
         p["T"] = max(2, int(p["T"] * args.scale_t))
-    impls = [b for b in args.backends.split(",") if b]
-    modes = [m for m in args.modes.split(",") if m]
     report = {"command": _command(args),
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(), "sgemm_gflops": sgemm_gflops(1024 if args.quick else 2048),

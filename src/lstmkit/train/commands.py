@@ -290,6 +290,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_generate(args: argparse.Namespace) -> int:
     from lstmkit.train import load_run
 
+    if args.length < 1:
+        raise DataError(f"--length must be at least 1, got {args.length}")
+    if args.temperature <= 0:
+        raise DataError(f"--temperature must be positive, got {args.temperature}")
     run = load_run(args.run_dir)
     print(run.generate(args.prompt, args.length, args.temperature, args.seed))
     return 0
