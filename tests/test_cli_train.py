@@ -132,3 +132,48 @@ def test_incomplete_run_is_not_taken_as_good(tmp_path, capsys, run_dir):
     (half / "summary.json").unlink()
     assert main(["predict", str(half), "好"]) == 2
     assert "not complete" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--json", "很好", "很差"],
+        ["很好", "--json", "很差"],
+        ["很好", "很差", "--json"],
+    ],
+)
+def test_predict_json_option_anywhere(run_dir, capsys, argv):
+    assert main(["predict", run_dir, *argv]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2
+    rows = [json.loads(x) for x in lines]  # one JSON object per line
+    assert [r["text"] for r in rows] == ["很好", "很差"]
+    for r in rows:
+        assert r["label"] in ("neg", "pos") and 0.5 <= r["probability"] <= 1
+
+
+def test_predict_unknown_option_is_still_an_error(run_dir, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["predict", run_dir, "很好", "--bogus"])
+    assert e.value.code == 2
+    assert "--bogus" in capsys.readouterr().err
+
+
+def test_backend_the_machine_cannot_run_fails_at_once(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from lstmkit.data import text
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)  # the interpreter would run it on CPU
+
+    def no_data(*a, **k):  # the check must come before any data is read
+        raise AssertionError("data was loaded before the backend check")
+
+    monkeypatch.setattr(text, "load_sentiment", no_data)
+    assert main(["train", "--backend", "triton", "--out-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "error:" in err and "triton" in err and "CUDA" in err
+    assert not list(tmp_path.iterdir())  # no half-made run directory
+    assert main(["train", "--device", "cuda", "--out-dir", str(tmp_path)]) == 2
+    assert "no CUDA GPU" in capsys.readouterr().err

@@ -149,6 +149,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help='one JSON object per line: {"text", "label", "probability"}',
     )
     q.set_defaults(func=_guard(cmd_predict))
+    _intermix_texts(q)
 
     n = sub.add_parser("generate", help="sample text from a character language model run")
     n.add_argument("run_dir", metavar="RUN_DIR", help="a `--task lm` run directory")
@@ -162,6 +163,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     n.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
     n.set_defaults(func=_guard(cmd_generate))
+
+
+def _intermix_texts(parser: argparse.ArgumentParser) -> None:
+    """Let options and TEXTs mix in any order (``predict RUN --json A B`` = ``predict RUN A B --json``).
+
+    argparse fills a ``nargs="*"`` positional at its first chance, so texts after an option
+    would be "unrecognized arguments". Leftover words that are not options are texts.
+    """
+    plain = parser.parse_known_args
+
+    def parse_known_args(args=None, namespace=None):
+        ns, rest = plain(args, namespace)
+        words = [a for a in rest if not a.startswith("-") or a == "-"]
+        ns.texts = list(ns.texts or []) + words
+        return ns, [a for a in rest if a not in words]
+
+    parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
 _CFG_KEYS = [

@@ -72,6 +72,9 @@ class Trainer:
             config = TrainConfig.from_dict(saved["config"])
         self.config = config or TrainConfig.for_task("sentiment")
         self.config.validate()
+        # before any data is loaded: a device or backend this machine lacks fails at once
+        self.device = self._pick_device()
+        self._check_backend()
         if run_dir is None:
             stamp = self.dist.broadcast_int(int(time.time()))
             run_dir = os.path.join(
@@ -100,7 +103,6 @@ class Trainer:
         self.task = make_task(cfg)
         torch.manual_seed(cfg.seed)
         self.model = self.task.build_model()
-        self.device = self._pick_device()
         self.model.to(self.device)
         self.task.device = self.device
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -116,6 +118,23 @@ class Trainer:
         if want.startswith("cuda") and not torch.cuda.is_available():
             raise DataError(f"--device {want}: no CUDA GPU is available", fix="use --device cpu")
         return torch.device(want)
+
+    def _check_backend(self) -> None:
+        """A named ``--backend`` must be able to run on the chosen device (else exit 2 now)."""
+        name = self.config.backend
+        if name == "auto":
+            return
+        from lstmkit.backends import Request, select_backend
+
+        mode = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}[self.config.model]
+        request = Request(mode=mode, device=self.device, dtype=torch.float32)
+        try:
+            select_backend(name, request)
+        except (ValueError, RuntimeError) as e:
+            fix = "use --backend auto (the fastest backend this machine has)"
+            if self.device.type != "cuda":
+                fix += f", or run on a machine with a CUDA GPU (here: {self.device})"
+            raise DataError(f"--backend {name} cannot train here: {e}", fix=fix) from e
 
     def _write_static(self) -> None:
         if not self.dist.main:
