@@ -21,6 +21,7 @@ import lstmkit  # noqa: E402
 from lstmkit.backends import Request, reference, select_backend  # noqa: E402
 from lstmkit.backends import triton as tb  # noqa: E402
 from lstmkit.backends.triton import ops  # noqa: E402
+from lstmkit.reference.cells import LayerNorms, Peephole  # noqa: E402
 from tolerances import assert_close, assert_close_scaled  # noqa: E402
 
 if os.environ.get("TRITON_INTERPRET") != "1":
@@ -146,8 +147,109 @@ def test_supports_and_dispatch_rules():
     assert tb.supports(_request()).startswith("device")  # not asked by name
     assert tb.interpret_enabled()
     for kw, word in [({"proj": True}, "projection"), ({"dtype": torch.float64}, "dtype"),
-                     ({"extras": frozenset({"layer_norm"})}, "layer_norm")]:  # fmt: skip
+                     ({"extras": frozenset({"zoneout", "peephole"})}, "zoneout"),
+                     ({"mode": "gru", "extras": frozenset({"layer_norm"})}, "layer_norm")]:  # fmt: skip
         with pytest.raises(ValueError, match=word):
             select_backend("triton", _request(**kw))
     meta = torch.device("meta")
     assert tb.supports(_request(device=meta)).startswith("device")
+    fused = _request(extras=frozenset({"peephole", "layer_norm"}))
+    assert select_backend("triton", fused).name == "triton"  # fused LSTM extras, named
+    assert select_backend("auto", fused).name != "triton"  # but never auto on the CPU
+    cuda = torch.device("cuda")
+    assert tb.supports(_request(device=cuda, extras=fused.extras)) in (
+        None, "triton is not installed (pip install lstmkit[gpu])")  # fmt: skip
+
+
+# ---- fused LSTM extras: peepholes and layer norm (kernels.py PEEP, kernels_ln.py) -------------
+def _extras(H, peephole, layer_norm, seed=2):
+    """Peephole / LayerNorms leaves with non-trivial values (not the module's 0 / 1 init)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def leaf(n, base=0.0):
+        return (base + 0.3 * torch.randn(n, generator=g)).requires_grad_()
+
+    kw = {}
+    if peephole:
+        kw["peephole"] = Peephole(leaf(H), leaf(H), leaf(H))
+    if layer_norm:
+        G = 4 * H
+        kw["norms"] = LayerNorms(
+            leaf(G, 1.0), leaf(G), leaf(G, 1.0), leaf(G), leaf(H, 1.0), leaf(H)
+        )
+    return kw
+
+
+def _check_extras(batch_sizes, reverse, peephole, layer_norm, H=20, dtype=torch.float32):
+    """float32: forward 1e-5 abs/rel; gradients 1e-5 rel and 1e-5 abs scaled by the largest
+    entry (tolerances.py). float16: 1e-2 relative Frobenius error against a float64 oracle."""
+    t = _inputs("lstm", batch_sizes, H=H)
+    kw = _extras(H, peephole, layer_norm)
+    leaves = [v for v in t.values() if v is not None]
+    leaves += [*kw.get("peephole", ()), *kw.get("norms", ())]
+    names = [k for k, v in t.items() if v is not None] + ["w_c" + g for g in "ifo" if peephole]
+    names += ["ln_" + n for n in LayerNorms._fields if layer_norm]
+    lo = torch.float64 if dtype != torch.float32 else dtype
+
+    def call(backend, d):
+        v = [None if u is None else u.to(d) for u in (t["x"], t["h0"], t["c0"], t["w_ih"],
+             t["w_hh"], t["b_ih"], t["b_hh"])]  # fmt: skip
+        ex = {k: type(e)(*(u.to(d) for u in e)) for k, e in kw.items()}
+        return backend.lstm_layer(v[0], batch_sizes, *v[1:], None, reverse, **ex)
+
+    got, want = call(tb, dtype), call(reference, lo)
+    gen = torch.Generator().manual_seed(1)
+    ups = [torch.randn(o.shape, generator=gen, dtype=lo) for o in want]
+    g_got = torch.autograd.grad(got, leaves, [u.to(dtype) for u in ups])
+    g_want = torch.autograd.grad(want, leaves, ups)
+    pairs = [*zip(("y", "h_n", "c_n"), got, want), *zip(names, g_got, g_want)]
+    for i, (name, a, b) in enumerate(pairs):
+        if dtype != torch.float32:
+            rel = ((a.double() - b).norm() / b.norm()).item()
+            assert rel < 1e-2, (name, rel)
+        elif i < 3:
+            assert_close(a, b, f"extras {name}")
+        else:
+            assert_close_scaled(a, b, f"extras grad {name}")
+
+
+@pytest.mark.parametrize("extra", ["peephole", "layer_norm", "both"])
+@pytest.mark.parametrize(
+    "batch_sizes, reverse", [(PADDED, False), (PACKED, False), (PACKED, True)],
+    ids=["padded", "packed", "packed-reverse"])  # fmt: skip
+def test_lstm_extras_forward_and_every_gradient(extra, batch_sizes, reverse):
+    _check_extras(batch_sizes, reverse, extra != "layer_norm", extra != "peephole")
+
+
+@pytest.mark.parametrize("extra", ["peephole", "both"])
+def test_lstm_extras_chunked_tiles_and_several_row_tiles(extra, monkeypatch):
+    """BH = BK = 16 < H: several column chunks and K tiles; B = 18 > BB: two row programs
+    (and, for peepholes alone, the per-step launches with NH = 2)."""
+    monkeypatch.setenv("LSTMKIT_TRITON_MODE", "step")
+    monkeypatch.setenv("LSTMKIT_TRITON_BH", "16")
+    monkeypatch.setenv("LSTMKIT_TRITON_BK", "16")
+    _check_extras([18, 17, 3], True, True, extra == "both")
+
+
+def test_lstm_extras_float16():
+    _check_extras(PACKED, False, True, True, dtype=torch.float16)
+
+
+def test_module_dispatch_layer_norm_peephole_matches_reference():
+    torch.manual_seed(0)
+    kw = dict(num_layers=2, bidirectional=True, peephole=True, layer_norm=True)
+    fast = lstmkit.LSTM(5, 16, backend="triton", **kw)
+    ref = lstmkit.LSTM(5, 16, backend="reference", **kw)
+    with torch.no_grad():  # move the extras off their identity init
+        for p in fast.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    ref.load_state_dict(fast.state_dict())
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(4, 3, 5), torch.tensor([4, 3, 1]))
+    out1, (h1, c1) = fast(packed)
+    out2, (h2, c2) = ref(packed)
+    for a, b in [(out1.data, out2.data), (h1, h2), (c1, c2)]:
+        assert_close(a, b, "module")
+    (out1.data.sum() + h1.square().sum() + c1.sum()).backward()
+    (out2.data.sum() + h2.square().sum() + c2.sum()).backward()
+    for (name, p), q in zip(fast.named_parameters(), ref.parameters()):
+        assert_close_scaled(p.grad, q.grad, name)

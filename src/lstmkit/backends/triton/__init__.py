@@ -5,8 +5,9 @@ CUDA tensors when triton is installed (``pip install lstmkit[gpu]``). For tests 
 serves CPU tensors through Triton's interpreter, but only when ``TRITON_INTERPRET=1`` is set
 *and* the backend is asked for by name (``backend="triton"``): ``auto`` never picks it then.
 
-Declined (the reference runs them): LSTM projections, float64, and the per-step extras
-(peephole, layer_norm, zoneout, recurrent_dropout, record), which are not fused here.
+Fused: the LSTM extras ``peephole`` (kernels.py) and ``layer_norm`` (kernels_ln.py, with or
+without peepholes). Declined (the reference runs them): LSTM projections, float64, layer norm
+for GRU / RNN, and zoneout, recurrent_dropout and record.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 from lstmkit.backends.registry import Backend, Request, register
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+FUSED = frozenset({"peephole", "layer_norm"})  # LSTM extras the kernels run
 
 
 def triton_available() -> bool:
@@ -43,11 +45,12 @@ def supports(request: Request) -> str | None:
         return f"dtype {request.dtype} is not supported (float32, bfloat16, float16)"
     if request.proj:
         return "LSTM projections (proj_size > 0) are not implemented in the triton backend"
-    if request.extras:
-        names = ", ".join(sorted(request.extras))
-        return f"extras ({names}) are not fused in the triton backend; the reference runs them"
     if request.mode not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
         return f"mode {request.mode!r} is not supported"
+    fused = FUSED if request.mode == "lstm" else frozenset()
+    if request.extras - fused:
+        names = ", ".join(sorted(request.extras - fused))
+        return f"extras ({names}) are not fused in the triton backend; the reference runs them"
     return None
 
 

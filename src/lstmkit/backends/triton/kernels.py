@@ -21,7 +21,8 @@ Packed sequences: a program whose batch tile has no active row at step t skips t
 rows past bs[t] are masked. Row b starts from h0 / c0 at its first executed step (bs of
 the previous executed step <= b) and writes h_n / c_n at its last one.
 
-MODE: 0 LSTM, 1 GRU, 2 RNN tanh, 3 RNN relu.
+MODE: 0 LSTM, 1 GRU, 2 RNN tanh, 3 RNN relu. PEEP (LSTM): peepholes, pw (3, H) fp32 rows w_ci,
+w_cf, w_co: i and f see C_{t-1}, o sees C_t. Layer-norm LSTMs run kernels_ln.py instead.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def _fwd_kernel(
     xp,  # (N, G*H) input projection + biases (GRU: b_ih + [b_hr, b_hz, 0])
     wt,  # (H, G*H) W_hh^T
     bhn,  # (H,) fp32, GRU b_hn
+    pw,  # (3, H) fp32 peephole weights (PEEP)
     h0,  # (B, H)
     c0,  # (B, H) fp32 (LSTM)
     y,  # (N, H) out
@@ -115,6 +117,7 @@ def _fwd_kernel(
     MODE: tl.constexpr,
     G: tl.constexpr,
     REVERSE: tl.constexpr,
+    PEEP: tl.constexpr,
     SYNC: tl.constexpr,
     NHP: tl.constexpr,
     BB: tl.constexpr,
@@ -139,6 +142,10 @@ def _fwd_kernel(
             w2 = tl.load(wt + rk0[:, None] * GH + 2 * H + rh[None, :], mask=mw, other=0.0)
         if G > 3:
             w3 = tl.load(wt + rk0[:, None] * GH + 3 * H + rh[None, :], mask=mw, other=0.0)
+    if PEEP:  # [1, BH] each
+        pci = tl.load(pw + rh, mask=rh < H, other=0.0)[None, :]
+        pcf = tl.load(pw + H + rh, mask=rh < H, other=0.0)[None, :]
+        pco = tl.load(pw + 2 * H + rh, mask=rh < H, other=0.0)[None, :]
     dead = pb * 0
     o_p, bs_p = _meta(off, bsz, s0 - 1, T, REVERSE)
     o_t, bs_t = _meta(off, bsz, s0, T, REVERSE)
@@ -190,11 +197,19 @@ def _fwd_kernel(
                         w3k = tl.load(wp + 3 * H, mask=mw, other=0.0)
                         a3 += tl.dot(hk, w3k, input_precision=PREC)
             if MODE == 0:
-                gi = _sigmoid(a0 + x0)
-                gf = _sigmoid(a1 + x1)
+                a0 += x0
+                a1 += x1
+                a3 += x3
+                if PEEP:
+                    a0 += pci * cp
+                    a1 += pcf * cp
+                gi = _sigmoid(a0)
+                gf = _sigmoid(a1)
                 gg = _tanh(a2 + x2)
-                go = _sigmoid(a3 + x3)
                 c = gf * cp + gi * gg
+                if PEEP:
+                    a3 += pco * c
+                go = _sigmoid(a3)
                 h = go * _tanh(c)
                 tl.store(cs + hr, c, mask=m)
                 if SAVE != 0:
@@ -240,6 +255,7 @@ def _bwd_kernel(
     gs,  # (N, 4*H) fp32 saved gates
     cs,  # (N, H) fp32 cell states (LSTM)
     c0,  # (B, H) fp32 (LSTM)
+    pw,  # (3, H) fp32 peephole weights (PEEP)
     hprev,  # (N, H) h_{t-1} per packed row (GRU)
     y,  # (N, H) outputs (RNN)
     dg,  # (N, GD) out: LSTM [i,f,g,o]; GRU [r, z, W_hn h + b_hn, n]; RNN [a] pre-activation grads
@@ -258,6 +274,7 @@ def _bwd_kernel(
     MODE: tl.constexpr,
     G: tl.constexpr,
     REVERSE: tl.constexpr,
+    PEEP: tl.constexpr,
     SYNC: tl.constexpr,
     NHP: tl.constexpr,
     BB: tl.constexpr,
@@ -282,6 +299,10 @@ def _bwd_kernel(
             w2 = tl.load(w + (2 * H + rk0[:, None]) * H + rh[None, :], mask=mw, other=0.0)
         if G > 3:
             w3 = tl.load(w + (3 * H + rk0[:, None]) * H + rh[None, :], mask=mw, other=0.0)
+    if PEEP:  # [1, BH] each
+        pci = tl.load(pw + rh, mask=rh < H, other=0.0)[None, :]
+        pcf = tl.load(pw + H + rh, mask=rh < H, other=0.0)[None, :]
+        pco = tl.load(pw + 2 * H + rh, mask=rh < H, other=0.0)[None, :]
     dead = pb * 0
     o_n, bs_n = _meta(off, bsz, T - s0, T, REVERSE)
     o_t, bs_t = _meta(off, bsz, T - 1 - s0, T, REVERSE)
@@ -349,12 +370,20 @@ def _bwd_kernel(
                         acc += tl.dot(d3, w3k, input_precision=PREC)
             dh += acc
             if MODE == 0:
+                dzo = dh * tc * go * (1.0 - go)
                 dc += dh * go * (1.0 - tc * tc)
-                tl.store(dr, (dc * gg * gi * (1.0 - gi)).to(odt), mask=m)
-                tl.store(dr + H, (dc * cp * gf * (1.0 - gf)).to(odt), mask=m)
+                if PEEP:
+                    dc += dzo * pco
+                dzi = dc * gg * gi * (1.0 - gi)
+                dzf = dc * cp * gf * (1.0 - gf)
+                tl.store(dr, dzi.to(odt), mask=m)
+                tl.store(dr + H, dzf.to(odt), mask=m)
                 tl.store(dr + 2 * H, (dc * gi * (1.0 - gg * gg)).to(odt), mask=m)
-                tl.store(dr + 3 * H, (dh * tc * go * (1.0 - go)).to(odt), mask=m)
-                tl.store(dcar + hr, dc * gf, mask=m)
+                tl.store(dr + 3 * H, dzo.to(odt), mask=m)
+                car = dc * gf
+                if PEEP:
+                    car += dzi * pci + dzf * pcf
+                tl.store(dcar + hr, car, mask=m)
             elif MODE == 1:
                 dan = dh * (1.0 - gz) * (1.0 - gn_ * gn_)
                 tl.store(dr, (dan * ghn * gr_ * (1.0 - gr_)).to(odt), mask=m)

@@ -253,7 +253,7 @@ def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: d
 
 class _Recurrent(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, mode, reverse, plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    def forward(ctx, mode, reverse, plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep):
         G = GATES[mode]
         H = w_hh.shape[1]
         N, B, T, dev, dt = plan.N, plan.B, plan.T, x.device, x.dtype
@@ -283,19 +283,22 @@ class _Recurrent(torch.autograd.Function):
         cn = torch.empty((B, H), **f32) if mode == 0 else dummy
         cfg = choose_config(B, H, G, dt, dev)
         key = ("fwd", mode, B, H, dt, str(dev), cfg)
-        args = (xp, w_hh.t().contiguous(), bhn, h0, c0f, y, cs, gs, hn, cn, plan.off, plan.bsz)
-        meta = dict(REVERSE=reverse, PREC=_precision(dt, dev))
+        pw = peep.float().contiguous() if peep is not None else dummy  # (3, H) w_ci, w_cf, w_co
+        args = (xp, w_hh.t().contiguous(), bhn, pw, h0, c0f, y, cs, gs, hn, cn, plan.off,
+                plan.bsz)  # fmt: skip
+        meta = dict(REVERSE=reverse, PREC=_precision(dt, dev), PEEP=peep is not None)
         _launch(K._fwd_kernel, args, cfg, T, H, mode, meta, key, (int(save),))
         ctx.mode, ctx.reverse, ctx.plan, ctx.cfg = mode, reverse, plan, cfg
         ctx.c0none = c0 is None
         ctx.bias = (b_ih is not None, b_hh is not None)
-        ctx.save_for_backward(x, h0, c0f, w_ih, w_hh, y, cs, gs)
+        ctx.save_for_backward(x, h0, c0f, w_ih, w_hh, y, cs, gs, pw)
+        ctx.peep = peep is not None
         cn_out = cn.to(dt) if mode == 0 else None
         return y, hn, cn_out
 
     @staticmethod
     def backward(ctx, dy, dhn, dcn):
-        x, h0, c0f, w_ih, w_hh, y, cs, gs = ctx.saved_tensors
+        x, h0, c0f, w_ih, w_hh, y, cs, gs, pw = ctx.saved_tensors
         mode, plan, cfg = ctx.mode, ctx.plan, ctx.cfg
         G, H, N, B, T = GATES[mode], w_hh.shape[1], plan.N, plan.B, plan.T
         dev, dt = x.device, x.dtype
@@ -307,8 +310,8 @@ class _Recurrent(torch.autograd.Function):
         GD = 4 * H if G > 1 else H
         dg = torch.empty((N, GD), dtype=dt, device=dev)
         dcar = torch.empty((N, H), **f32) if G > 1 else _dummy(dev)
-        args = (w_hh, dy, dhn, dcn, gs, cs, c0f, hprev, y, dg, dcar, plan.off, plan.bsz)
-        meta = dict(REVERSE=ctx.reverse, PREC=_precision(dt, dev))
+        args = (w_hh, dy, dhn, dcn, gs, cs, c0f, pw, hprev, y, dg, dcar, plan.off, plan.bsz)
+        meta = dict(REVERSE=ctx.reverse, PREC=_precision(dt, dev), PEEP=ctx.peep)
         key = ("bwd", mode, B, H, dt, str(dev), cfg)
         _launch(K._bwd_kernel, args, cfg, T, H, mode, meta, key)
         dgh = dg[:, : G * H]  # gradients w.r.t. h_prev @ W_hh^T (+ b_hh)
@@ -329,17 +332,34 @@ class _Recurrent(torch.autograd.Function):
             dw_hh = dgh.t() @ hprev if need[7] else None
             db_ih = dgx.float().sum(0).to(dt) if (need[8] and ctx.bias[0]) else None
             db_hh = dgh.float().sum(0).to(dt) if (need[9] and ctx.bias[1]) else None
-        return None, None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
+        dpeep = None
+        if ctx.peep and need[10]:  # sum over rows of dz_{i,f} * C_{t-1} and dz_o * C_t
+            cprev = torch.cat([cs, c0f]).index_select(0, plan.prev_idx)  # (N, H)
+            dgf = dg.float()
+            dpeep = torch.stack([(dgf[:, :H] * cprev).sum(0), (dgf[:, H : 2 * H] * cprev).sum(0),
+                                 (dgf[:, 3 * H :] * cs).sum(0)]).to(dt)  # fmt: skip
+        return None, None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dpeep
+
+
+FUSED = ("peephole", "norms")  # LSTM extras the kernels run (keyword names of the contract)
 
 
 def _run(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw):
     for name, value in kw.items():
         trivial = value is None or value is False or (name == "training")
         trivial = trivial or (name == "zoneout" and not any(value))
-        if not trivial:
+        if not trivial and not (mode == 0 and name in FUSED):
             raise ValueError(f"the triton backend does not run the extra {name!r}")
     plan = get_plan(batch_sizes, reverse, x.device)
-    return _Recurrent.apply(mode, bool(reverse), plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh)
+    peep = kw.get("peephole")
+    if peep is not None:
+        peep = torch.stack(tuple(peep))  # (3, H): w_ci, w_cf, w_co
+    if kw.get("norms") is not None:
+        from lstmkit.backends.triton import ops_ln
+
+        return ops_ln.lstm_ln(plan, bool(reverse), x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep,
+                              kw["norms"])  # fmt: skip
+    return _Recurrent.apply(mode, bool(reverse), plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep)
 
 
 def lstm_layer(x: Tensor, batch_sizes: Sequence[int], h0: Tensor, c0: Tensor, w_ih: Tensor,

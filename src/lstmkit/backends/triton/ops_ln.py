@@ -1,0 +1,112 @@
+"""The layer-norm LSTM layer op of the Triton backend (kernels_ln.py), with its autograd.
+
+Legend: N packed rows, T steps, B batch, H hidden, GH = 4*H, I input.
+
+Forward: ``xp = LN_ih(x @ W_ih^T + b_ih)`` with torch ops (one GEMM + one layer_norm over all
+rows, differentiated by autograd), then one launch runs every step (LN_hh, gates, peepholes,
+C_t, LN_c, h_t). Backward: one launch yields dg (grad of xp), dgr (grad of W_hh h + b_hh), dcl
+(grad of LN_c's output) and the C carry; every parameter gradient is then a GEMM or a row sum.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lstmkit.backends.triton import kernels_ln as K
+from lstmkit.backends.triton.ops import Plan, _dummy, _gemm_math, _next_pow2, _precision
+
+
+def ln_config(B: int, H: int) -> tuple[int, int, int]:
+    """(BB, BH, BK); LSTMKIT_TRITON_BH / _BK override the chunk and reduction tile."""
+    BB = 16 if B <= 64 else 32
+    HP = _next_pow2(max(H, 16))
+    BH = int(os.environ.get("LSTMKIT_TRITON_BH") or min(64, HP))
+    BK = int(os.environ.get("LSTMKIT_TRITON_BK") or min(64, HP))
+    return BB, BH, BK
+
+
+class _LNRecurrent(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, reverse, plan, xp, h0, c0, w_hh, b_hh, peep, lnp):
+        H = w_hh.shape[1]
+        GH, N, B, T, dev, dt = 4 * H, plan.N, plan.B, plan.T, xp.device, xp.dtype
+        f32 = dict(dtype=torch.float32, device=dev)
+        dummy = _dummy(dev)
+        xp, w_hh, h0 = xp.contiguous(), w_hh.contiguous(), h0.contiguous()
+        c0f = c0.float().contiguous() if c0 is not None else torch.zeros((B, H), **f32)
+        bhh = b_hh.float().contiguous() if b_hh is not None else torch.zeros(GH, **f32)
+        pw = peep.float().contiguous() if peep is not None else dummy
+        lnp = lnp.float().contiguous()
+        y = torch.empty((N, H), dtype=dt, device=dev)
+        zr, gs = torch.empty((N, GH), **f32), torch.empty((N, GH), **f32)
+        cs, st = torch.empty((N, H), **f32), torch.empty((N, 4), **f32)
+        hn, cn = torch.empty((B, H), dtype=dt, device=dev), torch.empty((B, H), **f32)
+        BB, BH, BK = ln_config(B, H)
+        meta = dict(REVERSE=reverse, PEEP=peep is not None, BB=BB, BH=BH, BK=BK,
+                    PREC=_precision(dt, dev), num_warps=4, num_stages=2)  # fmt: skip
+        grid = (-(-B // BB),)
+        K._ln_fwd_kernel[grid](xp, w_hh.t().contiguous(), bhh, lnp, pw, h0, c0f, y, zr, gs, cs,
+                               st, hn, cn, plan.off, plan.bsz, T, H, -(-H // BH), -(-GH // BH),
+                               -(-H // BK), **meta)  # fmt: skip
+        ctx.plan, ctx.meta, ctx.grid = plan, meta, grid
+        ctx.flags = (c0 is not None, b_hh is not None, peep is not None)
+        ctx.save_for_backward(h0, c0f, w_hh, y, zr, gs, cs, st, pw, lnp)
+        return y, hn, cn.to(dt)
+
+    @staticmethod
+    def backward(ctx, dy, dhn, dcn):
+        h0, c0f, w_hh, y, zr, gs, cs, st, pw, lnp = ctx.saved_tensors
+        plan, meta = ctx.plan, ctx.meta
+        H = w_hh.shape[1]
+        GH, N, B, T, dev, dt = 4 * H, plan.N, plan.B, plan.T, y.device, y.dtype
+        f32 = dict(dtype=torch.float32, device=dev)
+        dy = torch.zeros_like(y) if dy is None else dy.contiguous()
+        dhn = torch.zeros((B, H), **f32) if dhn is None else dhn.float().contiguous()
+        dcn = torch.zeros((B, H), **f32) if dcn is None else dcn.float().contiguous()
+        dg, dgr = torch.empty((N, GH), **f32), torch.empty((N, GH), dtype=dt, device=dev)
+        dcl, dcar = torch.empty((N, H), **f32), torch.empty((N, H), **f32)
+        dhs = torch.empty((B, H), **f32)
+        BH, BK = meta["BH"], meta["BK"]
+        K._ln_bwd_kernel[ctx.grid](w_hh, dy, dhn, dcn, zr, gs, cs, st, c0f, lnp, pw, dg, dgr, dcl,
+                                   dcar, dhs, plan.off, plan.bsz, T, H, -(-H // BH),
+                                   -(-GH // BH), -(-GH // BK), **meta)  # fmt: skip
+        need = ctx.needs_input_grad
+        hprev = torch.cat([y, h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
+        with _gemm_math(dt, dev):
+            dw_hh = dgr.t() @ hprev if need[5] else None
+            dh0 = (dgr.index_select(0, plan.first_idx) @ w_hh).to(h0.dtype) if need[3] else None
+        db_hh = dgr.float().sum(0).to(dt) if (need[6] and ctx.flags[1]) else None
+        dc0 = dcar.index_select(0, plan.first_idx).to(dt) if (need[4] and ctx.flags[0]) else None
+        dpeep = dlnp = None
+        if need[7] and ctx.flags[2]:  # sum over rows of dz_{i,f} * C_{t-1} and dz_o * C_t
+            cprev = torch.cat([cs, c0f]).index_select(0, plan.prev_idx)
+            dpeep = torch.stack([(dg[:, :H] * cprev).sum(0), (dg[:, H : 2 * H] * cprev).sum(0),
+                                 (dg[:, 3 * H :] * cs).sum(0)]).to(dt)  # fmt: skip
+        if need[8]:
+            zh = (zr - st[:, :1]) * st[:, 1:2]  # LN_hh's normalised input
+            ch = (cs - st[:, 2:3]) * st[:, 3:4]  # LN_c's normalised input
+            dlnp = torch.cat([(dg * zh).sum(0), dg.sum(0), (dcl * ch).sum(0), dcl.sum(0)])
+        return None, None, dg.to(dt), dh0, dc0, dw_hh, db_hh, dpeep, dlnp
+
+
+def lstm_ln(plan: Plan, reverse: bool, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor,
+            w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, peep: Tensor | None,
+            norms) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
+    """Layer-norm LSTM layer (reference/cells.py ``norms``); ``peep`` (3, H) or None."""
+    GH = w_ih.shape[0]
+    H = GH // 4
+    with _gemm_math(x.dtype, x.device):
+        z = F.linear(x, w_ih, b_ih)  # (N, GH) one GEMM
+    xp = F.layer_norm(z, (GH,), norms.w_ih, norms.b_ih, K.EPS)
+    like = dict(dtype=x.dtype, device=x.device)
+    parts = [norms.w_hh, norms.b_hh, norms.w_c, norms.b_c]
+    sizes, fill = (GH, GH, H, H), (1.0, 0.0, 1.0, 0.0)
+    parts = [
+        p if p is not None else torch.full((n,), v, **like) for p, n, v in zip(parts, sizes, fill)
+    ]
+    lnp = torch.cat(parts)  # (2 GH + 2 H,)
+    return _LNRecurrent.apply(reverse, plan, xp, h0, c0, w_hh, b_hh, peep, lnp)
