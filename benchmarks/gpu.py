@@ -8,6 +8,12 @@
 2. The GPU sweep of the public grid (B in 1, 16, 64, 256; H in 128..1024; T = 256; I = H;
    float32 and bfloat16; LSTM and GRU) and packed cases (lengths uniform in [T/8, T]).
    Forward (no_grad) and forward+backward, timed interleaved A/B with CUDA events, median.
+3. The fused LSTM extras (layer norm, peepholes) against the plain PyTorch loop of the same
+   cell (lstmkit's reference backend: one cell call per step), the issue's >= 5x target; their
+   parity runs in part 1 against the reference in float64.
+
+``--smoke`` (alias ``--dry-run``) runs every part on the CPU under TRITON_INTERPRET=1 with tiny
+shapes: a check that this script has no bugs before a GPU is at hand (not a benchmark).
 
 Every point runs in its own try/except (failures land in the table), a global time budget
 skips what is left, and the markdown is rewritten after every point, so a run cut short
@@ -111,14 +117,62 @@ def parity_case(kind, dtype, B, H, T, packed, bidir, layers) -> dict:
     return res
 
 
+PARITY_EXTRAS = [  # extras, dtype, B, H, T, packed, bidirectional (vs the float64 reference)
+    ("layer_norm+peephole", torch.float32, 32, 256, 40, True, True),
+    ("layer_norm", torch.bfloat16, 16, 512, 32, False, False),
+    ("peephole", torch.float32, 64, 512, 48, False, False),
+    ("peephole", torch.bfloat16, 16, 128, 48, True, False),
+]
+
+
+def extras_modules(extras: str, H: int, dtype: torch.dtype, **kw):
+    """(reference loop, triton) lstmkit LSTMs with ``extras`` on, the same non-trivial weights."""
+    import lstmkit
+
+    kw.update({e: True for e in extras.split("+")})
+    torch.manual_seed(0)
+    fast = lstmkit.LSTM(H, H, device=DEV, dtype=dtype, backend="triton", **kw)
+    with torch.no_grad():  # peepholes start at 0 and LN at identity: move them off it
+        for name, p in fast.named_parameters():
+            if "_ln_" in name or name.startswith("weight_c"):
+                p.add_(0.1 * torch.randn_like(p))
+    loop = lstmkit.LSTM(H, H, device=DEV, dtype=dtype, backend="reference", **kw)
+    loop.load_state_dict(fast.state_dict())
+    return loop, fast
+
+
+def parity_extras_case(extras, dtype, B, H, T, packed, bidir) -> dict:
+    ref, fast = extras_modules(extras, H, dtype, bidirectional=bidir)
+    ref = ref.double()
+    x = packed_input(T, B, H, torch.float32, packed, seed=1)
+    xd = x.data if packed else x
+    leaf, leaf64 = xd.detach().to(dtype).requires_grad_(), xd.detach().double().requires_grad_()
+    wrap = (lambda d: torch.nn.utils.rnn.PackedSequence(d, *x[1:])) if packed else (lambda d: d)
+    h0 = torch.randn(2 if bidir else 1, B, H, device=DEV)
+    s_f = [h0.to(dtype).requires_grad_(), torch.randn_like(h0).to(dtype).requires_grad_()]
+    s_r = [s.detach().double().requires_grad_() for s in s_f]
+    out_f, hn_f = fast(wrap(leaf), tuple(s_f))
+    out_r, hn_r = ref(wrap(leaf64), tuple(s_r))
+    outs_f, outs_r = [data_of(out_f), *hn_f], [data_of(out_r), *hn_r]
+    res = {f"fwd{i}": rel(a, b) for i, (a, b) in enumerate(zip(outs_f, outs_r))}
+    ups = [torch.randn_like(o) for o in outs_r]
+    g_f = torch.autograd.grad(outs_f, [leaf, *s_f, *fast.parameters()], [u.to(dtype) for u in ups])
+    g_r = torch.autograd.grad(outs_r, [leaf64, *s_r, *ref.parameters()], ups)
+    names = ["x", "h0", "c0", *(n for n, _ in fast.named_parameters())]
+    res.update({f"d{n}": rel(a, b) for n, a, b in zip(names, g_f, g_r)})
+    return res
+
+
 def run_parity(rows: list) -> None:
-    for case in PARITY:
-        kind, dtype, B, H, T, packed, bidir, layers = case
+    cases = [(parity_case, c) for c in PARITY] + [(parity_extras_case, c) for c in PARITY_EXTRAS]
+    for fn, case in cases:
+        kind, dtype, B, H, T, packed, bidir = case[:7]
         name = f"{kind} {str(dtype)[6:]} B={B} H={H} T={T}" + (" packed" if packed else "")
         name += " bidir" if bidir else ""
-        name += f" L={layers}" if layers > 1 else ""
+        name += f" L={case[7]}" if len(case) > 7 and case[7] > 1 else ""
+        name += " (vs reference)" if fn is parity_extras_case else ""
         try:
-            res = parity_case(*case)
+            res = fn(*case)
             worst = max(res, key=res.get)
             tol = 2e-2 if dtype == torch.bfloat16 else 5e-3
             ok = res[worst] < tol and all(v == v for v in res.values())
@@ -162,9 +216,8 @@ def time_pair(fa, fb, budget_s: float = 0.25) -> tuple[float, float]:
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: bool) -> dict:
-    ref, fast = modules(kind, H, H, dtype)
-    x = packed_input(T, B, H, dtype, packed)
+def time_modules(ref, fast, x) -> dict:
+    """Forward (no_grad) and fwd+bwd medians (ms) of two modules on the same input."""
     gy = torch.randn_like(data_of(ref(x)[0]))
 
     def fwd(m):
@@ -183,6 +236,12 @@ def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: b
 
     f_ref, f_fast = time_pair(fwd(ref), fwd(fast))
     t_ref, t_fast = time_pair(train(ref), train(fast))
+    return {"fwd": (f_ref, f_fast), "train": (t_ref, t_fast)}
+
+
+def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: bool) -> dict:
+    ref, fast = modules(kind, H, H, dtype)
+    out = time_modules(ref, fast, packed_input(T, B, H, dtype, packed))
     from lstmkit.backends.triton import ops
 
     G = {"LSTM": 4, "GRU": 3}[kind]
@@ -195,7 +254,45 @@ def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: b
     )
     if any(k[2] == B and k[3] == H and k[4] == dtype for k in ops._BROKEN):
         how += " (barrier timed out: fell back to step)"
-    return {"fwd": (f_ref, f_fast), "train": (t_ref, t_fast), "cfg": how}
+    return {**out, "cfg": how}
+
+
+# ---- LSTM extras: fused Triton kernels vs the plain PyTorch loop of the same cell -------------
+EXTRAS = [  # extras, dtype, B, H, packed
+    ("layer_norm", "float32", 16, 256, False),
+    ("layer_norm", "float32", 64, 256, False),
+    ("layer_norm", "float32", 64, 512, False),
+    ("layer_norm", "bfloat16", 64, 256, False),
+    ("layer_norm+peephole", "float32", 64, 256, False),
+    ("layer_norm", "float32", 64, 256, True),
+    ("peephole", "float32", 64, 256, False),
+    ("peephole", "bfloat16", 16, 512, False),
+]
+
+
+def run_extras(rows: list, budget: float) -> None:
+    dts = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    for extras, dname, B, H, packed in EXTRAS:
+        p = {"extras": extras, "dtype": dname, "B": B, "H": H, "T": GRID["T"], "packed": packed}
+        if time.time() - T0 > budget:
+            p["error"] = "skipped (time budget)"
+        else:
+            try:
+                loop, fast = extras_modules(extras, H, dts[dname])
+                p.update(
+                    time_modules(loop, fast, packed_input(GRID["T"], B, H, dts[dname], packed))
+                )
+                say(extras, dname, B, H, "packed" if packed else "",
+                    "fwd {:.3f}/{:.3f} ms".format(*p["fwd"]), f"({p['fwd'][0] / p['fwd'][1]:.2f}x)",
+                    "train {:.3f}/{:.3f} ms".format(*p["train"]),
+                    f"({p['train'][0] / p['train'][1]:.2f}x)")  # fmt: skip
+            except Exception as exc:  # noqa: BLE001 - record and go on
+                p["error"] = f"error: {type(exc).__name__}: {exc}"[:160].replace("|", "/")
+                say(extras, dname, B, H, p["error"])
+                traceback.print_exc()
+            if DEV == "cuda":
+                torch.cuda.empty_cache()
+        rows.append(p)
 
 
 # ---- tuning (--tune): launch configurations at a few shapes ---------------------------------
@@ -270,7 +367,7 @@ def fmt(t: float) -> str:
     return f"{t:.3f}"
 
 
-def write(path, parity, points, notes) -> None:
+def write(path, parity, points, notes, extras=()) -> None:
     lines = header() + ["", "## Parity on CUDA (vs torch.nn in float64, same weights)", ""]
     lines += ["| case | worst rel. error (tensor) | tol | |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in parity]
@@ -286,6 +383,20 @@ def write(path, parity, points, notes) -> None:
         (fr, ff), (tr, tf) = p["fwd"], p["train"]
         lines.append(f"{key} {fmt(fr)} | {fmt(ff)} | {fr / ff:.2f}x | {fmt(tr)} | {fmt(tf)} | "
                      f"{tr / tf:.2f}x | {p['cfg']} |")  # fmt: skip
+    lines += ["", "## LSTM extras: fused Triton kernels vs the plain PyTorch loop of the same cell",
+              "", "Loop = lstmkit's reference backend (one cell call per step: GEMMs, F.layer_norm, "
+              "gate math). Ratio = loop ms / triton ms (target: >= 5x).", "",
+              "| extras | dtype | B | H | T | packed | loop fwd ms | triton fwd ms | fwd ratio "
+              "| loop fwd+bwd ms | triton fwd+bwd ms | fwd+bwd ratio |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for p in extras:
+        key = f"| {p['extras']} | {p['dtype']} | {p['B']} | {p['H']} | {p['T']} | {p['packed']} |"
+        if "error" in p:
+            lines.append(f"{key} {p['error']} | | | | | |")
+            continue
+        (fr, ff), (tr, tf) = p["fwd"], p["train"]
+        lines.append(f"{key} {fmt(fr)} | {fmt(ff)} | {fr / ff:.2f}x | {fmt(tr)} | {fmt(tf)} | "
+                     f"{tr / tf:.2f}x |")  # fmt: skip
     lines += ["", "## Summary", "", *notes, ""]
     text = "\n".join(lines)
     for target in path:
@@ -294,7 +405,7 @@ def write(path, parity, points, notes) -> None:
             f.write(text)
 
 
-def summarize(points) -> list[str]:
+def summarize(points, extras=()) -> list[str]:
     ok = [p for p in points if "error" not in p and p.get("mode") != "step"]
     notes = []
     small = [p["train"][0] / p["train"][1] for p in ok if not p["packed"] and p["B"] <= 64]
@@ -315,9 +426,16 @@ def summarize(points) -> list[str]:
     failed = [p for p in points if "error" in p]
     if failed:
         notes.append(f"- {len(failed)} point(s) failed or were skipped; see the table.")
-    notes.append("- LayerNorm-LSTM and peepholes are not fused in the Triton backend: it declines "
-                 "those requests in supports() and lstmkit runs them on the reference, so no "
-                 "LayerNorm-LSTM speed-up is claimed here.")  # fmt: skip
+    for name in ("layer_norm", "peephole"):
+        r = [
+            p["train"][0] / p["train"][1]
+            for p in extras
+            if "error" not in p and name in p["extras"]
+        ]
+        if r:
+            notes.append(f"- {name} LSTMs (fused): fwd+bwd {sum(x >= 5 for x in r)}/{len(r)} points "
+                         f">= 5x the plain PyTorch loop; min {min(r):.2f}x, geomean "
+                         f"{statistics.geometric_mean(r):.2f}x, max {max(r):.2f}x.")  # fmt: skip
     return notes
 
 
@@ -328,10 +446,11 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=420.0, help="seconds for the whole run")
     ap.add_argument("--quick", action="store_true", help="a few points only")
     ap.add_argument("--tune", action="store_true", help="time launch configurations instead")
-    ap.add_argument("--dry-run", action="store_true", help="CPU + TRITON_INTERPRET=1, tiny")
+    ap.add_argument("--smoke", "--dry-run", dest="dry_run", action="store_true",
+                    help="CPU + TRITON_INTERPRET=1, tiny shapes: checks the script, not a benchmark")  # fmt: skip
     args = ap.parse_args()
     outs = args.out or ["docs/benchmarks-gpu.md"]
-    global DEV, PARITY
+    global DEV, PARITY, PARITY_EXTRAS
     if args.dry_run:
         DEV = "cpu"
         os.environ["TRITON_INTERPRET"] = "1"
@@ -339,6 +458,9 @@ def main() -> int:
         TUNE[:] = [("LSTM", "float32", 2, 16, [{}, {"BK": "16", "STAGES": "3"}])]
         PARITY = [(k, torch.float32, 3, 16, 5, pk, bd, 1) for k, pk, bd in
                   [("LSTM", False, False), ("GRU", True, True), ("RNN", True, False)]]  # fmt: skip
+        PARITY_EXTRAS = [(e, torch.float32, 3, 16, 5, pk, bd) for e, pk, bd in
+                         [("layer_norm+peephole", True, True), ("peephole", False, False)]]  # fmt: skip
+        EXTRAS[:] = [("layer_norm", "float32", 2, 16, False), ("peephole", "float32", 2, 16, True)]
     elif not torch.cuda.is_available():
         print("no CUDA device: nothing to benchmark", flush=True)
         return 1
@@ -374,8 +496,24 @@ def main() -> int:
              for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
     if args.quick:
         todo = todo[:2] + [t for t in todo if t[5]][:1] + [t for t in todo if t[5] == "step"][:1]
+        EXTRAS[:] = EXTRAS[:2]
     points: list = []
-    for kind, dname, B, H, T_, packed in todo:
+    extras: list = []  # run after the B <= 64 and packed points, before "step" and B > 64
+
+    def save() -> None:
+        write(outs, parity, points, summarize(points, extras), extras)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"parity": parity, "points": points, "extras": extras, "log": LOG},
+                          f, indent=1)  # fmt: skip
+
+    for item in [*todo, None]:
+        if not extras and (item is None or item[5] == "step" or item[2] > 64):
+            run_extras(extras, args.budget)
+            save()
+        if item is None:
+            break
+        kind, dname, B, H, T_, packed = item
         p = {"kind": kind, "dtype": dname, "B": B, "H": H, "T": T_, "packed": packed}
         if time.time() - T0 > args.budget:
             p["error"] = "skipped (time budget)"
@@ -398,11 +536,8 @@ def main() -> int:
             if DEV == "cuda":
                 torch.cuda.empty_cache()
         points.append(p)
-        write(outs, parity, points, summarize(points))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"parity": parity, "points": points, "log": LOG}, f, indent=1)
-    for n in summarize(points):
+        save()
+    for n in summarize(points, extras):
         say(n)
     return 0
 
