@@ -258,22 +258,33 @@ def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: b
 
 
 # ---- LSTM extras: fused Triton kernels vs the plain PyTorch loop of the same cell -------------
-EXTRAS = [  # extras, dtype, B, H, packed
-    ("layer_norm", "float32", 16, 256, False),
-    ("layer_norm", "float32", 64, 256, False),
-    ("layer_norm", "float32", 64, 512, False),
-    ("layer_norm", "bfloat16", 64, 256, False),
-    ("layer_norm+peephole", "float32", 64, 256, False),
-    ("layer_norm", "float32", 64, 256, True),
-    ("peephole", "float32", 64, 256, False),
-    ("peephole", "bfloat16", 16, 512, False),
+EXTRAS = [  # extras, dtype, B, H, packed, layer-norm split mode (None: the default choice)
+    ("layer_norm", "float32", 16, 256, False, None),
+    ("layer_norm", "float32", 64, 256, False, None),
+    ("layer_norm", "float32", 64, 512, False, None),
+    ("layer_norm", "float32", 64, 512, False, "1"),
+    ("layer_norm", "float32", 64, 512, False, "0"),
+    ("layer_norm", "float32", 16, 1024, False, "1"),
+    ("layer_norm", "float32", 16, 1024, False, "0"),
+    ("layer_norm", "bfloat16", 64, 256, False, None),
+    ("layer_norm+peephole", "float32", 64, 256, False, None),
+    ("layer_norm", "float32", 64, 256, True, None),
+    ("peephole", "float32", 64, 256, False, None),
+    ("peephole", "bfloat16", 16, 512, False, None),
 ]
 
 
 def run_extras(rows: list, budget: float) -> None:
     dts = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-    for extras, dname, B, H, packed in EXTRAS:
+    from lstmkit.backends.triton import ops_ln
+
+    for extras, dname, B, H, packed, split in EXTRAS:
         p = {"extras": extras, "dtype": dname, "B": B, "H": H, "T": GRID["T"], "packed": packed}
+        if split is not None:
+            os.environ["LSTMKIT_TRITON_LN_SPLIT"] = split
+        on = "layer_norm" in extras and ops_ln.ln_split(H, dts[dname], torch.device(DEV))
+        p["mode"] = "" if "layer_norm" not in extras else "split" if on else "row-tile"
+        p["forced"] = split is not None
         if time.time() - T0 > budget:
             p["error"] = "skipped (time budget)"
         else:
@@ -282,7 +293,7 @@ def run_extras(rows: list, budget: float) -> None:
                 p.update(
                     time_modules(loop, fast, packed_input(GRID["T"], B, H, dts[dname], packed))
                 )
-                say(extras, dname, B, H, "packed" if packed else "",
+                say(extras, dname, B, H, "packed" if packed else "", p["mode"],
                     "fwd {:.3f}/{:.3f} ms".format(*p["fwd"]), f"({p['fwd'][0] / p['fwd'][1]:.2f}x)",
                     "train {:.3f}/{:.3f} ms".format(*p["train"]),
                     f"({p['train'][0] / p['train'][1]:.2f}x)")  # fmt: skip
@@ -292,6 +303,7 @@ def run_extras(rows: list, budget: float) -> None:
                 traceback.print_exc()
             if DEV == "cuda":
                 torch.cuda.empty_cache()
+        os.environ.pop("LSTMKIT_TRITON_LN_SPLIT", None)
         rows.append(p)
 
 
@@ -385,18 +397,20 @@ def write(path, parity, points, notes, extras=()) -> None:
                      f"{tr / tf:.2f}x | {p['cfg']} |")  # fmt: skip
     lines += ["", "## LSTM extras: fused Triton kernels vs the plain PyTorch loop of the same cell",
               "", "Loop = lstmkit's reference backend (one cell call per step: GEMMs, F.layer_norm, "
-              "gate math). Ratio = loop ms / triton ms (target: >= 5x).", "",
+              "gate math). Ratio = loop ms / triton ms (target: >= 5x). Layer-norm mode: `row-tile` = one "
+              "launch, a program per BB rows streaming all of W_hh each step; `split` = per step, "
+              "the recurrent product on a (rows, columns) grid, then the row-tile step.", "",
               "| extras | dtype | B | H | T | packed | loop fwd ms | triton fwd ms | fwd ratio "
-              "| loop fwd+bwd ms | triton fwd+bwd ms | fwd+bwd ratio |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| loop fwd+bwd ms | triton fwd+bwd ms | fwd+bwd ratio | mode |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for p in extras:
         key = f"| {p['extras']} | {p['dtype']} | {p['B']} | {p['H']} | {p['T']} | {p['packed']} |"
         if "error" in p:
-            lines.append(f"{key} {p['error']} | | | | | |")
+            lines.append(f"{key} {p['error']} | | | | | | {p['mode']} |")
             continue
         (fr, ff), (tr, tf) = p["fwd"], p["train"]
         lines.append(f"{key} {fmt(fr)} | {fmt(ff)} | {fr / ff:.2f}x | {fmt(tr)} | {fmt(tf)} | "
-                     f"{tr / tf:.2f}x |")  # fmt: skip
+                     f"{tr / tf:.2f}x | {p['mode']} |")  # fmt: skip
     lines += ["", "## Summary", "", *notes, ""]
     text = "\n".join(lines)
     for target in path:
@@ -427,15 +441,18 @@ def summarize(points, extras=()) -> list[str]:
     if failed:
         notes.append(f"- {len(failed)} point(s) failed or were skipped; see the table.")
     for name in ("layer_norm", "peephole"):
-        r = [
-            p["train"][0] / p["train"][1]
-            for p in extras
-            if "error" not in p and name in p["extras"]
-        ]
+        ok = [p for p in extras if "error" not in p and name in p["extras"]]
+        r = [p["train"][0] / p["train"][1] for p in ok if not p.get("forced")]
         if r:
             notes.append(f"- {name} LSTMs (fused): fwd+bwd {sum(x >= 5 for x in r)}/{len(r)} points "
                          f">= 5x the plain PyTorch loop; min {min(r):.2f}x, geomean "
-                         f"{statistics.geometric_mean(r):.2f}x, max {max(r):.2f}x.")  # fmt: skip
+                         f"{statistics.geometric_mean(r):.2f}x, max {max(r):.2f}x "
+                         "(default mode per shape).")  # fmt: skip
+    for p in extras:
+        if p.get("forced") and "error" not in p:
+            notes.append(f"- {p['extras']} {p['dtype']} B={p['B']} H={p['H']} forced {p['mode']}: "
+                         f"fwd+bwd {p['train'][1]:.3f} ms ({p['train'][0] / p['train'][1]:.2f}x "
+                         "the loop): compare the modes to place ops_ln.SPLIT_BYTES.")  # fmt: skip
     return notes
 
 
@@ -460,7 +477,8 @@ def main() -> int:
                   [("LSTM", False, False), ("GRU", True, True), ("RNN", True, False)]]  # fmt: skip
         PARITY_EXTRAS = [(e, torch.float32, 3, 16, 5, pk, bd) for e, pk, bd in
                          [("layer_norm+peephole", True, True), ("peephole", False, False)]]  # fmt: skip
-        EXTRAS[:] = [("layer_norm", "float32", 2, 16, False), ("peephole", "float32", 2, 16, True)]
+        EXTRAS[:] = [("layer_norm", "float32", 2, 16, False, None), ("peephole", "float32", 2, 16, True, None),
+                     ("layer_norm+peephole", "float32", 2, 16, True, "1")]  # fmt: skip
     elif not torch.cuda.is_available():
         print("no CUDA device: nothing to benchmark", flush=True)
         return 1

@@ -221,14 +221,16 @@ def test_lstm_extras_forward_and_every_gradient(extra, batch_sizes, reverse):
     _check_extras(batch_sizes, reverse, extra != "layer_norm", extra != "peephole")
 
 
-@pytest.mark.parametrize("extra", ["peephole", "both"])
+@pytest.mark.parametrize("extra", ["peephole", "both", "both-split"])
 def test_lstm_extras_chunked_tiles_and_several_row_tiles(extra, monkeypatch):
-    """BH = BK = 16 < H: several column chunks and K tiles; B = 18 > BB: two row programs
-    (and, for peepholes alone, the per-step launches with NH = 2)."""
+    """BH = BK = 16 < H: several column chunks and K tiles; B = 18 > BB: two row programs.
+    Peepholes alone: per-step launches with NH = 2; "split": the layer-norm kernels' split
+    mode (per step, the recurrent product on its own grid, then the row-tile step)."""
     monkeypatch.setenv("LSTMKIT_TRITON_MODE", "step")
     monkeypatch.setenv("LSTMKIT_TRITON_BH", "16")
     monkeypatch.setenv("LSTMKIT_TRITON_BK", "16")
-    _check_extras([18, 17, 3], True, True, extra == "both")
+    monkeypatch.setenv("LSTMKIT_TRITON_LN_SPLIT", "1" if extra.endswith("split") else "0")
+    _check_extras([18, 17, 3], True, True, extra != "peephole")
 
 
 def test_lstm_extras_float16():

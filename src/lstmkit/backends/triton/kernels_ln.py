@@ -14,7 +14,9 @@ peepholes w_ci C_{t-1}, w_cf C_{t-1} on i, f and w_co C_t on o; h_t = o * tanh(L
 LN_ih runs outside (one GEMM + layer_norm over all rows: ``xp``). LN_hh and LN_c need whole
 rows, so a program owns BB batch rows and *all* columns: it loops over column chunks, keeps
 partial results in global scratch (same program, separated by CTA barriers) and needs no
-grid barrier, so one launch runs every step. W_hh is streamed from L2 in [BK, BH] tiles.
+grid barrier, so one launch runs every step (MM=True; W_hh streamed from L2 in [BK, BH]
+tiles). Split mode, for large H: per step, _ln_mm_kernel computes the recurrent product on a
+(row tile, column tile) grid, then the row-tile kernel runs that one step with MM=False.
 
 lnp (fp32): [w_hh (GH), b_hh (GH), w_c (H), b_c (H)], the LN_hh and LN_c affine parameters.
 st (N, 4) fp32: mean and 1/std of W_hh h + b_hh, then of C_t.
@@ -49,6 +51,77 @@ def _norm(zp, m, mu, rs, w, b, rh, mh):
 
 
 @triton.jit
+def _mm_fwd(y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, KT, BB: tl.constexpr,
+            BH: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):  # fmt: skip
+    """[BB, BH] fp32: h_{t-1} @ W_hh^T + b_hh at flat columns ``cols`` of GH."""
+    GH = 4 * H
+    acc = tl.zeros([BB, BH], tl.float32)
+    for kt in range(KT):
+        rk = kt * BK + tl.arange(0, BK)
+        hk = _load2(y, h0, o_p, rb, rk, H, bs_p, bs_t).to(wt.dtype.element_ty)  # [BB, BK]
+        wm = (rk[:, None] < H) & (cols[None, :] < GH)
+        wk = tl.load(wt + rk[:, None] * GH + cols[None, :], mask=wm, other=0.0)  # [BK, BH]
+        acc += tl.dot(hk, wk, input_precision=PREC)
+    return acc + tl.load(bhh + cols, mask=cols < GH, other=0.0)[None, :]
+
+
+@triton.jit
+def _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, KT4, BB: tl.constexpr, BH: tl.constexpr,
+            BK: tl.constexpr, PREC: tl.constexpr):  # fmt: skip
+    """[BB, BH] fp32: dgr[next step] @ W_hh at columns ``rh`` of H; 0 for rows without one."""
+    GH = 4 * H
+    r = rb[:, None]
+    acc = tl.zeros([BB, BH], tl.float32)
+    for kt in range(KT4):
+        rk = kt * BK + tl.arange(0, BK)
+        dp = dgr + (o_n + r).to(tl.int64) * GH + rk[None, :]
+        d = tl.load(dp, mask=(r < bs_n) & (rk[None, :] < GH), other=0.0, cache_modifier=".cg")
+        wm = (rk[:, None] < GH) & (rh[None, :] < H)
+        wk = tl.load(w + rk[:, None] * H + rh[None, :], mask=wm, other=0.0)  # [BK, BH]
+        acc += tl.dot(d, wk, input_precision=PREC)
+    return acc
+
+
+@triton.jit(do_not_specialize=["e"])
+def _ln_mm_kernel(
+    a,  # FWD: y (N, H); else dgr (N, GH)
+    h0,  # (B, H) (FWD)
+    w,  # FWD: W_hh^T (H, GH); else W_hh (GH, H)
+    bhh,  # (GH,) fp32 (FWD)
+    out,  # FWD: zr (N, GH) rows of step e; else dhs (B, H)
+    off,  # (T,) int32
+    bsz,  # (T,) int32
+    e,
+    T,
+    H,
+    KT,  # reduction tiles: cdiv(H, BK) FWD, cdiv(GH, BK) else
+    FWD: tl.constexpr,
+    REVERSE: tl.constexpr,
+    BB: tl.constexpr,
+    BH: tl.constexpr,
+    BK: tl.constexpr,
+    PREC: tl.constexpr,
+):
+    """Split mode: step e's recurrent product over a (row tile, column tile) grid, so that
+    many programs share W_hh; the per-row-tile kernels then run that step with MM=False."""
+    pb = tl.program_id(0)
+    rb = pb * BB + tl.arange(0, BB)
+    cols = tl.program_id(1) * BH + tl.arange(0, BH)
+    r = rb[:, None]
+    o_t, bs_t = _meta(off, bsz, e, T, REVERSE)
+    if pb * BB < bs_t:
+        if FWD:
+            o_p, bs_p = _meta(off, bsz, e - 1, T, REVERSE)
+            acc = _mm_fwd(a, h0, w, bhh, o_p, bs_p, bs_t, rb, cols, H, KT, BB, BH, BK, PREC)
+            m = (r < bs_t) & (cols[None, :] < 4 * H)
+            tl.store(out + (o_t + r).to(tl.int64) * (4 * H) + cols[None, :], acc, mask=m)
+        else:
+            o_n, bs_n = _meta(off, bsz, e + 1, T, REVERSE)
+            acc = _mm_bwd(a, w, o_n, bs_n, rb, cols, H, KT, BB, BH, BK, PREC)
+            tl.store(out + r * H + cols[None, :], acc, mask=(r < bs_t) & (cols[None, :] < H))
+
+
+@triton.jit(do_not_specialize=["s0", "ns"])
 def _ln_fwd_kernel(
     xp,  # (N, GH) LN_ih(x W_ih^T + b_ih)
     wt,  # (H, GH) W_hh^T
@@ -68,9 +141,12 @@ def _ln_fwd_kernel(
     bsz,  # (T,) int32
     T,
     H,
+    s0,
+    ns,
     NC,
     NC4,
     KT,
+    MM: tl.constexpr,
     REVERSE: tl.constexpr,
     PEEP: tl.constexpr,
     BB: tl.constexpr,
@@ -82,9 +158,9 @@ def _ln_fwd_kernel(
     rb = pb * BB + tl.arange(0, BB)  # [BB]
     r = rb[:, None]
     GH = 4 * H
-    o_p, bs_p = _meta(off, bsz, -1, T, REVERSE)
-    o_t, bs_t = _meta(off, bsz, 0, T, REVERSE)
-    for e in range(T):
+    o_p, bs_p = _meta(off, bsz, s0 - 1, T, REVERSE)
+    o_t, bs_t = _meta(off, bsz, s0, T, REVERSE)
+    for e in range(s0, s0 + ns):
         o_n, bs_n = _meta(off, bsz, e + 1, T, REVERSE)
         if pb * BB < bs_t:
             mr = r < bs_t  # [BB, 1]
@@ -93,16 +169,14 @@ def _ln_fwd_kernel(
             s1 = tl.zeros([BB], tl.float32)
             for jc in range(NC4):
                 cols = jc * BH + tl.arange(0, BH)  # [BH]
-                acc = tl.zeros([BB, BH], tl.float32)
-                for kt in range(KT):
-                    rk = kt * BK + tl.arange(0, BK)
-                    hk = _load2(y, h0, o_p, rb, rk, H, bs_p, bs_t).to(wt.dtype.element_ty)
-                    wm = (rk[:, None] < H) & (cols[None, :] < GH)
-                    wk = tl.load(wt + rk[:, None] * GH + cols[None, :], mask=wm, other=0.0)
-                    acc += tl.dot(hk, wk, input_precision=PREC)
-                acc += tl.load(bhh + cols, mask=cols < GH, other=0.0)[None, :]
                 mc = mr & (cols[None, :] < GH)
-                tl.store(zr + row * GH + cols[None, :], acc, mask=mc)
+                if MM:
+                    acc = _mm_fwd(
+                        y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, KT, BB, BH, BK, PREC
+                    )
+                    tl.store(zr + row * GH + cols[None, :], acc, mask=mc)
+                else:  # written by _ln_mm_kernel
+                    acc = _ld(zr + row * GH + cols[None, :], mc)
                 s1 += tl.sum(tl.where(mc, acc, 0.0), axis=1)
             mu = s1 / GH
             tl.debug_barrier()
@@ -185,7 +259,7 @@ def _lnsums(dz, zp, m, mu, rs, w, rh, mh):
     return tl.sum(d, axis=1), tl.sum(d * (_ld(zp, m) - mu[:, None]) * rs[:, None], axis=1)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["s0", "ns"])
 def _ln_bwd_kernel(
     w,  # (GH, H) W_hh
     dy,  # (N, H) grad of y
@@ -207,9 +281,12 @@ def _ln_bwd_kernel(
     bsz,  # (T,) int32
     T,
     H,
+    s0,
+    ns,
     NC,
     NC4,
     KT4,
+    MM: tl.constexpr,
     REVERSE: tl.constexpr,
     PEEP: tl.constexpr,
     BB: tl.constexpr,
@@ -221,26 +298,21 @@ def _ln_bwd_kernel(
     rb = pb * BB + tl.arange(0, BB)  # [BB]
     r = rb[:, None]
     GH = 4 * H
-    o_n, bs_n = _meta(off, bsz, T, T, REVERSE)
-    o_t, bs_t = _meta(off, bsz, T - 1, T, REVERSE)
-    for j in range(T):
+    o_n, bs_n = _meta(off, bsz, T - s0, T, REVERSE)
+    o_t, bs_t = _meta(off, bsz, T - 1 - s0, T, REVERSE)
+    for j in range(s0, s0 + ns):
         o_p, bs_p = _meta(off, bsz, T - 2 - j, T, REVERSE)
         if pb * BB < bs_t:
             mr = r < bs_t
-            mn = r < bs_n  # rows that have a next step
             row = (o_t + r).to(tl.int64)
             # 1. dh = dy + dh_n (rows ending here) + dgr[next step] @ W_hh, into dhs
             for jc in range(NC):
                 rh = jc * BH + tl.arange(0, BH)
                 mc = mr & (rh[None, :] < H)
-                acc = tl.zeros([BB, BH], tl.float32)
-                for kt in range(KT4):
-                    rk = kt * BK + tl.arange(0, BK)
-                    dp = dgr + (o_n + r).to(tl.int64) * GH + rk[None, :]
-                    d = tl.load(dp, mask=mn & (rk[None, :] < GH), other=0.0, cache_modifier=".cg")
-                    wm = (rk[:, None] < GH) & (rh[None, :] < H)
-                    wk = tl.load(w + rk[:, None] * H + rh[None, :], mask=wm, other=0.0)
-                    acc += tl.dot(d, wk, input_precision=PREC)
+                if MM:
+                    acc = _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, KT4, BB, BH, BK, PREC)
+                else:  # written by _ln_mm_kernel
+                    acc = _ld(dhs + r * H + rh[None, :], mc)
                 acc += tl.load(dy + row * H + rh[None, :], mask=mc, other=0.0).to(tl.float32)
                 acc += tl.load(dhn + r * H + rh[None, :], mask=mc & (r >= bs_n), other=0.0)
                 tl.store(dhs + r * H + rh[None, :], acc, mask=mc)
@@ -331,4 +403,4 @@ def _ln_bwd_kernel(
         o_n, bs_n, o_t, bs_t = o_t, bs_t, o_p, bs_p
 
 
-__all__ = ["_ln_bwd_kernel", "_ln_fwd_kernel"]
+__all__ = ["_ln_bwd_kernel", "_ln_fwd_kernel", "_ln_mm_kernel"]

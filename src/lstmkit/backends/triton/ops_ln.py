@@ -4,7 +4,7 @@ Legend: N packed rows, T steps, B batch, H hidden, GH = 4*H, I input.
 
 Forward: ``xp = LN_ih(x @ W_ih^T + b_ih)`` with torch ops (one GEMM + one layer_norm over all
 rows, differentiated by autograd), then one launch runs every step (LN_hh, gates, peepholes,
-C_t, LN_c, h_t). Backward: one launch yields dg (grad of xp), dgr (grad of W_hh h + b_hh), dcl
+C_t, LN_c, h_t), or, in split mode (large H), two launches per step. Backward: one launch yields dg (grad of xp), dgr (grad of W_hh h + b_hh), dcl
 (grad of LN_c's output) and the C carry; every parameter gradient is then a GEMM or a row sum.
 """
 
@@ -18,6 +18,17 @@ from torch import Tensor
 
 from lstmkit.backends.triton import kernels_ln as K
 from lstmkit.backends.triton.ops import Plan, _dummy, _gemm_math, _next_pow2, _precision
+
+SPLIT_BYTES = 4 << 20  # W_hh bytes above which split mode spreads the product over programs
+
+
+def ln_split(H: int, dtype: torch.dtype, device: torch.device) -> bool:
+    """Split mode (two launches per step) when one program per row tile would stream too much
+    W_hh per step; LSTMKIT_TRITON_LN_SPLIT=0/1 forces it (tests, tuning). Unmeasured guess."""
+    env = os.environ.get("LSTMKIT_TRITON_LN_SPLIT")
+    if env:
+        return env == "1"
+    return device.type == "cuda" and 4 * H * H * torch.finfo(dtype).bits // 8 >= SPLIT_BYTES
 
 
 def ln_config(B: int, H: int) -> tuple[int, int, int]:
@@ -46,13 +57,20 @@ class _LNRecurrent(torch.autograd.Function):
         cs, st = torch.empty((N, H), **f32), torch.empty((N, 4), **f32)
         hn, cn = torch.empty((B, H), dtype=dt, device=dev), torch.empty((B, H), **f32)
         BB, BH, BK = ln_config(B, H)
-        meta = dict(REVERSE=reverse, PEEP=peep is not None, BB=BB, BH=BH, BK=BK,
-                    PREC=_precision(dt, dev), num_warps=4, num_stages=2)  # fmt: skip
-        grid = (-(-B // BB),)
-        K._ln_fwd_kernel[grid](xp, w_hh.t().contiguous(), bhh, lnp, pw, h0, c0f, y, zr, gs, cs,
-                               st, hn, cn, plan.off, plan.bsz, T, H, -(-H // BH), -(-GH // BH),
-                               -(-H // BK), **meta)  # fmt: skip
-        ctx.plan, ctx.meta, ctx.grid = plan, meta, grid
+        mm = dict(REVERSE=reverse, BB=BB, BH=BH, BK=BK, PREC=_precision(dt, dev), num_warps=4,
+                  num_stages=2)  # fmt: skip
+        meta = dict(PEEP=peep is not None, **mm)
+        grid, split = (-(-B // BB),), ln_split(H, dt, dev)
+        wt = w_hh.t().contiguous()  # (H, GH)
+        args = (xp, wt, bhh, lnp, pw, h0, c0f, y, zr, gs, cs, st, hn, cn, plan.off, plan.bsz, T, H)
+        tail = (-(-H // BH), -(-GH // BH), -(-H // BK))
+        if not split:
+            K._ln_fwd_kernel[grid](*args, 0, T, *tail, MM=True, **meta)
+        for e in range(T if split else 0):  # split mode: the product on its own grid, per step
+            mm_args = (y, h0, wt, bhh, zr, plan.off, plan.bsz, e, T, H, -(-H // BK))
+            K._ln_mm_kernel[(grid[0], -(-GH // BH))](*mm_args, FWD=True, **mm)
+            K._ln_fwd_kernel[grid](*args, e, 1, *tail, MM=False, **meta)
+        ctx.plan, ctx.meta, ctx.grid, ctx.split = plan, meta, grid, split
         ctx.flags = (c0 is not None, b_hh is not None, peep is not None)
         ctx.save_for_backward(h0, c0f, w_hh, y, zr, gs, cs, st, pw, lnp)
         return y, hn, cn.to(dt)
@@ -70,10 +88,17 @@ class _LNRecurrent(torch.autograd.Function):
         dg, dgr = torch.empty((N, GH), **f32), torch.empty((N, GH), dtype=dt, device=dev)
         dcl, dcar = torch.empty((N, H), **f32), torch.empty((N, H), **f32)
         dhs = torch.empty((B, H), **f32)
-        BH, BK = meta["BH"], meta["BK"]
-        K._ln_bwd_kernel[ctx.grid](w_hh, dy, dhn, dcn, zr, gs, cs, st, c0f, lnp, pw, dg, dgr, dcl,
-                                   dcar, dhs, plan.off, plan.bsz, T, H, -(-H // BH),
-                                   -(-GH // BH), -(-GH // BK), **meta)  # fmt: skip
+        BH, BK, grid = meta["BH"], meta["BK"], ctx.grid
+        args = (w_hh, dy, dhn, dcn, zr, gs, cs, st, c0f, lnp, pw, dg, dgr, dcl, dcar, dhs,
+                plan.off, plan.bsz, T, H)  # fmt: skip
+        tail = (-(-H // BH), -(-GH // BH), -(-GH // BK))
+        if not ctx.split:
+            K._ln_bwd_kernel[grid](*args, 0, T, *tail, MM=True, **meta)
+        mm = {k: v for k, v in meta.items() if k != "PEEP"}
+        for j in range(T if ctx.split else 0):  # execution step T - 1 - j
+            mm_args = (dgr, h0, w_hh, lnp, dhs, plan.off, plan.bsz, T - 1 - j, T, H, -(-GH // BK))
+            K._ln_mm_kernel[(grid[0], -(-H // BH))](*mm_args, FWD=False, **mm)
+            K._ln_bwd_kernel[grid](*args, j, 1, *tail, MM=False, **meta)
         need = ctx.needs_input_grad
         hprev = torch.cat([y, h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
         with _gemm_math(dt, dev):
