@@ -59,7 +59,29 @@ def test_sentiment_run_directory_and_load_run(tmp_path):
     torch.testing.assert_close(steps[-1], run.predict_proba(["这本书很好"])[0])
 
 
-def test_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypatch):
+PLAIN = dict(
+    schedule="constant",
+    average=0.0,
+    weight_decay=0.0,
+    label_smoothing=0.0,
+    embed_dropout=0.0,
+    token_dropout=0.0,
+)
+RECIPE = dict(
+    schedule="cosine",
+    average=0.9,
+    weight_decay=0.01,
+    label_smoothing=0.1,
+    embed_dropout=0.2,
+    token_dropout=0.1,
+)
+
+
+@pytest.mark.parametrize("recipe", [PLAIN, RECIPE], ids=["plain", "recipe"])
+def test_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypatch, recipe):
+    def tiny(tmp_path, name, **kw):  # noqa: F811  (the module helper plus this recipe)
+        return globals()["tiny"](tmp_path, name, **recipe, **kw)
+
     full = Trainer(tiny(tmp_path, "full", epochs=3), progress=False, log=lambda _: None).fit()
     from lstmkit.train import tasks
 
@@ -216,3 +238,33 @@ def test_time_budget_stops_mid_epoch(tmp_path):
     assert s["stopped_by_time_budget"] and s["epochs_run"] == 1
     row = json.loads((tmp_path / "tb" / "metrics.jsonl").read_text().splitlines()[0])
     assert row["batches"] == "1/8"
+
+
+def test_cosine_schedule_and_weight_average(tmp_path):
+    cfg = tiny(tmp_path, "sched", **RECIPE, epochs=2)
+    tr = Trainer(cfg, progress=False, log=lambda _: None)
+    tr._setup()
+    tr._total, tr._epoch_start = 10, 0.0
+    state = {"elapsed": 0.0}
+    cfg.time_budget = None
+    f = [tr._lr_factor(s, state) for s in range(20)]
+    assert f[0] == pytest.approx(1 / cfg.warmup / 20)  # warm-up from ~0
+    assert max(f) == pytest.approx(1.0, abs=0.02) and f[-1] < 0.01  # cosine down to ~0
+    assert all(a >= b for a, b in zip(f[1:], f[2:]))
+    cfg.time_budget = 10.0  # a budget half spent: at least half-way down the curve
+    import time
+
+    tr._epoch_start = time.perf_counter() - 5.0
+    assert tr._lr_factor(0, state) <= 0.55
+    opt_groups = tr.opt.param_groups
+    assert isinstance(tr.opt, torch.optim.AdamW) and opt_groups[0]["weight_decay"] == 0.01
+    decayed = {id(p) for p in opt_groups[0]["params"]}
+    assert id(tr.model.embed.weight) not in decayed and id(tr.model.head.weight) in decayed
+    # the average follows the weights: a step moves it part of the way
+    with torch.no_grad():
+        for p in tr.model.parameters():
+            p.add_(1.0)
+    before = tr.avg.head.weight.clone()
+    tr._update_average(1000)
+    moved = tr.avg.head.weight - before
+    assert torch.allclose(moved, torch.full_like(moved, 0.1), atol=1e-5)  # 1 - decay 0.9

@@ -112,10 +112,15 @@ def save_checkpoint(
     model: torch.nn.Module,
     opt: torch.optim.Optimizer,
     info: dict,
+    extra: dict[str, torch.Tensor] | None = None,
 ) -> None:
-    """Everything needed to continue after ``info['epoch']`` epochs (model, Adam, RNG, counters)."""
+    """Everything needed to continue after ``info['epoch']`` epochs (model, Adam, RNG, counters).
+
+    ``extra``: more named tensors to keep (e.g. the running weight average, ``avg.*``).
+    """
     ck = os.path.join(run_dir, "checkpoint")
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors.update(extra or {})
     opt_tensors, opt_meta = optimizer_state(opt)
     tensors.update(opt_tensors)
     tensors["rng.torch"] = torch.get_rng_state()

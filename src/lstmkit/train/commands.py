@@ -80,9 +80,38 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         help="dropout on embeddings, between layers and before the output [task default]",
     )
+    m.add_argument(
+        "--embed-dropout",
+        type=float,
+        help="text: drop whole embedding channels per text (spatial dropout) [task default]",
+    )
+    m.add_argument(
+        "--token-dropout",
+        type=float,
+        help="text: read this share of the characters as unknown while training [task default]",
+    )
     m.add_argument("--backend", help="lstmkit backend: auto, reference, cpu, triton [auto]")
     o = p.add_argument_group("optimisation")
     o.add_argument("--lr", type=float, help="Adam learning rate [task default, ~1e-3..3e-3]")
+    o.add_argument(
+        "--weight-decay",
+        type=float,
+        help="AdamW weight decay on weight matrices (0 = plain Adam) [task default]",
+    )
+    o.add_argument(
+        "--schedule",
+        choices=["constant", "cosine"],
+        help="learning rate: constant, or warm-up then cosine decay to 0 [task default]",
+    )
+    o.add_argument(
+        "--label-smoothing", type=float, help="classification: label smoothing [task default]"
+    )
+    o.add_argument(
+        "--average",
+        type=float,
+        help="validate, save and test a moving average of the weights with this decay "
+        "per step (0 = off, e.g. 0.995) [task default]",
+    )
     o.add_argument("--epochs", type=int, help="maximum epochs [task default]")
     o.add_argument(
         "--batch-size", type=int, help="global batch size (all processes) [task default]"
@@ -199,8 +228,14 @@ _CFG_KEYS = [
     "embed_size",
     "bidirectional",
     "dropout",
+    "embed_dropout",
+    "token_dropout",
     "backend",
     "lr",
+    "weight_decay",
+    "schedule",
+    "label_smoothing",
+    "average",
     "epochs",
     "batch_size",
     "clip",

@@ -51,7 +51,14 @@ class TrainConfig:
     hidden_size: int = 128
     bidirectional: bool = True
     dropout: float = 0.3
+    embed_dropout: float = 0.0
+    token_dropout: float = 0.0
     lr: float = 2e-3
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup: float = 0.05
+    label_smoothing: float = 0.0
+    average: float = 0.0
     epochs: int = 4
     batch_size: int = 64
     clip: float = 1.0
@@ -102,10 +109,17 @@ class TrainConfig:
         for name in ("layers", "hidden_size", "embed_size", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise DataError(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise DataError("--dropout must be in [0, 1)")
+        for name in ("dropout", "embed_dropout", "token_dropout", "label_smoothing", "warmup"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise DataError(f"--{name.replace('_', '-')} must be in [0, 1)")
+        if not 0.0 <= self.average < 1.0:
+            raise DataError("--average must be in [0, 1) (0 = off; e.g. 0.995)")
         if self.lr <= 0:
             raise DataError("--lr must be positive")
+        if self.weight_decay < 0:
+            raise DataError("--weight-decay must be 0 or positive")
+        if self.schedule not in ("constant", "cosine"):
+            raise DataError(f"unknown schedule '{self.schedule}'", fix="use constant or cosine")
         for name in ("window", "bptt"):
             if getattr(self, name) < 1:
                 raise DataError(f"--{name} must be at least 1")

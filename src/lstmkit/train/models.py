@@ -70,6 +70,8 @@ class SequenceClassifier(nn.Module):
         backend: str = "auto",
         bigram_vocab_size: int = 0,
         pool_embeddings: bool = False,
+        embed_dropout: float = 0.0,
+        token_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         rnn_in = embed_size
@@ -92,6 +94,8 @@ class SequenceClassifier(nn.Module):
         self.pool_embeddings = pool_embeddings
         self.rnn = make_rnn(kind, rnn_in, hidden_size, num_layers, bidirectional, dropout, backend)
         self.drop = nn.Dropout(dropout)
+        self.embed_dropout = embed_dropout
+        self.token_dropout = token_dropout if vocab_size else 0.0
         out = hidden_size * (2 if bidirectional else 1) + (rnn_in if pool_embeddings else 0)
         self.head = nn.Linear(2 * out, n_classes)
 
@@ -108,7 +112,19 @@ class SequenceClassifier(nn.Module):
 
         ``lengths``: ``(B,)``. Returns logits ``(B, n_classes)``.
         """
-        e = self.drop(self.embed_inputs(x))
+        if self.training and self.token_dropout:
+            # a random share of the characters (and their bigrams) are read as <unk> (id 1)
+            hide = torch.rand(x.shape[:2], device=x.device) < self.token_dropout
+            if x.dim() == 3:
+                hide = hide.unsqueeze(-1)
+            x = torch.where(hide & (x > 0), torch.ones_like(x), x)
+        e = self.embed_inputs(x)
+        if self.training and self.embed_dropout:
+            # "spatial" dropout: whole embedding channels off for a whole sequence
+            keep = 1.0 - self.embed_dropout
+            mask = torch.empty(e.shape[0], 1, e.shape[2], device=e.device).bernoulli_(keep)
+            e = e * mask / keep
+        e = self.drop(e)
         y = run_rnn(self.rnn, e, lengths)
         if self.pool_embeddings:  # a direct bag-of-characters path beside the RNN
             y = torch.cat([y, e], dim=-1)

@@ -125,6 +125,8 @@ class ClassifyTask(Task):
             in_channels=0 if self.is_text else self.data.channels,
             bigram_vocab_size=len(self.vocab.bigrams) if self.is_text else 0,
             pool_embeddings=c.pool_embeddings and self.is_text,
+            embed_dropout=c.embed_dropout,
+            token_dropout=c.token_dropout if self.is_text else 0.0,
             embed_size=c.embed_size,
             hidden_size=c.hidden_size,
             num_layers=c.layers,
@@ -152,7 +154,8 @@ class ClassifyTask(Task):
         x, lengths = self.inputs(split, idx)
         y = torch.tensor([self._splits()[split].labels[i] for i in idx], device=self.device)
         logits = net(x, lengths)
-        return F.cross_entropy(logits, y, reduction="sum"), len(idx)
+        smooth = self.cfg.label_smoothing if split == "train" else 0.0
+        return F.cross_entropy(logits, y, reduction="sum", label_smoothing=smooth), len(idx)
 
     def probe(self, model) -> torch.Tensor:
         idx = list(range(min(16, len(self.data.train))))

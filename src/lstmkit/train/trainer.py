@@ -8,7 +8,9 @@ Usable from a notebook::
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import sys
 import time
@@ -106,7 +108,10 @@ class Trainer:
         self.model.to(self.device)
         self.task.device = self.device
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = torch.optim.Adam(self.params, lr=cfg.lr)
+        self.opt = self._make_optimizer()
+        # weight averaging: an exponential moving average of the weights is what gets
+        # validated, saved and tested (smoother than any single step's weights)
+        self.avg = copy.deepcopy(self.model).requires_grad_(False) if cfg.average else None
         self.monitor = Monitor(lr=cfg.lr, clip=cfg.clip, stall_steps=cfg.stall_steps)
 
     def _pick_device(self) -> torch.device:
@@ -118,6 +123,55 @@ class Trainer:
         if want.startswith("cuda") and not torch.cuda.is_available():
             raise DataError(f"--device {want}: no CUDA GPU is available", fix="use --device cpu")
         return torch.device(want)
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        """Adam; with ``weight_decay``, AdamW decaying only weight matrices (not embeddings, biases)."""
+        cfg = self.config
+        if not cfg.weight_decay:
+            return torch.optim.Adam(self.params, lr=cfg.lr)
+        skip = {
+            id(m.weight)
+            for m in self.model.modules()
+            if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))
+        }
+        decay = [p for p in self.params if p.dim() >= 2 and id(p) not in skip]
+        ids = {id(p) for p in decay}
+        rest = [p for p in self.params if id(p) not in ids]
+        groups = [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": rest, "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+
+    def _lr_factor(self, step: int, state: dict) -> float:
+        """Linear warm-up, then cosine decay to 0 over the run.
+
+        Progress is the share of all steps done, or of the time budget spent when that is
+        further along (so a run cut short by ``--time-budget`` still ends with a low rate).
+        """
+        cfg = self.config
+        progress = step / max(1, cfg.epochs * self._total)
+        if cfg.time_budget:
+            spent = state["elapsed"] + time.perf_counter() - self._epoch_start
+            spent = self.dist.all_sum(spent) / self.dist.world  # the same rate on every process
+            progress = max(progress, spent / cfg.time_budget)
+        progress = min(progress, 1.0)
+        if progress < cfg.warmup:
+            return max(progress, 1.0 / max(1, cfg.epochs * self._total)) / cfg.warmup
+        rest = (progress - cfg.warmup) / max(1e-9, 1.0 - cfg.warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * rest))
+
+    @torch.no_grad()
+    def _update_average(self, step: int) -> None:
+        # bias-corrected start: early on the average follows the weights closely
+        decay = min(self.config.average, (1 + step) / (10 + step))
+        for pa, pm in zip(self.avg.parameters(), self.model.parameters()):
+            pa.lerp_(pm, 1.0 - decay)
+
+    @property
+    def scored_model(self) -> torch.nn.Module:
+        """The weights that are validated and saved: the running average when there is one."""
+        return self.avg if self.avg is not None else self.model
 
     def _check_backend(self) -> None:
         """A named ``--backend`` must be able to run on the chosen device (else exit 2 now)."""
@@ -191,6 +245,9 @@ class Trainer:
             if loaded is not None:
                 tensors, info = loaded
                 ck.restore(self.model, self.opt, tensors, info)
+                if self.avg is not None:
+                    avg = {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")}
+                    self.avg.load_state_dict(avg or self.model.state_dict())
                 state.update({k: info[k] for k in state if k in info})
                 self._restore_monitor(state["monitor"])
                 self.log(f"resuming {self.run_dir} after epoch {state['epoch']}")
@@ -207,14 +264,15 @@ class Trainer:
             if stopped is not None:
                 break
             out_of_time = self._out_of_time(state)
-            valid = self.task.evaluate(self.model, "valid")
+            valid = self.task.evaluate(self.scored_model, "valid")
             improved = self._better(valid, state)
             if improved:
                 state.update(best=valid[metric], best_epoch=epoch + 1, bad_epochs=0)
                 state["best_loss"] = valid.get("loss")
                 if self.dist.main:
                     ck.save_tensors(
-                        os.path.join(self.run_dir, "model.safetensors"), self.model.state_dict()
+                        os.path.join(self.run_dir, "model.safetensors"),
+                        self.scored_model.state_dict(),
                     )
             else:
                 state["bad_epochs"] += 1
@@ -237,7 +295,10 @@ class Trainer:
             state["monitor"] = self._monitor_state()
             if self.dist.main:
                 self._append_metrics(row)
-                ck.save_checkpoint(self.run_dir, self.model, self.opt, dict(state))
+                extra = None
+                if self.avg is not None:
+                    extra = {f"avg.{k}": v for k, v in self.avg.state_dict().items()}
+                ck.save_checkpoint(self.run_dir, self.model, self.opt, dict(state), extra)
             self.log(
                 f"epoch {epoch + 1}/{cfg.epochs}  train_loss {train_loss:.4f}  "
                 f"valid_{metric} {valid[metric]:.4f}{'  *best*' if improved else ''}  "
@@ -315,7 +376,13 @@ class Trainer:
                     if problem.fatal:
                         return total / max(count, 1), problem
                     self.log(str(problem))
+                if cfg.schedule == "cosine":
+                    factor = self._lr_factor(state["step"] - 1, state)
+                    for group in self.opt.param_groups:
+                        group["lr"] = cfg.lr * factor
                 self.opt.step()
+                if self.avg is not None:
+                    self._update_average(state["step"])
                 self._done += 1
                 total, count = total + loss_global * n_global, count + n_global
                 if self._out_of_time(state):
