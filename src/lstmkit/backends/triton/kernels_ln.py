@@ -29,7 +29,7 @@ import triton.language as tl
 
 from lstmkit.backends.triton.kernels import _load2, _meta, _sigmoid, _tanh
 
-EPS = 1e-5  # as torch.nn.LayerNorm and reference/cells.py
+EPS = tl.constexpr(1e-5)  # as torch.nn.LayerNorm and reference/cells.py
 
 
 @triton.jit
