@@ -233,3 +233,27 @@ def test_packed_rows_keep_their_final_state():
     p = _params(torch.Generator().manual_seed(0), "gru", 2, 4, True, torch.float64)
     y, hn = _run(ops, "gru", x, [3, 2, 1], h0, None, p, False)
     assert torch.equal(hn[0], y[5]) and torch.equal(hn[1], y[4]) and torch.equal(hn[2], y[2])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("seed", range(200, 216))
+def test_inference_path_matches_training_path(seed, dtype, threads):
+    """Under no_grad the LSTM op keeps nothing for backward (per-step scratch, cell states
+    ping-ponged, late-starting packed rows read c0): bit-equal to the autograd path, and close
+    to the reference."""
+    rng = random.Random(seed)
+    T, B, I, H = rng.randint(1, 9), rng.randint(1, 6), rng.randint(1, 30), rng.choice([5, 33, 130])
+    bs = _batch_sizes(rng, T, B, packed=seed % 2 == 0)
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(sum(bs), I, generator=gen, dtype=dtype).requires_grad_()
+    h0, c0 = (torch.randn(B, H, generator=gen, dtype=dtype).requires_grad_() for _ in range(2))
+    p = _params(gen, "lstm", I, H, seed % 3 != 0, dtype)
+    for reverse in (False, True):
+        trained = _run(ops, "lstm", x, bs, h0, c0, p, reverse)
+        with torch.no_grad():
+            inferred = _run(ops, "lstm", x, bs, h0, c0, p, reverse)
+            ref = _run(ref_backend, "lstm", x, bs, h0, c0, p, reverse)
+        for name, a, t, e in zip(("y", "h_n", "c_n"), inferred, trained, ref):
+            assert not a.requires_grad
+            assert torch.equal(a, t.detach()), f"reverse={reverse} bs={bs} {name}"
+            assert_close(a, e, f"reverse={reverse} bs={bs} {name}")

@@ -25,9 +25,10 @@ static T* ptr(const Tensor& t) {
 // xh (N, I + H): x in columns [0, I); the kernel fills h_prev into [I, I + H).
 // w (4H, I + H) = [W_ih | W_hh] and bias (4H,) = b_ih + b_hh (optional), thread-blocked.
 // Returns gate activations i, f, g, o (N, 4H), y (N, H), Cprev (N, H), tanh(c) (N, H),
-// h_n (B, H), c_n (B, H).
+// h_n (B, H), c_n (B, H).  keep=false (inference): only y, h_n, c_n are meaningful; the
+// others are small per-step scratch.
 static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Tensor c0,
-                          Vec bs, bool reverse, Vec hb) {
+                          Vec bs, bool reverse, Vec hb, bool keep) {
   const Steps st(bs);
   const int64_t H = h0.size(1), I = xh.size(1) - H;
   for (auto* t : {&w, &xh, &h0, &c0}) check(*t, "inputs");
@@ -35,15 +36,17 @@ static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tenso
   TORCH_CHECK(xh.size(0) == st.N && w.size(0) == 4 * H && w.size(1) == I + H,
               "lstmkit cpu: xh / w shape");
   auto o = xh.options();
-  Tensor gates = at::empty({st.N, 4 * H}, o), y = at::empty({st.N, H}, o);
-  Tensor cp = at::empty({st.N, H}, o), tc = at::empty({st.N, H}, o);
+  const int64_t R = keep ? st.N : st.B;  // rows of the saved (or scratch) buffers
+  Tensor gates = at::empty({R, 4 * H}, o), y = at::empty({st.N, H}, o);
+  Tensor cp = at::empty({keep ? st.N : 2 * st.B, H}, o), tc = at::empty({R, H}, o);
   Tensor hn = at::empty({st.B, H}, o), cn = at::empty({st.B, H}, o);
   AT_DISPATCH_FLOATING_TYPES(xh.scalar_type(), "lstm_forward", [&] {
     using T = scalar_t;
     prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(xh), H, I + H, I);
-    prefill<T>(st, reverse, ptr<T>(c0), ptr<T>(cp), H);
+    if (keep) prefill<T>(st, reverse, ptr<T>(c0), ptr<T>(cp), H);
     lstm_fwd<T>(st, reverse, hb, ptr<T>(gates), ptr<T>(w), bias ? ptr<T>(*bias) : nullptr,
-                ptr<T>(xh), ptr<T>(cp), ptr<T>(tc), ptr<T>(y), ptr<T>(hn), ptr<T>(cn), H, I);
+                ptr<T>(xh), ptr<T>(cp), ptr<T>(tc), ptr<T>(y), ptr<T>(hn), ptr<T>(cn), H, I,
+                keep ? nullptr : ptr<T>(c0));
   });
   return {gates, y, cp, tc, hn, cn};
 }

@@ -58,10 +58,14 @@ static inline void point_bwd(const T* a, const T* tcr, const T* cp, const T* dh1
 // xh (N, I + H): row n = [x_n | h_prev(n)] so each step is ONE GEMM over K = I + H against the
 // thread block of W = [W_ih | W_hh] (4H, I + H), the bias (4H,) (or null) added in the GEMM;
 // gates (N, 4H) needs no initialisation.
+// Inference (c0 given): nothing is kept for backward, so gates (B, 4H), tc (B, H) and cprev
+// (2, B, H), ping-pong between steps) are per-step scratch that stays in cache instead of
+// (N, .) arrays; a row that starts late (reverse, packed) reads its initial cell from c0.
 template <typename T>
 void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, const T* bias,
-              T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I) {
+              T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I, const T* c0) {
   const int64_t G4 = 4 * H, LD = I + H;
+  const bool keep = c0 == nullptr;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
@@ -70,14 +74,18 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
+      const int64_t before = s == 0 ? 0 : st.bs[st.step(s - 1, reverse)];
+      // Scratch rows: gates/tc row b, cell state rows (s & 1) * B + b (read), the other (write).
+      const int64_t go = keep ? off : 0, co = keep ? off : (s & 1) * st.B;
+      const int64_t cno = keep ? offn : ((s + 1) & 1) * st.B;
       tm.slices([&](int64_t lo, int64_t hk, int k) {
-        (*g0[k])(bt, xh + off * LD, LD, T(0), gates + off * G4 + 4 * lo, G4,
+        (*g0[k])(bt, xh + off * LD, LD, T(0), gates + go * G4 + 4 * lo, G4,
                  bias ? bias + 4 * lo : nullptr);
         for (int64_t b = 0; b < bt; ++b) {
           const bool more = b < bn;
-          const int64_t r = (off + b) * H + lo;
-          point_fwd(gates + (off + b) * G4 + 4 * lo, cprev + r, tc + r,
-                    more ? cprev + (offn + b) * H + lo : cn + b * H + lo, y + r,
+          const T* cp = keep || b < before ? cprev + (co + b) * H + lo : c0 + b * H + lo;
+          point_fwd(gates + (go + b) * G4 + 4 * lo, cp, tc + (go + b) * H + lo,
+                    more ? cprev + (cno + b) * H + lo : cn + b * H + lo, y + (off + b) * H + lo,
                     more ? xh + (offn + b) * LD + I + lo : hn + b * H + lo, hk);
         }
       });
@@ -200,7 +208,7 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
 
 #define LSTMKIT_INSTANTIATE(T)                                                                    \
   template void lstm_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, const T*, T*, T*, T*,   \
-                            T*, T*, T*, int64_t, int64_t);                                        \
+                            T*, T*, T*, int64_t, int64_t, const T*);                              \
   template void lstm_bwd<T>(const Steps&, bool, const Vec&, const T*, const T*, const T*,         \
                             const T*, const T*, T*, T*, T*, int64_t);                             \
   template void lstmp_fwd<T>(const Steps&, bool, const Vec&, const Vec&, T*, const T*, const T*,  \

@@ -20,12 +20,17 @@ from lstmkit.backends.cpu import _build
 # Per-step recurrent work (B*G*H*H multiply-adds) below which a second thread costs more in
 # barriers than it saves.
 _MIN_PARALLEL_WORK = 16 * 4 * 128 * 128 // 2
+# Recurrent weight elements (G*H*H) from which a step is bound by streaming the weights from L2
+# even at batch 1: two threads then each stream half, through their own core's L2.
+_MIN_PARALLEL_WEIGHTS = 4 * 128 * 128
 
 
 def num_threads(B: int, H: int, G: int) -> int:
     """Threads for one layer op: 1 for small per-step work, else up to one per 64 units."""
-    nt = min(torch.get_num_threads(), max(1, H // 64), 8, 2 * B * G * H * H // _MIN_PARALLEL_WORK)
-    return max(1, nt)
+    work = 2 * B * G * H * H // _MIN_PARALLEL_WORK
+    if G * H * H >= _MIN_PARALLEL_WEIGHTS:
+        work = max(work, 2)
+    return max(1, min(torch.get_num_threads(), max(1, H // 64), 8, work))
 
 
 @functools.lru_cache(maxsize=64)
@@ -72,38 +77,47 @@ def _weight_grads(dG: Tensor, x: Tensor, hprev: Tensor, perm: Tensor | None, n: 
     return dw_ih, dw_hh, db
 
 
+def _lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, bs, reverse, keep):
+    """The native forward; returns ``(y, h_n, c_n)`` and what backward needs (``keep``)."""
+    H, I, N = w_ih.shape[0] // 4, x.shape[1], x.shape[0]
+    nt = num_threads(bs[0], H, 4)
+    hb = slices(H, nt)
+    perm = _perm(H, 4, hb)
+    b = None if b_ih is None else _rows(b_ih + b_hh, perm)
+    ext = _build.load()
+    if w_hr is None:
+        w = _rows(torch.cat([w_ih, w_hh], 1), perm)  # (4H, I + H)
+        xh = x.new_empty(N, I + H)  # (N, I + H): [x | h_prev], h_prev filled by the kernel
+        xh[:, :I] = x
+        gates, y, cprev, tc, hn, cn = ext.lstm_forward(
+            w, b, xh, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb), keep
+        )
+        # backward: W_hh rows for the recurrent GEMM, W_ih (a view) for dx
+        wi, wh = (w[:, :I], w[:, I:].contiguous()) if keep else (None, None)
+        saved = (wi, wh, None, gates, xh, cprev, tc, None, perm, hb, None)
+    else:
+        wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
+        gates = _input_projection(x, wi, b)  # (N, 4H)
+        wr, pb = w_hr.contiguous(), slices(w_hr.shape[0], nt)
+        y, hprev, cprev, tc, rr, hn, cn = ext.lstmp_forward(
+            gates, wh, wr, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb), list(pb)
+        )
+        saved = (wi, wh, wr, gates, hprev, cprev, tc, rr, perm, hb, pb)
+    return (y, hn, cn), saved
+
+
 class _LSTM(torch.autograd.Function):
     """Without a projection each step is one GEMM of ``[x_t | h_prev]`` against
     ``[W_ih | W_hh]``; with one, the input projection is a GEMM over all steps up front."""
 
     @staticmethod
     def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse):
-        H, I, N = w_ih.shape[0] // 4, x.shape[1], x.shape[0]
-        nt = num_threads(batch_sizes[0], H, 4)
-        hb = slices(H, nt)
-        perm = _perm(H, 4, hb)
-        b = None if b_ih is None else _rows(b_ih + b_hh, perm)
-        ext, bs = _build.load(), list(batch_sizes)
-        if w_hr is None:
-            w = _rows(torch.cat([w_ih, w_hh], 1), perm)  # (4H, I + H)
-            wi, wh = w[:, :I], w[:, I:].contiguous()
-            xh = x.new_empty(N, I + H)  # (N, I + H): [x | h_prev], h_prev filled by the kernel
-            xh[:, :I] = x
-            gates, y, cprev, tc, hn, cn = ext.lstm_forward(
-                w, b, xh, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb)
-            )
-            hprev, rr, wr, pb = xh, None, None, None
-        else:
-            wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
-            gates = _input_projection(x, wi, b)  # (N, 4H)
-            wr, pb = w_hr.contiguous(), slices(w_hr.shape[0], nt)
-            y, hprev, cprev, tc, rr, hn, cn = ext.lstmp_forward(
-                gates, wh, wr, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb), list(pb)
-            )
+        out, ctx.saved = _lstm_forward(
+            x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, True
+        )
         ctx.save_for_backward(x)
-        ctx.saved = (wi, wh, wr, gates, hprev, cprev, tc, rr, perm, hb, pb)
-        ctx.meta = (bs, reverse, b_ih is not None)
-        return y, hn, cn
+        ctx.meta = (batch_sizes, reverse, b_ih is not None)
+        return out
 
     @staticmethod
     @once_differentiable  # analytic native backward: no double backward (use the reference)
@@ -197,10 +211,14 @@ class _RNN(torch.autograd.Function):
         return dx, dh0, dwi, dwh, db, db, None, None, None
 
 
-def _bs(batch_sizes) -> tuple[int, ...]:
+def _bs(batch_sizes) -> list[int]:
     if isinstance(batch_sizes, Tensor):
-        return tuple(int(v) for v in batch_sizes.tolist())
-    return tuple(int(v) for v in batch_sizes)
+        return batch_sizes.tolist()
+    return list(map(int, batch_sizes))
+
+
+def _needs_grad(*tensors) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def lstm_layer(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
@@ -208,7 +226,11 @@ def lstm_layer(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
 
     ``P`` is ``w_hr.shape[0]`` with a projection (``w_hr (P, H)``), else ``H``.
     """
-    return _LSTM.apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, _bs(batch_sizes), bool(reverse))
+    args = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, _bs(batch_sizes), bool(reverse))
+    if _needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr):
+        return _LSTM.apply(*args)
+    # Inference: no autograd node, and the kernel keeps nothing for backward.
+    return _lstm_forward(*args, False)[0]
 
 
 def gru_layer(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse):
