@@ -260,6 +260,7 @@ def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: b
 # ---- LSTM extras: fused Triton kernels vs the plain PyTorch loop of the same cell -------------
 EXTRAS = [  # extras, dtype, B, H, packed, layer-norm split mode (None: the default choice)
     ("layer_norm", "float32", 16, 256, False, None),
+    ("layer_norm", "float32", 16, 256, False, "1"),
     ("layer_norm", "float32", 64, 256, False, None),
     ("layer_norm", "float32", 64, 512, False, None),
     ("layer_norm", "float32", 64, 512, False, "1"),
