@@ -265,17 +265,19 @@ from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 from lstmkit.backends.triton import kernels as K0, kernels_ln as K
 INTS = {"T", "H", "s0", "ns", "NC", "NC4", "KT", "KT4", "e", "NH", "base", "SAVE"}
-def build(fn, **consts):
+DT = {"xp", "wt", "h0", "y", "hn", "w", "dy", "dgr", "a"}  # the layer's dtype in kernels_ln.py
+def build(fn, dt="fp32", **consts):
     names = inspect.signature(fn.fn).parameters
     sig = {n: "constexpr" if n in consts else "i32" if n in INTS else
-           "*i32" if n in ("off", "bsz", "flags", "err") else "*fp32" for n in names}
+           "*i32" if n in ("off", "bsz", "flags", "err") else "*" + dt if n in DT else "*fp32"
+           for n in names}
     triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32),
                    options=dict(num_warps=8, num_stages=2))
 ln = dict(REVERSE=True, PEEP=True, BB=16, BH=32, BK=64, PREC="tf32")
-for mm in (True, False):
-    build(K._ln_fwd_kernel, MM=mm, **ln)
-    build(K._ln_bwd_kernel, MM=mm, **ln)
-    build(K._ln_mm_kernel, FWD=mm, **{k: v for k, v in ln.items() if k != "PEEP"})
+for mm, dt in ((True, "fp32"), (False, "fp32"), (True, "bf16")):
+    build(K._ln_fwd_kernel, dt, MM=mm, **ln)
+    build(K._ln_bwd_kernel, dt, MM=mm, **ln)
+    build(K._ln_mm_kernel, dt, FWD=mm, **{k: v for k, v in ln.items() if k != "PEEP"})
 main = dict(MODE=0, G=4, REVERSE=False, PEEP=True, SYNC=True, NHP=8, BB=16, BH=16, BK=64,
             RESIDENT=False, PREC="tf32", MAX_SPIN=1 << 20)
 build(K0._fwd_kernel, **main)
@@ -286,8 +288,9 @@ print("compiled")
 
 def test_kernels_compile_for_sm90_without_a_gpu():
     """The interpreter does not catch GPU-only compile errors (a non-constexpr global, a type
-    that changes across a loop): compile the LSTM extras kernels for sm_90 in a subprocess
-    without TRITON_INTERPRET (needs triton's NVIDIA backend and ptxas, no GPU)."""
+    that changes across a loop): compile the LSTM extras kernels for sm_90 (float32, and
+    bfloat16 for layer norm) in a subprocess without TRITON_INTERPRET (needs triton's NVIDIA
+    backend and ptxas, no GPU)."""
     import subprocess
     import sys
 
