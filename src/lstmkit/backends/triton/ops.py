@@ -6,6 +6,7 @@ G gates (LSTM 4, GRU 3, RNN 1), GD width of the saved gate gradients (4*H, RNN H
 Forward: ``xp = x @ W_ih^T + biases`` (one GEMM, (N, G*H)), then the recurrent kernel.
 Backward: the recurrent kernel produces the pre-activation gate gradients ``dg`` (N, GD);
 every weight gradient, ``dx`` and the bias gradients are then GEMMs / sums over all rows.
+LSTM extras: ``peephole`` runs in these kernels (PEEP); ``norms`` (layer norm) in ops_ln.py.
 """
 
 from __future__ import annotations
@@ -365,7 +366,8 @@ def _run(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw):
 def lstm_layer(x: Tensor, batch_sizes: Sequence[int], h0: Tensor, c0: Tensor, w_ih: Tensor,
                w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, w_hr: Tensor | None,
                reverse: bool, **kw) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
-    """LSTM layer per the contract in docs/architecture.md (no projection)."""
+    """LSTM layer per the contract in docs/architecture.md (no projection); the keywords
+    ``peephole`` (Peephole) and ``norms`` (LayerNorms) are fused, as reference.lstm_layer."""
     if w_hr is not None:
         raise ValueError("the triton backend does not run LSTM projections (proj_size > 0)")
     y, hn, cn = _run(0, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw)
