@@ -36,7 +36,7 @@ def ln_config(B: int, H: int) -> tuple[int, int, int, int]:
     """(BB, BH, BK, BH of the split-mode product); LSTMKIT_TRITON_BH / _BK override the column
     chunk and reduction tile. 8 warps with BH 32 (BH 64 for _ln_mm_kernel) compile for sm_90
     without register spills (cuobjdump -res-usage; BH 64 / 4 warps spilled 0.6-0.9 KB)."""
-    BB = 16 if B <= 64 else 32
+    BB = 16  # the row-tile kernel streams all of W_hh per program: more programs, not wider
     HP = _next_pow2(max(H, 16))
     env = os.environ.get
     BH = int(env("LSTMKIT_TRITON_BH") or min(32, HP))
