@@ -148,13 +148,15 @@ def test_supports_and_dispatch_rules():
     assert tb.interpret_enabled()
     for kw, word in [({"proj": True}, "projection"), ({"dtype": torch.float64}, "dtype"),
                      ({"extras": frozenset({"zoneout", "peephole"})}, "zoneout"),
-                     ({"mode": "gru", "extras": frozenset({"layer_norm"})}, "layer_norm")]:  # fmt: skip
+                     ({"mode": "rnn_tanh", "extras": frozenset({"layer_norm"})}, "layer_norm")]:  # fmt: skip
         with pytest.raises(ValueError, match=word):
             select_backend("triton", _request(**kw))
     meta = torch.device("meta")
     assert tb.supports(_request(device=meta)).startswith("device")
     fused = _request(extras=frozenset({"peephole", "layer_norm"}))
     assert select_backend("triton", fused).name == "triton"  # fused LSTM extras, named
+    gru_ln = _request(mode="gru", extras=frozenset({"layer_norm"}))
+    assert select_backend("triton", gru_ln).name == "triton"
     assert select_backend("auto", fused).name != "triton"  # but never auto on the CPU
     cuda = torch.device("cuda")
     assert tb.supports(_request(device=cuda, extras=fused.extras)) in (
@@ -162,7 +164,7 @@ def test_supports_and_dispatch_rules():
 
 
 # ---- fused LSTM extras: peepholes and layer norm (kernels.py PEEP, kernels_ln.py) -------------
-def _extras(H, peephole, layer_norm, seed=2):
+def _extras(H, peephole, layer_norm, mode="lstm", seed=2):
     """Peephole / LayerNorms leaves with non-trivial values (not the module's 0 / 1 init)."""
     g = torch.Generator().manual_seed(seed)
 
@@ -173,28 +175,30 @@ def _extras(H, peephole, layer_norm, seed=2):
     if peephole:
         kw["peephole"] = Peephole(leaf(H), leaf(H), leaf(H))
     if layer_norm:
-        G = 4 * H
-        kw["norms"] = LayerNorms(
-            leaf(G, 1.0), leaf(G), leaf(G, 1.0), leaf(G), leaf(H, 1.0), leaf(H)
-        )
+        G = GATES[mode] * H
+        c = (leaf(H, 1.0), leaf(H)) if mode == "lstm" else ()
+        kw["norms"] = LayerNorms(leaf(G, 1.0), leaf(G), leaf(G, 1.0), leaf(G), *c)
     return kw
 
 
-def _check_extras(batch_sizes, reverse, peephole, layer_norm, H=20, dtype=torch.float32):
+def _check_extras(batch_sizes, reverse, peephole, layer_norm, H=20, dtype=torch.float32,
+                  mode="lstm"):  # fmt: skip
     """float32: forward 1e-5 abs/rel; gradients 1e-5 rel and 1e-5 abs scaled by the largest
     entry (tolerances.py). float16: 1e-2 relative Frobenius error against a float64 oracle."""
-    t = _inputs("lstm", batch_sizes, H=H)
-    kw = _extras(H, peephole, layer_norm)
+    t = _inputs(mode, batch_sizes, H=H)
+    kw = _extras(H, peephole, layer_norm, mode)
     leaves = [v for v in t.values() if v is not None]
-    leaves += [*kw.get("peephole", ()), *kw.get("norms", ())]
+    leaves += [*kw.get("peephole", ()), *(v for v in kw.get("norms", ()) if v is not None)]
     names = [k for k, v in t.items() if v is not None] + ["w_c" + g for g in "ifo" if peephole]
     names += ["ln_" + n for n in LayerNorms._fields if layer_norm]
     lo = torch.float64 if dtype != torch.float32 else dtype
 
     def call(backend, d):
-        v = [None if u is None else u.to(d) for u in (t["x"], t["h0"], t["c0"], t["w_ih"],
+        v = [None if u is None else u.to(d) for u in (t["x"], t["h0"], t.get("c0"), t["w_ih"],
              t["w_hh"], t["b_ih"], t["b_hh"])]  # fmt: skip
-        ex = {k: type(e)(*(u.to(d) for u in e)) for k, e in kw.items()}
+        ex = {k: type(e)(*(u if u is None else u.to(d) for u in e)) for k, e in kw.items()}
+        if mode == "gru":
+            return backend.gru_layer(v[0], batch_sizes, v[1], *v[3:], reverse, **ex)
         return backend.lstm_layer(v[0], batch_sizes, *v[1:], None, reverse, **ex)
 
     got, want = call(tb, dtype), call(reference, lo)
@@ -207,7 +211,7 @@ def _check_extras(batch_sizes, reverse, peephole, layer_norm, H=20, dtype=torch.
         if dtype != torch.float32:
             rel = ((a.double() - b).norm() / b.norm()).item()
             assert rel < 1e-2, (name, rel)
-        elif i < 3:
+        elif i < len(want):
             assert_close(a, b, f"extras {name}")
         else:
             assert_close_scaled(a, b, f"extras grad {name}")
@@ -239,6 +243,19 @@ def test_lstm_extras_float16():
     _check_extras(PACKED, False, True, True, dtype=torch.float16)
 
 
+@pytest.mark.parametrize(
+    "batch_sizes, reverse, split",
+    [(PADDED, False, "0"), (PACKED, True, "0"), ([18, 17, 3], False, "1")],
+    ids=["padded", "packed-reverse", "split-two-row-tiles"])  # fmt: skip
+def test_gru_layer_norm_forward_and_every_gradient(batch_sizes, reverse, split, monkeypatch):
+    """kernels_ln_gru.py; "split": per-step product on its own grid, BH = BK = 16 < H."""
+    monkeypatch.setenv("LSTMKIT_TRITON_LN_SPLIT", split)
+    if split == "1":
+        monkeypatch.setenv("LSTMKIT_TRITON_BH", "16")
+        monkeypatch.setenv("LSTMKIT_TRITON_BK", "16")
+    _check_extras(batch_sizes, reverse, False, True, mode="gru")
+
+
 def test_module_dispatch_layer_norm_peephole_matches_reference():
     torch.manual_seed(0)
     kw = dict(num_layers=2, bidirectional=True, peephole=True, layer_norm=True)
@@ -263,8 +280,8 @@ COMPILE_CHECK = """
 import inspect, triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
-from lstmkit.backends.triton import kernels as K0, kernels_ln as K
-INTS = {"T", "H", "s0", "ns", "NC", "NC4", "KT", "KT4", "e", "NH", "base", "SAVE"}
+from lstmkit.backends.triton import kernels as K0, kernels_ln as K, kernels_ln_gru as KG
+INTS = {"T", "H", "s0", "ns", "NC", "NC4", "NC3", "KT", "KT4", "KT3", "e", "NH", "base", "SAVE"}
 DT = {"xp", "wt", "h0", "y", "hn", "w", "dy", "dgr", "a"}  # the layer's dtype in kernels_ln.py
 def build(fn, dt="fp32", **consts):
     names = inspect.signature(fn.fn).parameters
@@ -277,7 +294,10 @@ ln = dict(REVERSE=True, PEEP=True, BB=16, BH=32, BK=64, PREC="tf32")
 for mm, dt in ((True, "fp32"), (False, "fp32"), (True, "bf16")):
     build(K._ln_fwd_kernel, dt, MM=mm, **ln)
     build(K._ln_bwd_kernel, dt, MM=mm, **ln)
-    build(K._ln_mm_kernel, dt, FWD=mm, **{k: v for k, v in ln.items() if k != "PEEP"})
+    build(K._ln_mm_kernel, dt, FWD=mm, G=4, **{k: v for k, v in ln.items() if k != "PEEP"})
+    gru = {k: v for k, v in ln.items() if k != "PEEP"}
+    build(KG._lngru_fwd_kernel, dt, MM=mm, **gru)
+    build(KG._lngru_bwd_kernel, dt, MM=mm, **gru)
 main = dict(MODE=0, G=4, REVERSE=False, PEEP=True, SYNC=True, NHP=8, BB=16, BH=16, BK=64,
             RESIDENT=False, PREC="tf32", MAX_SPIN=1 << 20)
 build(K0._fwd_kernel, **main)

@@ -5,9 +5,9 @@ CUDA tensors when triton is installed (``pip install lstmkit[gpu]``). For tests 
 serves CPU tensors through Triton's interpreter, but only when ``TRITON_INTERPRET=1`` is set
 *and* the backend is asked for by name (``backend="triton"``): ``auto`` never picks it then.
 
-Fused: the LSTM extras ``peephole`` (kernels.py) and ``layer_norm`` (kernels_ln.py, with or
-without peepholes). Declined (the reference runs them): LSTM projections, float64, layer norm
-for GRU / RNN, and zoneout, recurrent_dropout and record.
+Fused: ``peephole`` (LSTM, kernels.py) and ``layer_norm`` (LSTM: kernels_ln.py, with or
+without peepholes; GRU: kernels_ln_gru.py). Declined (the reference runs them): LSTM
+projections, float64, layer norm for plain RNNs, and zoneout, recurrent_dropout and record.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import torch
 from lstmkit.backends.registry import Backend, Request, register
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
-FUSED = frozenset({"peephole", "layer_norm"})  # LSTM extras the kernels run
+FUSED = {"lstm": frozenset({"peephole", "layer_norm"}), "gru": frozenset({"layer_norm"})}
 
 
 def triton_available() -> bool:
@@ -47,7 +47,7 @@ def supports(request: Request) -> str | None:
         return "LSTM projections (proj_size > 0) are not implemented in the triton backend"
     if request.mode not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
         return f"mode {request.mode!r} is not supported"
-    fused = FUSED if request.mode == "lstm" else frozenset()
+    fused = FUSED.get(request.mode, frozenset())
     if request.extras - fused:
         names = ", ".join(sorted(request.extras - fused))
         return f"extras ({names}) are not fused in the triton backend; the reference runs them"

@@ -51,10 +51,9 @@ def _norm(zp, m, mu, rs, w, b, rh, mh):
 
 
 @triton.jit
-def _mm_fwd(y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, KT, BB: tl.constexpr,
+def _mm_fwd(y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, GH, KT, BB: tl.constexpr,
             BH: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):  # fmt: skip
-    """[BB, BH] fp32: h_{t-1} @ W_hh^T + b_hh at flat columns ``cols`` of GH."""
-    GH = 4 * H
+    """[BB, BH] fp32: h_{t-1} @ W_hh^T + b_hh at flat columns ``cols`` of GH (G*H)."""
     acc = tl.zeros([BB, BH], tl.float32)
     for kt in range(KT):
         rk = kt * BK + tl.arange(0, BK)
@@ -66,10 +65,9 @@ def _mm_fwd(y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, KT, BB: tl.constexpr,
 
 
 @triton.jit
-def _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, KT4, BB: tl.constexpr, BH: tl.constexpr,
+def _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, GH, KT4, BB: tl.constexpr, BH: tl.constexpr,
             BK: tl.constexpr, PREC: tl.constexpr):  # fmt: skip
     """[BB, BH] fp32: dgr[next step] @ W_hh at columns ``rh`` of H; 0 for rows without one."""
-    GH = 4 * H
     r = rb[:, None]
     acc = tl.zeros([BB, BH], tl.float32)
     for kt in range(KT4):
@@ -96,6 +94,7 @@ def _ln_mm_kernel(
     H,
     KT,  # reduction tiles: cdiv(H, BK) FWD, cdiv(GH, BK) else
     FWD: tl.constexpr,
+    G: tl.constexpr,  # gates: 4 LSTM, 3 GRU (kernels_ln_gru.py)
     REVERSE: tl.constexpr,
     BB: tl.constexpr,
     BH: tl.constexpr,
@@ -112,12 +111,12 @@ def _ln_mm_kernel(
     if pb * BB < bs_t:
         if FWD:
             o_p, bs_p = _meta(off, bsz, e - 1, T, REVERSE)
-            acc = _mm_fwd(a, h0, w, bhh, o_p, bs_p, bs_t, rb, cols, H, KT, BB, BH, BK, PREC)
-            m = (r < bs_t) & (cols[None, :] < 4 * H)
-            tl.store(out + (o_t + r).to(tl.int64) * (4 * H) + cols[None, :], acc, mask=m)
+            acc = _mm_fwd(a, h0, w, bhh, o_p, bs_p, bs_t, rb, cols, H, G * H, KT, BB, BH, BK, PREC)
+            m = (r < bs_t) & (cols[None, :] < G * H)
+            tl.store(out + (o_t + r).to(tl.int64) * (G * H) + cols[None, :], acc, mask=m)
         else:
             o_n, bs_n = _meta(off, bsz, e + 1, T, REVERSE)
-            acc = _mm_bwd(a, w, o_n, bs_n, rb, cols, H, KT, BB, BH, BK, PREC)
+            acc = _mm_bwd(a, w, o_n, bs_n, rb, cols, H, G * H, KT, BB, BH, BK, PREC)
             tl.store(out + r * H + cols[None, :], acc, mask=(r < bs_t) & (cols[None, :] < H))
 
 
@@ -172,7 +171,7 @@ def _ln_fwd_kernel(
                 mc = mr & (cols[None, :] < GH)
                 if MM:
                     acc = _mm_fwd(
-                        y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, KT, BB, BH, BK, PREC
+                        y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, GH, KT, BB, BH, BK, PREC
                     )
                     tl.store(zr + row * GH + cols[None, :], acc, mask=mc)
                 else:  # written by _ln_mm_kernel
@@ -310,7 +309,7 @@ def _ln_bwd_kernel(
                 rh = jc * BH + tl.arange(0, BH)
                 mc = mr & (rh[None, :] < H)
                 if MM:
-                    acc = _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, KT4, BB, BH, BK, PREC)
+                    acc = _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, GH, KT4, BB, BH, BK, PREC)
                 else:  # written by _ln_mm_kernel
                     acc = _ld(dhs + r * H + rh[None, :], mc)
                 acc += tl.load(dy + row * H + rh[None, :], mask=mc, other=0.0).to(tl.float32)

@@ -6,7 +6,8 @@ G gates (LSTM 4, GRU 3, RNN 1), GD width of the saved gate gradients (4*H, RNN H
 Forward: ``xp = x @ W_ih^T + biases`` (one GEMM, (N, G*H)), then the recurrent kernel.
 Backward: the recurrent kernel produces the pre-activation gate gradients ``dg`` (N, GD);
 every weight gradient, ``dx`` and the bias gradients are then GEMMs / sums over all rows.
-LSTM extras: ``peephole`` runs in these kernels (PEEP); ``norms`` (layer norm) in ops_ln.py.
+LSTM extras: ``peephole`` runs in these kernels (PEEP); ``norms`` (layer norm, LSTM and GRU)
+in ops_ln.py.
 """
 
 from __future__ import annotations
@@ -342,19 +343,24 @@ class _Recurrent(torch.autograd.Function):
         return None, None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dpeep
 
 
-FUSED = ("peephole", "norms")  # LSTM extras the kernels run (keyword names of the contract)
+FUSED = {0: ("peephole", "norms"), 1: ("norms",)}  # extras the kernels run, per mode
 
 
 def _run(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw):
     for name, value in kw.items():
         trivial = value is None or value is False or (name == "training")
         trivial = trivial or (name == "zoneout" and not any(value))
-        if not trivial and not (mode == 0 and name in FUSED):
+        if not trivial and name not in FUSED.get(mode, ()):
             raise ValueError(f"the triton backend does not run the extra {name!r}")
     plan = get_plan(batch_sizes, reverse, x.device)
     peep = kw.get("peephole")
     if peep is not None:
         peep = torch.stack(tuple(peep))  # (3, H): w_ci, w_cf, w_co
+    if kw.get("norms") is not None and mode == 1:
+        from lstmkit.backends.triton import ops_ln
+
+        y, hn = ops_ln.gru_ln(plan, bool(reverse), x, h0, w_ih, w_hh, b_ih, b_hh, kw["norms"])
+        return y, hn, None
     if kw.get("norms") is not None:
         from lstmkit.backends.triton import ops_ln
 

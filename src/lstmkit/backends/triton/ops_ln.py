@@ -72,7 +72,7 @@ class _LNRecurrent(torch.autograd.Function):
             K._ln_fwd_kernel[grid](*args, 0, T, *tail, MM=True, **meta)
         for e in range(T if split else 0):  # split mode: the product on its own grid, per step
             mm_args = (y, h0, wt, bhh, zr, plan.off, plan.bsz, e, T, H, -(-H // BK))
-            K._ln_mm_kernel[(grid[0], -(-GH // BHM))](*mm_args, FWD=True, **mm)
+            K._ln_mm_kernel[(grid[0], -(-GH // BHM))](*mm_args, FWD=True, G=4, **mm)
             K._ln_fwd_kernel[grid](*args, e, 1, *tail, MM=False, **meta)
         ctx.plan, ctx.meta, ctx.mm, ctx.grid, ctx.split = plan, meta, mm, grid, split
         ctx.flags = (c0 is not None, b_hh is not None, peep is not None)
@@ -101,7 +101,7 @@ class _LNRecurrent(torch.autograd.Function):
         mm = ctx.mm
         for j in range(T if ctx.split else 0):  # execution step T - 1 - j
             mm_args = (dgr, h0, w_hh, lnp, dhs, plan.off, plan.bsz, T - 1 - j, T, H, -(-GH // BK))
-            K._ln_mm_kernel[(grid[0], -(-H // mm["BH"]))](*mm_args, FWD=False, **mm)
+            K._ln_mm_kernel[(grid[0], -(-H // mm["BH"]))](*mm_args, FWD=False, G=4, **mm)
             K._ln_bwd_kernel[grid](*args, j, 1, *tail, MM=False, **meta)
         need = ctx.needs_input_grad
         hprev = torch.cat([y, h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
@@ -139,3 +139,90 @@ def lstm_ln(plan: Plan, reverse: bool, x: Tensor, h0: Tensor, c0: Tensor | None,
     ]
     lnp = torch.cat(parts)  # (2 GH + 2 H,)
     return _LNRecurrent.apply(reverse, plan, xp, h0, c0, w_hh, b_hh, peep, lnp)
+
+
+class _LNGRU(torch.autograd.Function):
+    """Layer-norm GRU recurrence (kernels_ln_gru.py); xp = LN_ih(x W_ih^T + b_ih) (N, 3H)."""
+
+    @staticmethod
+    def forward(ctx, reverse, plan, xp, h0, w_hh, b_hh, lnp):
+        from lstmkit.backends.triton import kernels_ln_gru as KG
+
+        H = w_hh.shape[1]
+        GH, N, B, T, dev, dt = 3 * H, plan.N, plan.B, plan.T, xp.device, xp.dtype
+        f32 = dict(dtype=torch.float32, device=dev)
+        xp, w_hh, h0, lnp = xp.contiguous(), w_hh.contiguous(), h0.contiguous(), lnp.float()
+        bhh = b_hh.float().contiguous() if b_hh is not None else torch.zeros(GH, **f32)
+        y = torch.empty((N, H), dtype=dt, device=dev)
+        zr, gs, st = torch.empty((N, GH), **f32), torch.empty((N, 4 * H), **f32), torch.empty((N, 2), **f32)  # fmt: skip
+        hn = torch.empty((B, H), dtype=dt, device=dev)
+        BB, BH, BK, BHM = ln_config(B, H)
+        meta = dict(REVERSE=reverse, BB=BB, BH=BH, BK=BK, PREC=_precision(dt, dev), num_warps=8,
+                    num_stages=2)  # fmt: skip
+        mm = dict(meta, BH=BHM, G=3)
+        grid, split = (-(-B // BB),), ln_split(H, dt, dev)
+        wt = w_hh.t().contiguous()  # (H, GH)
+        args = (xp, wt, bhh, lnp.contiguous(), h0, y, zr, gs, st, hn, plan.off, plan.bsz, T, H)
+        tail = (-(-H // BH), -(-GH // BH), -(-H // BK))
+        if not split:
+            KG._lngru_fwd_kernel[grid](*args, 0, T, *tail, MM=True, **meta)
+        for e in range(T if split else 0):
+            mm_args = (y, h0, wt, bhh, zr, plan.off, plan.bsz, e, T, H, -(-H // BK))
+            K._ln_mm_kernel[(grid[0], -(-GH // BHM))](*mm_args, FWD=True, **mm)
+            KG._lngru_fwd_kernel[grid](*args, e, 1, *tail, MM=False, **meta)
+        ctx.plan, ctx.meta, ctx.mm, ctx.grid, ctx.split = plan, meta, mm, grid, split
+        ctx.has_bias = b_hh is not None
+        ctx.save_for_backward(h0, w_hh, y, zr, gs, st, lnp)
+        return y, hn
+
+    @staticmethod
+    def backward(ctx, dy, dhn):
+        from lstmkit.backends.triton import kernels_ln_gru as KG
+
+        h0, w_hh, y, zr, gs, st, lnp = ctx.saved_tensors
+        plan, meta, mm, grid = ctx.plan, ctx.meta, ctx.mm, ctx.grid
+        H = w_hh.shape[1]
+        GH, N, B, T, dev, dt = 3 * H, plan.N, plan.B, plan.T, y.device, y.dtype
+        f32 = dict(dtype=torch.float32, device=dev)
+        dy = torch.zeros_like(y) if dy is None else dy.contiguous()
+        dhn = torch.zeros((B, H), **f32) if dhn is None else dhn.float().contiguous()
+        dg, dgr = torch.empty((N, 4 * H), **f32), torch.empty((N, GH), dtype=dt, device=dev)
+        dcar, dhs = torch.empty((N, H), **f32), torch.empty((B, H), **f32)
+        BH, BK = meta["BH"], meta["BK"]
+        args = (w_hh, dy, dhn, zr, gs, st, lnp, y, h0, dg, dgr, dcar, dhs, plan.off, plan.bsz, T, H)
+        tail = (-(-H // BH), -(-GH // BH), -(-GH // BK))
+        if not ctx.split:
+            KG._lngru_bwd_kernel[grid](*args, 0, T, *tail, MM=True, **meta)
+        for j in range(T if ctx.split else 0):
+            mm_args = (dgr, h0, w_hh, lnp, dhs, plan.off, plan.bsz, T - 1 - j, T, H, -(-GH // BK))
+            K._ln_mm_kernel[(grid[0], -(-H // mm["BH"]))](*mm_args, FWD=False, **mm)
+            KG._lngru_bwd_kernel[grid](*args, j, 1, *tail, MM=False, **meta)
+        need = ctx.needs_input_grad
+        hprev = torch.cat([y, h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
+        first = plan.first_idx
+        with _gemm_math(dt, dev):
+            dw_hh = dgr.t() @ hprev if need[4] else None
+            dh0 = None
+            if need[3]:
+                dh0 = (dgr.index_select(0, first) @ w_hh).float() + dcar.index_select(0, first)
+                dh0 = dh0.to(h0.dtype)
+        db_hh = dgr.float().sum(0).to(dt) if (need[5] and ctx.has_bias) else None
+        dlnp = None
+        if need[6]:
+            da = torch.cat([dg[:, : 2 * H], dg[:, 3 * H :]], 1)  # grads of LN_hh's output
+            zh = (zr - st[:, :1]) * st[:, 1:2]
+            dlnp = torch.cat([(da * zh).sum(0), da.sum(0)])
+        return None, None, dg[:, :GH].to(dt), dh0, dw_hh, db_hh, dlnp
+
+
+def gru_ln(plan: Plan, reverse: bool, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor,
+           b_ih: Tensor | None, b_hh: Tensor | None, norms) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """Layer-norm GRU layer (reference/cells.py ``gru_cell`` with ``norms``)."""
+    GH = w_ih.shape[0]
+    with _gemm_math(x.dtype, x.device):
+        z = F.linear(x, w_ih, b_ih)  # (N, 3H) one GEMM
+    xp = F.layer_norm(z, (GH,), norms.w_ih, norms.b_ih, EPS)
+    like = dict(dtype=x.dtype, device=x.device)
+    w = norms.w_hh if norms.w_hh is not None else torch.ones(GH, **like)
+    b = norms.b_hh if norms.b_hh is not None else torch.zeros(GH, **like)
+    return _LNGRU.apply(reverse, plan, xp, h0, w_hh, b_hh, torch.cat([w, b]))
