@@ -20,6 +20,30 @@ namespace lstmkit {
 
 constexpr int kPanel = 16;
 
+// In-register transpose of a 16 x 16 block: r[j][i] -> r[i][j].
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {  // pairs of rows, interleaved per 128-bit lane
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {  // lane k of u[i + c]: rows i..i+3 of column 4k + c
+    u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int h = 0; h < 16; h += 8)  // 128-bit lanes: columns c, c + 8 (c < 4) or c + 4, c + 12
+    for (int c = 0; c < 4; ++c) {
+      t[h + c] = _mm512_shuffle_f32x4(u[h + c], u[h + 4 + c], 0x88);
+      t[h + 4 + c] = _mm512_shuffle_f32x4(u[h + c], u[h + 4 + c], 0xDD);
+    }
+  for (int c = 0; c < 8; ++c) {
+    r[c] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
+    r[c + 8] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xDD);
+  }
+}
+
 // Pack Bop (k, n) into 16-column panels.  Bop[kk, j] = W[j*ldw + kk] if w_transposed
 // (W is (n, k)) else W[kk*ldw + j] (W is (k, n)).  Returns an aligned buffer (free()).
 inline float* pack_panels(int64_t k, int64_t n, const float* W, int64_t ldw, bool w_transposed) {
@@ -27,14 +51,27 @@ inline float* pack_panels(int64_t k, int64_t n, const float* W, int64_t ldw, boo
   const size_t bytes = ((size_t)(np * k * kPanel * sizeof(float)) + 63) / 64 * 64;
   float* dst = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
   if (!dst) return nullptr;
-  for (int64_t p = 0; p < np; ++p)
-    for (int64_t kk = 0; kk < k; ++kk)
-      for (int64_t j = 0; j < kPanel; ++j) {
-        const int64_t col = p * kPanel + j;
-        float v = 0.0f;
-        if (col < n) v = w_transposed ? W[col * ldw + kk] : W[kk * ldw + col];
-        dst[(p * k + kk) * kPanel + j] = v;
+  // Vectorised: at batch 1 the per-call packing was ~15% of a 100-step layer call.
+  for (int64_t p = 0; p < np; ++p) {
+    const int64_t left = n - p * kPanel;
+    const __mmask16 m = left >= kPanel ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+    float* d = dst + p * k * kPanel;
+    if (w_transposed) {  // 16 rows of W (n, k) x 16 of k at a time, transposed in registers
+      for (int64_t k0 = 0; k0 < k; k0 += kPanel) {
+        const int64_t kn = k - k0 < kPanel ? k - k0 : kPanel;
+        const __mmask16 mk = (__mmask16)((1u << kn) - 1u);
+        __m512 r[kPanel];
+        for (int j = 0; j < kPanel; ++j)
+          r[j] = j < left ? _mm512_maskz_loadu_ps(mk, W + (p * kPanel + j) * ldw + k0)
+                          : _mm512_setzero_ps();
+        transpose16(r);
+        for (int64_t i = 0; i < kn; ++i) _mm512_store_ps(d + (k0 + i) * kPanel, r[i]);
       }
+    } else {  // row kk of W (k, n) holds the panel's 16 columns contiguously
+      for (int64_t kk = 0; kk < k; ++kk)
+        _mm512_store_ps(d + kk * kPanel, _mm512_maskz_loadu_ps(m, W + kk * ldw + p * kPanel));
+    }
+  }
   return dst;
 }
 
