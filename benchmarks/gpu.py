@@ -122,21 +122,25 @@ PARITY_EXTRAS = [  # extras, dtype, B, H, T, packed, bidirectional (vs the float
     ("layer_norm", torch.bfloat16, 16, 512, 32, False, False),
     ("peephole", torch.float32, 64, 512, 48, False, False),
     ("peephole", torch.bfloat16, 16, 128, 48, True, False),
+    ("gru:layer_norm", torch.float32, 32, 256, 40, True, True),
 ]
 
 
 def extras_modules(extras: str, H: int, dtype: torch.dtype, **kw):
-    """(reference loop, triton) lstmkit LSTMs with ``extras`` on, the same non-trivial weights."""
+    """(reference loop, triton) lstmkit modules with ``extras`` on ("gru:layer_norm": a GRU,
+    else an LSTM), the same non-trivial weights."""
     import lstmkit
 
+    kind, _, extras = extras.rpartition(":")
     kw.update({e: True for e in extras.split("+")})
     torch.manual_seed(0)
-    fast = lstmkit.LSTM(H, H, device=DEV, dtype=dtype, backend="triton", **kw)
+    cls = lstmkit.GRU if kind == "gru" else lstmkit.LSTM
+    fast = cls(H, H, device=DEV, dtype=dtype, backend="triton", **kw)
     with torch.no_grad():  # peepholes start at 0 and LN at identity: move them off it
         for name, p in fast.named_parameters():
             if "_ln_" in name or name.startswith("weight_c"):
                 p.add_(0.1 * torch.randn_like(p))
-    loop = lstmkit.LSTM(H, H, device=DEV, dtype=dtype, backend="reference", **kw)
+    loop = cls(H, H, device=DEV, dtype=dtype, backend="reference", **kw)
     loop.load_state_dict(fast.state_dict())
     return loop, fast
 
@@ -149,16 +153,19 @@ def parity_extras_case(extras, dtype, B, H, T, packed, bidir) -> dict:
     leaf, leaf64 = xd.detach().to(dtype).requires_grad_(), xd.detach().double().requires_grad_()
     wrap = (lambda d: torch.nn.utils.rnn.PackedSequence(d, *x[1:])) if packed else (lambda d: d)
     h0 = torch.randn(2 if bidir else 1, B, H, device=DEV)
+    gru = extras.startswith("gru:")
     s_f = [h0.to(dtype).requires_grad_(), torch.randn_like(h0).to(dtype).requires_grad_()]
+    s_f = s_f[:1] if gru else s_f
     s_r = [s.detach().double().requires_grad_() for s in s_f]
-    out_f, hn_f = fast(wrap(leaf), tuple(s_f))
-    out_r, hn_r = ref(wrap(leaf64), tuple(s_r))
+    out_f, hn_f = fast(wrap(leaf), s_f[0] if gru else tuple(s_f))
+    out_r, hn_r = ref(wrap(leaf64), s_r[0] if gru else tuple(s_r))
+    hn_f, hn_r = ((hn_f,), (hn_r,)) if gru else (hn_f, hn_r)
     outs_f, outs_r = [data_of(out_f), *hn_f], [data_of(out_r), *hn_r]
     res = {f"fwd{i}": rel(a, b) for i, (a, b) in enumerate(zip(outs_f, outs_r))}
     ups = [torch.randn_like(o) for o in outs_r]
     g_f = torch.autograd.grad(outs_f, [leaf, *s_f, *fast.parameters()], [u.to(dtype) for u in ups])
     g_r = torch.autograd.grad(outs_r, [leaf64, *s_r, *ref.parameters()], ups)
-    names = ["x", "h0", "c0", *(n for n, _ in fast.named_parameters())]
+    names = ["x", *("h0", "c0")[: len(s_f)], *(n for n, _ in fast.named_parameters())]
     res.update({f"d{n}": rel(a, b) for n, a, b in zip(names, g_f, g_r)})
     return res
 
@@ -272,6 +279,7 @@ EXTRAS = [  # extras, dtype, B, H, packed, layer-norm split mode (None: the defa
     ("layer_norm", "float32", 64, 256, True, None),
     ("peephole", "float32", 64, 256, False, None),
     ("peephole", "bfloat16", 16, 512, False, None),
+    ("gru:layer_norm", "float32", 64, 256, False, None),
 ]
 
 
@@ -322,7 +330,7 @@ def run_extras(rows: list, budget: float) -> None:
                 loop, fast = extras_modules(extras, H, dts[dname])
                 x = packed_input(GRID["T"], B, H, dts[dname], packed)
                 p.update(time_modules(loop, fast, x))
-                if "layer_norm" in extras and not packed and split is None:
+                if extras.startswith("layer_norm") and not packed and split is None:
                     hand = HandLoop(fast)
                     with torch.no_grad():
                         err = rel(hand(x)[0].float(), loop(x)[0].float())
@@ -484,11 +492,13 @@ def summarize(points, extras=()) -> list[str]:
     failed = [p for p in points if "error" in p]
     if failed:
         notes.append(f"- {len(failed)} point(s) failed or were skipped; see the table.")
-    for name in ("layer_norm", "peephole"):
-        ok = [p for p in extras if "error" not in p and name in p["extras"]]
+    kinds = {"LSTM layer_norm": lambda e: e.startswith("layer_norm"),
+             "LSTM peephole": lambda e: "peephole" in e, "GRU layer_norm": lambda e: e.startswith("gru:")}  # fmt: skip
+    for name, match in kinds.items():
+        ok = [p for p in extras if "error" not in p and match(p["extras"])]
         r = [p["train"][0] / p["train"][1] for p in ok if not p.get("forced")]
         if r:
-            notes.append(f"- {name} LSTMs (fused): fwd+bwd {sum(x >= 5 for x in r)}/{len(r)} points "
+            notes.append(f"- {name} (fused): fwd+bwd {sum(x >= 5 for x in r)}/{len(r)} points "
                          f">= 5x the plain PyTorch loop; min {min(r):.2f}x, geomean "
                          f"{statistics.geometric_mean(r):.2f}x, max {max(r):.2f}x "
                          "(default mode per shape).")  # fmt: skip
@@ -525,8 +535,11 @@ def main() -> int:
         PARITY = [(k, torch.float32, 3, 16, 5, pk, bd, 1) for k, pk, bd in
                   [("LSTM", False, False), ("GRU", True, True), ("RNN", True, False)]]  # fmt: skip
         PARITY_EXTRAS = [(e, torch.float32, 3, 16, 5, pk, bd) for e, pk, bd in
-                         [("layer_norm+peephole", True, True), ("peephole", False, False)]]  # fmt: skip
-        EXTRAS[:] = [("layer_norm+peephole", "float32", 2, 16, False, None), ("peephole", "float32", 2, 16, True, None),
+                         [("layer_norm+peephole", True, True), ("peephole", False, False),
+                          ("gru:layer_norm", True, True)]]  # fmt: skip
+        EXTRAS[:] = [("layer_norm+peephole", "float32", 2, 16, False, None),
+                     ("peephole", "float32", 2, 16, True, None),
+                     ("gru:layer_norm", "float32", 2, 16, True, None),
                      ("layer_norm+peephole", "float32", 2, 16, True, "1")]  # fmt: skip
     elif not torch.cuda.is_available():
         print("no CUDA device: nothing to benchmark", flush=True)
