@@ -51,20 +51,25 @@ static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tenso
   return {gates, y, cp, tc, hn, cn};
 }
 
-// Returns dG (N, 4H) thread-blocked pre-activation gradients, dh0 (B, H), dc0 (B, H).
-static TList lstm_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tensor dy, Tensor dhn,
-                           Tensor dcn, Vec bs, bool reverse, Vec hb) {
+// w (4H, I + H) = [W_ih | W_hh] as the forward used it (thread-blocked rows).
+// Returns dG (N, 4H) thread-blocked pre-activation gradients, dh0 (B, H), dc0 (B, H), and
+// dx (N, I) when xb (the input-column split over the threads) is given, else an empty tensor.
+static TList lstm_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w, Tensor dy, Tensor dhn,
+                           Tensor dcn, Vec bs, bool reverse, Vec hb, std::optional<Vec> xb) {
   const Steps st(bs);
-  const int64_t H = w_hh.size(1);
-  for (auto* t : {&acts, &tc, &cp, &w_hh, &dy}) check(*t, "inputs");
+  const int64_t H = tc.size(1), I = w.size(1) - H;
+  for (auto* t : {&acts, &tc, &cp, &w, &dy}) check(*t, "inputs");
+  TORCH_CHECK(w.size(0) == 4 * H && I >= 0, "lstmkit cpu: w shape");
+  TORCH_CHECK(!xb || (int64_t)xb->size() == (int64_t)hb.size(), "lstmkit cpu: xb size");
   Tensor dG = at::empty({st.N, 4 * H}, acts.options());
+  Tensor dx = at::empty({xb ? st.N : 0, I}, acts.options());
   Tensor dh = dhn.contiguous().clone(), dc = dcn.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
     using T = scalar_t;
-    lstm_bwd<T>(st, reverse, hb, ptr<T>(acts), ptr<T>(tc), ptr<T>(cp), ptr<T>(w_hh), ptr<T>(dy),
-                ptr<T>(dG), ptr<T>(dh), ptr<T>(dc), H);
+    lstm_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(acts), ptr<T>(tc), ptr<T>(cp), ptr<T>(w),
+                ptr<T>(dy), ptr<T>(dG), ptr<T>(dh), ptr<T>(dc), xb ? ptr<T>(dx) : nullptr, H, I);
   });
-  return {dG, dh, dc};
+  return {dG, dh, dc, dx};
 }
 
 // LSTM with projection: w_hh (4H, P), w_hr (P, H), h0 (B, P), c0 (B, H); pb splits P.

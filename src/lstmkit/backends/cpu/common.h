@@ -330,8 +330,9 @@ template <typename T>
 void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, const T* bias,
               T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I, const T* c0);
 template <typename T>
-void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* tc,
-              const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, int64_t H);
+void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
+              const T* tc, const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, T* dx,
+              int64_t H, int64_t I);
 template <typename T>
 void lstmp_fwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, T* gates, const T* W,
                const T* Wr, T* hprev, T* cprev, T* tc, T* rr, T* y, T* hn, T* cn, int64_t H,

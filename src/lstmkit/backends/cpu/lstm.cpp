@@ -94,15 +94,24 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
   });
 }
 
+// W = [W_ih | W_hh] (4H, I + H), thread-blocked rows.  With dx (N, I) given, each step also
+// computes dx[step t] = dG[step t] @ W_ih, thread k taking input columns [xb[k], xb[k+1]):
+// the same panel GEMM as dh, instead of one (N, 4H) @ (4H, I) ATen GEMM afterwards, whose
+// narrow output ran ~20% below the panel kernel's rate.
 template <typename T>
-void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* tc,
-              const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, int64_t H) {
-  const int64_t G4 = 4 * H;
-  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
+void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
+              const T* tc, const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, T* dx,
+              int64_t H, int64_t I) {
+  const int64_t G4 = 4 * H, LD = I + H;
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1), g1(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, G4, W + lo, H);
+      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, G4, W + I + lo, LD);
     });
+    if (dx)
+      tm.slices_of(xb, [&](int64_t lo, int64_t xk, int k) {
+        g1[k] = std::make_unique<StepGemm<T>>(false, st.B, xk, G4, W + lo, LD);
+      });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
       tm.slices([&](int64_t lo, int64_t hk, int k) {
@@ -117,6 +126,12 @@ void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const
       tm.slices([&](int64_t lo, int64_t hk, int k) {
         (*g0[k])(bt, dG + off * G4, G4, T(0), dh + lo, H);
       });
+      // dx[step t, xslice] = dG[step t] (bt, 4H) @ W_ih[:, xslice] (4H, xk); off the critical
+      // path of the recurrence, but it fills the same step's threads
+      if (dx)
+        tm.slices_of(xb, [&](int64_t lo, int64_t xk, int k) {
+          (*g1[k])(bt, dG + off * G4, G4, T(0), dx + off * I + lo, I);
+        });
     }
   });
 }
@@ -209,8 +224,8 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
 #define LSTMKIT_INSTANTIATE(T)                                                                    \
   template void lstm_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, const T*, T*, T*, T*,   \
                             T*, T*, T*, int64_t, int64_t, const T*);                              \
-  template void lstm_bwd<T>(const Steps&, bool, const Vec&, const T*, const T*, const T*,         \
-                            const T*, const T*, T*, T*, T*, int64_t);                             \
+  template void lstm_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,       \
+                            const T*, const T*, const T*, T*, T*, T*, T*, int64_t, int64_t);      \
   template void lstmp_fwd<T>(const Steps&, bool, const Vec&, const Vec&, T*, const T*, const T*,  \
                              T*, T*, T*, T*, T*, T*, T*, int64_t, int64_t);                       \
   template void lstmp_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \

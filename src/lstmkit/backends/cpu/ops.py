@@ -92,9 +92,7 @@ def _lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, bs, reverse, keep):
         gates, y, cprev, tc, hn, cn = ext.lstm_forward(
             w, b, xh, h0.contiguous(), c0.contiguous(), bs, reverse, list(hb), keep
         )
-        # backward: W_hh rows for the recurrent GEMM, W_ih (a view) for dx
-        wi, wh = (w[:, :I], w[:, I:].contiguous()) if keep else (None, None)
-        saved = (wi, wh, None, gates, xh, cprev, tc, None, perm, hb, None)
+        saved = (w, None, None, gates, xh, cprev, tc, None, perm, hb, None)
     else:
         wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
         gates = _input_projection(x, wi, b)  # (N, 4H)
@@ -127,14 +125,19 @@ class _LSTM(torch.autograd.Function):
         bs, reverse, has_bias = ctx.meta
         ext, dy, need = _build.load(), dy.contiguous(), ctx.needs_input_grad
         dwr = None
-        if wr is None:
-            dG, dh0, dc0 = ext.lstm_backward(
-                acts, tc, cprev, wh, dy, dhn, dcn, bs, reverse, list(hb)
+        if wr is None:  # wi is [W_ih | W_hh] (4H, I + H), rows as the forward permuted them
+            I = x.shape[1]
+            # float32: dx comes out of the backward time loop (panel GEMM per step)
+            fuse = need[0] and x.dtype == torch.float32
+            xb = list(slices(I, len(hb) - 1)) if fuse else None
+            dG, dh0, dc0, dx = ext.lstm_backward(
+                acts, tc, cprev, wi, dy, dhn, dcn, bs, reverse, list(hb), xb
             )
+            if not fuse:
+                dx = dG.mm(wi[:, :I]) if need[0] else None
             dwi = dwh = None
             if need[3] or need[4]:  # one GEMM for both: dG^T (4H, N) @ [x | h_prev] (N, I + H)
                 dw = _unrows(dG.t().mm(hprev), perm)
-                I = x.shape[1]
                 dwi, dwh = dw[:, :I], dw[:, I:]
             db = _unrows(dG.sum(0), perm) if has_bias else None
         else:
@@ -143,7 +146,7 @@ class _LSTM(torch.autograd.Function):
             )
             dwr = dH.t().mm(rr) if need[7] else None  # (P, H)
             dwi, dwh, db = _weight_grads(dG, x, hprev, perm, 4, (need[3], need[4], has_bias))
-        dx = dG.mm(wi) if need[0] else None
+            dx = dG.mm(wi) if need[0] else None
         return dx, dh0, dc0, dwi, dwh, db, db, dwr, None, None
 
 
