@@ -52,10 +52,12 @@ static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tenso
 }
 
 // w (4H, I + H) = [W_ih | W_hh] as the forward used it (thread-blocked rows).
-// Returns dG (N, 4H) thread-blocked pre-activation gradients, dh0 (B, H), dc0 (B, H), and
-// dx (N, I) when xb (the input-column split over the threads) is given, else an empty tensor.
+// Returns dG (N, 4H) thread-blocked pre-activation gradients, dh0 (B, H), dc0 (B, H),
+// dx (N, I) when xb (the input-column split over the threads) is given, and db (4H,
+// thread-blocked) when bias; else empty tensors.
 static TList lstm_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w, Tensor dy, Tensor dhn,
-                           Tensor dcn, Vec bs, bool reverse, Vec hb, std::optional<Vec> xb) {
+                           Tensor dcn, Vec bs, bool reverse, Vec hb, std::optional<Vec> xb,
+                           bool bias) {
   const Steps st(bs);
   const int64_t H = tc.size(1), I = w.size(1) - H;
   for (auto* t : {&acts, &tc, &cp, &w, &dy}) check(*t, "inputs");
@@ -63,13 +65,15 @@ static TList lstm_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w, Tensor d
   TORCH_CHECK(!xb || (int64_t)xb->size() == (int64_t)hb.size(), "lstmkit cpu: xb size");
   Tensor dG = at::empty({st.N, 4 * H}, acts.options());
   Tensor dx = at::empty({xb ? st.N : 0, I}, acts.options());
+  Tensor db = at::zeros({bias ? 4 * H : 0}, acts.options());
   Tensor dh = dhn.contiguous().clone(), dc = dcn.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "lstm_backward", [&] {
     using T = scalar_t;
     lstm_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(acts), ptr<T>(tc), ptr<T>(cp), ptr<T>(w),
-                ptr<T>(dy), ptr<T>(dG), ptr<T>(dh), ptr<T>(dc), xb ? ptr<T>(dx) : nullptr, H, I);
+                ptr<T>(dy), ptr<T>(dG), ptr<T>(dh), ptr<T>(dc), xb ? ptr<T>(dx) : nullptr,
+                bias ? ptr<T>(db) : nullptr, H, I);
   });
-  return {dG, dh, dc, dx};
+  return {dG, dh, dc, dx, db};
 }
 
 // LSTM with projection: w_hh (4H, P), w_hr (P, H), h0 (B, P), c0 (B, H); pb splits P.

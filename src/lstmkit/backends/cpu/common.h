@@ -332,7 +332,7 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
 template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
               const T* tc, const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, T* dx,
-              int64_t H, int64_t I);
+              T* db, int64_t H, int64_t I);
 template <typename T>
 void lstmp_fwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, T* gates, const T* W,
                const T* Wr, T* hprev, T* cprev, T* tc, T* rr, T* y, T* hn, T* cn, int64_t H,

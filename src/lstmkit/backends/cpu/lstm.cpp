@@ -94,14 +94,15 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
   });
 }
 
-// W = [W_ih | W_hh] (4H, I + H), thread-blocked rows.  With dx (N, I) given, each step also
+// W = [W_ih | W_hh] (4H, I + H), thread-blocked rows; db (4H,) zeroed, or null.
+// With dx (N, I) given, each step also
 // computes dx[step t] = dG[step t] @ W_ih, thread k taking input columns [xb[k], xb[k+1]):
 // the same panel GEMM as dh, instead of one (N, 4H) @ (4H, I) ATen GEMM afterwards, whose
 // narrow output ran ~20% below the panel kernel's rate.
 template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
               const T* tc, const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, T* dx,
-              int64_t H, int64_t I) {
+              T* db, int64_t H, int64_t I) {
   const int64_t G4 = 4 * H, LD = I + H;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1), g1(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
@@ -117,8 +118,14 @@ void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const
       tm.slices([&](int64_t lo, int64_t hk, int k) {
         for (int64_t b = 0; b < bt; ++b) {
           const int64_t r = (off + b) * H + lo;
+          T* d = dG + (off + b) * G4 + 4 * lo;
           point_bwd(acts + (off + b) * G4 + 4 * lo, tc + r, cprev + r, dy + r, dh + b * H + lo,
-                    dc + b * H + lo, dG + (off + b) * G4 + 4 * lo, hk);
+                    dc + b * H + lo, d, hk);
+          if (db) {  // the bias gradient while the row is in L1, not a pass over (N, 4H) later
+            T* acc = db + 4 * lo;
+#pragma omp simd
+            for (int64_t j = 0; j < 4 * hk; ++j) acc[j] += d[j];
+          }
         }
       });
       tm.sync();
@@ -225,7 +232,7 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
   template void lstm_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, const T*, T*, T*, T*,   \
                             T*, T*, T*, int64_t, int64_t, const T*);                              \
   template void lstm_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,       \
-                            const T*, const T*, const T*, T*, T*, T*, T*, int64_t, int64_t);      \
+                            const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t);  \
   template void lstmp_fwd<T>(const Steps&, bool, const Vec&, const Vec&, T*, const T*, const T*,  \
                              T*, T*, T*, T*, T*, T*, T*, int64_t, int64_t);                       \
   template void lstmp_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \

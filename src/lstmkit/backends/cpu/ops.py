@@ -130,8 +130,8 @@ class _LSTM(torch.autograd.Function):
             # float32: dx comes out of the backward time loop (panel GEMM per step)
             fuse = need[0] and x.dtype == torch.float32
             xb = list(slices(I, len(hb) - 1)) if fuse else None
-            dG, dh0, dc0, dx = ext.lstm_backward(
-                acts, tc, cprev, wi, dy, dhn, dcn, bs, reverse, list(hb), xb
+            dG, dh0, dc0, dx, db = ext.lstm_backward(
+                acts, tc, cprev, wi, dy, dhn, dcn, bs, reverse, list(hb), xb, has_bias
             )
             if not fuse:
                 dx = dG.mm(wi[:, :I]) if need[0] else None
@@ -139,7 +139,7 @@ class _LSTM(torch.autograd.Function):
             if need[3] or need[4]:  # one GEMM for both: dG^T (4H, N) @ [x | h_prev] (N, I + H)
                 dw = _unrows(dG.t().mm(hprev), perm)
                 dwi, dwh = dw[:, :I], dw[:, I:]
-            db = _unrows(dG.sum(0), perm) if has_bias else None
+            db = _unrows(db, perm) if has_bias else None
         else:
             dG, dH, dh0, dc0 = ext.lstmp_backward(
                 acts, tc, cprev, wh, wr, dy, dhn, dcn, bs, reverse, list(hb), list(pb)
