@@ -23,6 +23,8 @@ TINY = [
     "1",
     "--max-len",
     "40",
+    "--contrast-examples",
+    "0",
 ]
 
 

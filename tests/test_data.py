@@ -153,3 +153,21 @@ def test_corpus_tags_stripped():
     c = corpus.load_peoples_daily(max_chars=20000)
     assert "/" not in c.train and len(c.train) > 15000
     assert c.train.startswith("迈向充满希望的新世纪")
+
+
+def test_contrast_examples_take_the_label_of_the_second_clause():
+    train = text.LabeledTexts(
+        ["房间很干净。", "服务太差了！", "质量非常好", "价格有点贵", "太长的一句话" * 10],
+        [1, 0, 1, 0, 1],
+    )
+    extra = text.contrast_examples(train, 50, seed=3, max_clause=20)
+    assert len(extra) == 50 and extra.labels.count(0) and extra.labels.count(1)
+    by_text = dict(zip(train.texts, train.labels))
+    for t, lab in zip(extra.texts, extra.labels):
+        assert "太长的一句话" not in t  # only short clauses
+        pre, joint = next((p, j) for p, j in text.CONTRASTS if t.startswith(p) and j in t)
+        first, second = t[len(pre) :].split(joint, 1)
+        assert by_text[second] == lab  # the clause after the turn decides
+        assert 1 - lab in {by_text[k] for k in by_text if k.startswith(first)}
+    assert text.contrast_examples(train, 50, seed=3).texts == extra.texts  # deterministic
+    assert len(text.contrast_examples(train, 0)) == 0

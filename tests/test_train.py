@@ -22,6 +22,7 @@ TINY = dict(
     baseline=False,
     threads=1,
     max_len=40,
+    contrast_examples=0,
 )
 
 
@@ -268,3 +269,23 @@ def test_cosine_schedule_and_weight_average(tmp_path):
     tr._update_average(1000)
     moved = tr.avg.head.weight - before
     assert torch.allclose(moved, torch.full_like(moved, 0.1), atol=1e-5)  # 1 - decay 0.9
+
+
+def test_default_recipe_and_contrast_examples_stay_out_of_the_baseline(monkeypatch):
+    cfg = TrainConfig.for_task("sentiment")
+    assert (cfg.schedule, cfg.average, cfg.contrast_examples) == ("cosine", 0.995, 800)
+    assert cfg.weight_decay > 0 and cfg.label_smoothing > 0 and cfg.time_budget == 240
+    assert TrainConfig.for_task("vowels").schedule == "constant"  # other tasks unchanged
+    from lstmkit.train import baselines, tasks
+
+    task = tasks.ClassifyTask(
+        TrainConfig.for_task("sentiment", max_train=200, contrast_examples=30)
+    )
+    assert len(task.data.train) == len(task.encoded["train"]) == 230
+    assert any(t.startswith("虽然") for t in task.data.train.texts[200:])
+    seen = {}
+    monkeypatch.setattr(
+        baselines, "tfidf_logreg", lambda data: seen.setdefault("n", len(data.train))
+    )
+    task.baseline()
+    assert seen["n"] == 200

@@ -23,12 +23,20 @@ ARGS = [
     "32",
     "--dropout",
     "0",
+    "--embed-dropout",
+    "0",
+    "--token-dropout",
+    "0",
     "--no-baseline",
     "--no-progress",
     "--max-len",
     "30",
     "--threads",
     "1",
+    "--contrast-examples",
+    "0",
+    "--time-budget",  # a time-aware lr schedule would differ between the two runs
+    "0",
 ]
 
 

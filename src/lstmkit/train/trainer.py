@@ -157,7 +157,7 @@ class Trainer:
             progress = max(progress, spent / cfg.time_budget)
         progress = min(progress, 1.0)
         if progress < cfg.warmup:
-            return max(progress, 1.0 / max(1, cfg.epochs * self._total)) / cfg.warmup
+            return min(1.0, max(progress, 1.0 / max(1, cfg.epochs * self._total)) / cfg.warmup)
         rest = (progress - cfg.warmup) / max(1e-9, 1.0 - cfg.warmup)
         return 0.5 * (1.0 + math.cos(math.pi * rest))
 
