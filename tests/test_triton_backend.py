@@ -283,10 +283,10 @@ from triton.compiler import ASTSource
 from lstmkit.backends.triton import kernels as K0, kernels_ln as K, kernels_ln_gru as KG
 INTS = {"T", "H", "s0", "ns", "NC", "NC4", "NC3", "KT", "KT4", "KT3", "e", "NH", "base", "SAVE"}
 DT = {"xp", "wt", "h0", "y", "hn", "w", "dy", "dgr", "a"}  # the layer's dtype in kernels_ln.py
-def build(fn, dt="fp32", **consts):
+def build(fn, dt="fp32", more=(), **consts):
     names = inspect.signature(fn.fn).parameters
     sig = {n: "constexpr" if n in consts else "i32" if n in INTS else
-           "*i32" if n in ("off", "bsz", "flags", "err") else "*" + dt if n in DT else "*fp32"
+           "*i32" if n in ("off", "bsz", "flags", "err") else "*" + dt if n in DT or n in more else "*fp32"
            for n in names}
     triton.compile(ASTSource(fn, sig, consts), target=GPUTarget("cuda", 90, 32),
                    options=dict(num_warps=8, num_stages=2))
@@ -294,14 +294,16 @@ ln = dict(REVERSE=True, PEEP=True, BB=16, BH=32, BK=64, PREC="tf32")
 for mm, dt in ((True, "fp32"), (False, "fp32"), (True, "bf16")):
     build(K._ln_fwd_kernel, dt, MM=mm, **ln)
     build(K._ln_bwd_kernel, dt, MM=mm, **ln)
-    build(K._ln_mm_kernel, dt, FWD=mm, G=4, **{k: v for k, v in ln.items() if k != "PEEP"})
     gru = {k: v for k, v in ln.items() if k != "PEEP"}
+    for G in (4, 3):  # the split-mode product of the LSTM and of the GRU
+        build(K._ln_mm_kernel, dt, FWD=mm, G=G, **gru)
     build(KG._lngru_fwd_kernel, dt, MM=mm, **gru)
     build(KG._lngru_bwd_kernel, dt, MM=mm, **gru)
 main = dict(MODE=0, G=4, REVERSE=False, PEEP=True, SYNC=True, NHP=8, BB=16, BH=16, BK=64,
             RESIDENT=False, PREC="tf32", MAX_SPIN=1 << 20)
-build(K0._fwd_kernel, **main)
-build(K0._bwd_kernel, **main)
+for dt, res in (("fp32", False), ("bf16", True)):  # peepholes: streamed and resident W_hh
+    build(K0._fwd_kernel, dt, **dict(main, RESIDENT=res))
+    build(K0._bwd_kernel, dt, ("dg", "hprev"), **dict(main, RESIDENT=res))  # dg: layer dtype
 print("compiled")
 """
 

@@ -284,7 +284,8 @@ class _Recurrent(torch.autograd.Function):
         hn = torch.empty((B, H), dtype=dt, device=dev)
         cn = torch.empty((B, H), **f32) if mode == 0 else dummy
         cfg = choose_config(B, H, G, dt, dev)
-        key = ("fwd", mode, B, H, dt, str(dev), cfg)
+        # the barrier check (_VERIFIED / _BROKEN) is per compiled variant: PEEP and REVERSE too
+        key = ("fwd", mode, B, H, dt, str(dev), cfg, peep is not None, bool(reverse))
         pw = peep.float().contiguous() if peep is not None else dummy  # (3, H) w_ci, w_cf, w_co
         args = (xp, w_hh.t().contiguous(), bhn, pw, h0, c0f, y, cs, gs, hn, cn, plan.off,
                 plan.bsz)  # fmt: skip
@@ -314,7 +315,7 @@ class _Recurrent(torch.autograd.Function):
         dcar = torch.empty((N, H), **f32) if G > 1 else _dummy(dev)
         args = (w_hh, dy, dhn, dcn, gs, cs, c0f, pw, hprev, y, dg, dcar, plan.off, plan.bsz)
         meta = dict(REVERSE=ctx.reverse, PREC=_precision(dt, dev), PEEP=ctx.peep)
-        key = ("bwd", mode, B, H, dt, str(dev), cfg)
+        key = ("bwd", mode, B, H, dt, str(dev), cfg, ctx.peep, bool(ctx.reverse))
         _launch(K._bwd_kernel, args, cfg, T, H, mode, meta, key)
         dgh = dg[:, : G * H]  # gradients w.r.t. h_prev @ W_hh^T (+ b_hh)
         dgx = torch.cat([dg[:, : 2 * H], dg[:, 3 * H :]], 1) if mode == 1 else dgh
