@@ -54,22 +54,25 @@ def supports(request: Request) -> str | None:
     return None
 
 
-def lstm_layer(*args, **kwargs):
-    from lstmkit.backends.triton import ops
+def _on_input_device(name: str):
+    """A layer op that launches on its input's GPU, whichever device is current (cuda:1 too)."""
 
-    return ops.lstm_layer(*args, **kwargs)
+    def layer(x, *args, **kwargs):
+        from lstmkit.backends.triton import ops
+
+        fn = getattr(ops, name)
+        if x.device.type != "cuda":
+            return fn(x, *args, **kwargs)
+        with torch.cuda.device(x.device):
+            return fn(x, *args, **kwargs)
+
+    layer.__name__ = name
+    return layer
 
 
-def gru_layer(*args, **kwargs):
-    from lstmkit.backends.triton import ops
-
-    return ops.gru_layer(*args, **kwargs)
-
-
-def rnn_layer(*args, **kwargs):
-    from lstmkit.backends.triton import ops
-
-    return ops.rnn_layer(*args, **kwargs)
+lstm_layer = _on_input_device("lstm_layer")
+gru_layer = _on_input_device("gru_layer")
+rnn_layer = _on_input_device("rnn_layer")
 
 
 BACKEND = Backend(
