@@ -143,7 +143,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     o.add_argument("--seed", type=int, help="random seed (model init, dropout, batch order) [0]")
     o.add_argument("--device", help="cpu, cuda, cuda:N or auto (a GPU when there is one) [auto]")
     o.add_argument(
-        "--threads", type=int, help="CPU threads for torch [1 for text tasks, else all cores]"
+        "--threads",
+        type=int,
+        help="CPU threads for torch [all cores; 1 helps when other jobs load the machine]",
     )
     r = p.add_argument_group("run")
     r.add_argument("--out-dir", help="where run directories go [runs]")

@@ -29,10 +29,7 @@ _FORECAST = dict(hidden_size=32, bidirectional=False, epochs=200, batch_size=16,
 # short warm-up + cosine schedule, and a moving average of the weights as the model.
 _TEXT = dict(embed_size=128, hidden_size=128, dropout=0.5, embed_dropout=0.3, token_dropout=0.15,
              weight_decay=0.05, label_smoothing=0.1, schedule="cosine", average=0.995, epochs=3,
-             patience=2, threads=1)  # fmt: skip
-# threads=1: on the 2-core machine with other jobs running, one training step of this model
-# took 0.17-0.19 s with 1 torch thread and 0.33-1.35 s with 2 (load average 4, 5);
-# `--threads N` overrides it.
+             patience=2)  # fmt: skip
 TASK_DEFAULTS: dict[str, dict] = {
     "sentiment": dict(_TEXT, time_budget=240.0, contrast_examples=800),
     "text": _TEXT,
