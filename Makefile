@@ -32,9 +32,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 
-# Regenerates docs/benchmarks.md (about 20 minutes on 2 cores; run it on a quiet machine).
+# Regenerates docs/benchmarks.md (about 6 minutes on 2 cores; run it on a quiet machine;
+# 11 repeats per series because this shared host's speed drifts from run to run).
 bench: $(STAMP)
-	$(BIN)/lstmkit bench --markdown docs/benchmarks.md
+	$(BIN)/lstmkit bench --repeats 11 --markdown docs/benchmarks.md
 
 # Regenerates docs/experiments.md and the cell diagrams (about 25 minutes on 2 cores).
 figures: $(STAMP)
