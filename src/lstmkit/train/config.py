@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -30,6 +31,14 @@ _FORECAST = dict(hidden_size=32, bidirectional=False, epochs=200, batch_size=16,
 _TEXT = dict(embed_size=128, hidden_size=128, dropout=0.5, embed_dropout=0.3, token_dropout=0.15,
              weight_decay=0.05, label_smoothing=0.1, schedule="cosine", average=0.995, epochs=3,
              patience=2)  # fmt: skip
+# Options that only some tasks use (the classifier's loss and input dropout, text inputs).
+_CLASSIFY, _TEXT_TASKS = ("sentiment", "text", "vowels", "series"), ("sentiment", "text")
+_ONLY_FOR = {
+    "label_smoothing": _CLASSIFY,
+    "embed_dropout": _CLASSIFY,
+    "token_dropout": _TEXT_TASKS,
+    "contrast_examples": _TEXT_TASKS,
+}
 TASK_DEFAULTS: dict[str, dict] = {
     "sentiment": dict(_TEXT, time_budget=240.0, contrast_examples=800),
     "text": _TEXT,
@@ -122,9 +131,9 @@ class TrainConfig:
                 raise DataError(f"--{name.replace('_', '-')} must be in [0, 1)")
         if not 0.0 <= self.average < 1.0:
             raise DataError("--average must be in [0, 1) (0 = off; e.g. 0.995)")
-        if self.lr <= 0:
+        if not 0 < self.lr < math.inf:  # NaN too
             raise DataError("--lr must be positive")
-        if self.weight_decay < 0:
+        if not 0 <= self.weight_decay < math.inf:
             raise DataError("--weight-decay must be 0 or positive")
         if self.schedule not in ("constant", "cosine"):
             raise DataError(f"unknown schedule '{self.schedule}'", fix="use constant or cosine")
@@ -135,6 +144,12 @@ class TrainConfig:
             raise DataError("--contrast-examples must be 0 (off) or positive")
         if self.max_len < 0:
             raise DataError("--max-len must be 0 (no limit) or positive")
+        for name, tasks in _ONLY_FOR.items():  # refused rather than silently ignored
+            if getattr(self, name) and self.task not in tasks:
+                raise DataError(
+                    f"--{name.replace('_', '-')} has no effect on task '{self.task}'",
+                    fix=f"leave it out (it applies to: {', '.join(tasks)})",
+                )
         if self.backend != "auto":
             from lstmkit.backends import available_backends
 
