@@ -18,6 +18,8 @@ CASES = [
     (["train", "--average", "1"], "--average"),
     (["train", "--weight-decay", "nan"], "--weight-decay"),
     (["train", "--lr", "nan"], "--lr"),
+    (["train", "--time-budget", "-1"], "--time-budget"),
+    (["train", "--threads", "0"], "--threads"),
     (["train", "--task", "lm", "--label-smoothing", "0.1"], "no effect on task 'lm'"),
     (["train", "--task", "sunspots", "--embed-dropout", "0.1"], "--embed-dropout"),
     (["train", "--task", "vowels", "--token-dropout", "0.1"], "--token-dropout"),

@@ -140,6 +140,10 @@ class TrainConfig:
         for name in ("window", "bptt"):
             if getattr(self, name) < 1:
                 raise DataError(f"--{name} must be at least 1")
+        if self.time_budget is not None and not 0 <= self.time_budget < math.inf:
+            raise DataError("--time-budget must be 0 (no limit) or a positive number of seconds")
+        if self.threads is not None and self.threads < 1:
+            raise DataError("--threads must be at least 1")
         if self.contrast_examples < 0:
             raise DataError("--contrast-examples must be 0 (off) or positive")
         if self.max_len < 0:
