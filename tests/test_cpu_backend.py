@@ -21,7 +21,7 @@ import lstmkit
 from lstmkit.backends import Request, get_backend, select_backend
 from lstmkit.backends import reference as ref_backend
 from lstmkit.backends.cpu import _build, ops
-from tolerances import assert_close
+from tolerances import assert_close, assert_close_scaled
 
 pytestmark = pytest.mark.skipif(
     _build.compiler_missing() is not None, reason=f"no toolchain: {_build.compiler_missing()}"
@@ -257,3 +257,32 @@ def test_inference_path_matches_training_path(seed, dtype, threads):
             assert not a.requires_grad
             assert torch.equal(a, t.detach()), f"reverse={reverse} bs={bs} {name}"
             assert_close(a, e, f"reverse={reverse} bs={bs} {name}")
+
+
+@pytest.mark.parametrize("seed", range(300, 312))
+def test_float32_lstm_gradients_from_the_time_loop(seed, threads):
+    """float32 LSTM without projection: dx and the bias gradient come out of the backward time
+    loop (per-step panel GEMM over input-column slices, per-row bias sums). Against the
+    reference in float64: packed reverse with late-starting rows, batches shrinking to 1,
+    no bias, H and I not multiples of 16, I wider than one thread's slice."""
+    rng = random.Random(seed)
+    T, B = rng.randint(1, 8), rng.choice([1, 2, 5])
+    I, H = rng.choice([1, 17, 40, 70]), rng.choice([5, 20, 33])
+    bs, bias, reverse = _batch_sizes(rng, T, B, packed=seed % 3 != 0), seed % 2 == 0, seed % 4 < 2
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(sum(bs), I, generator=gen, dtype=torch.float64)
+    h0, c0 = (
+        torch.randn(B, H, generator=gen, dtype=torch.float64),
+        torch.randn(B, H, generator=gen, dtype=torch.float64),
+    )
+    p = _params(gen, "lstm", I, H, bias, torch.float64)
+    weights = [torch.randn(n, H, generator=gen, dtype=torch.float64) for n in (sum(bs), B, B)]
+    grads = {}
+    for mod, dt in ((ops, torch.float32), (ref_backend, torch.float64)):
+        leaves = [t.detach().to(dt).requires_grad_() for t in (x, h0, c0)]
+        q = {k: None if v is None else v.detach().to(dt).requires_grad_() for k, v in p.items()}
+        outs = _run(mod, "lstm", *leaves[:1], bs, *leaves[1:], q, reverse)
+        loss = sum((o * w.to(dt)).sum() for o, w in zip(outs, weights))
+        grads[dt] = torch.autograd.grad(loss, _leaves(*leaves, q))
+    for i, (a, e) in enumerate(zip(*grads.values())):
+        assert_close_scaled(a, e.float(), f"reverse={reverse} bs={bs} I={I} H={H} grad #{i}")
