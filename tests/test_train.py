@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from lstmkit.data.errors import DataError
 from lstmkit.train import TrainConfig, Trainer, TrainingStopped, load_run
 from lstmkit.train.diagnostics import Monitor, gate_saturation
+from lstmkit.train.optim import update_average
 
 TINY = dict(
     max_train=240,
@@ -266,7 +267,7 @@ def test_cosine_schedule_and_weight_average(tmp_path):
         for p in tr.model.parameters():
             p.add_(1.0)
     before = tr.avg.head.weight.clone()
-    tr._update_average(1000)
+    update_average(tr.avg, tr.model, cfg.average, 1000)
     moved = tr.avg.head.weight - before
     assert torch.allclose(moved, torch.full_like(moved, 0.1), atol=1e-5)  # 1 - decay 0.9
 

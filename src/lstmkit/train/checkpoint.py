@@ -152,3 +152,21 @@ def restore(model, opt, tensors: dict, info: dict) -> None:
     torch.set_rng_state(tensors["rng.torch"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
+
+
+def trim_metrics(run_dir: str, epochs_done: int) -> None:
+    """Drop ``metrics.jsonl`` lines past the checkpoint (a killed epoch is redone)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.isfile(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        rows = [json.loads(x) for x in f if x.strip()]
+    keep = [r for r in rows if r["epoch"] <= epochs_done]
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def append_metrics(run_dir: str, row: dict) -> None:
+    """Add one epoch's line to ``metrics.jsonl`` (rewritten atomically: never half a line)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    old = open(path, encoding="utf-8").read() if os.path.isfile(path) else ""
+    atomic_write_text(path, old + json.dumps(row) + "\n")

@@ -9,8 +9,6 @@ Usable from a notebook::
 from __future__ import annotations
 
 import copy
-import json
-import math
 import os
 import sys
 import time
@@ -24,6 +22,7 @@ from lstmkit.train import checkpoint as ck
 from lstmkit.train.config import TrainConfig
 from lstmkit.train.diagnostics import Monitor, Problem
 from lstmkit.train.distributed import Dist, setup, teardown
+from lstmkit.train.optim import make_optimizer, update_average, warmup_cosine
 from lstmkit.train.tasks import make_task
 
 
@@ -108,7 +107,7 @@ class Trainer:
         self.model.to(self.device)
         self.task.device = self.device
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.opt = self._make_optimizer()
+        self.opt = make_optimizer(self.model, self.params, cfg.lr, cfg.weight_decay)
         # weight averaging: an exponential moving average of the weights is what gets
         # validated, saved and tested (smoother than any single step's weights)
         self.avg = copy.deepcopy(self.model).requires_grad_(False) if cfg.average else None
@@ -124,49 +123,17 @@ class Trainer:
             raise DataError(f"--device {want}: no CUDA GPU is available", fix="use --device cpu")
         return torch.device(want)
 
-    def _make_optimizer(self) -> torch.optim.Optimizer:
-        """Adam; with ``weight_decay``, AdamW decaying only weight matrices (not embeddings, biases)."""
-        cfg = self.config
-        if not cfg.weight_decay:
-            return torch.optim.Adam(self.params, lr=cfg.lr)
-        skip = {
-            id(m.weight)
-            for m in self.model.modules()
-            if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))
-        }
-        decay = [p for p in self.params if p.dim() >= 2 and id(p) not in skip]
-        ids = {id(p) for p in decay}
-        rest = [p for p in self.params if id(p) not in ids]
-        groups = [
-            {"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": rest, "weight_decay": 0.0},
-        ]
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-
     def _lr_factor(self, step: int, state: dict) -> float:
-        """Linear warm-up, then cosine decay to 0 over the run.
-
-        Progress is the share of all steps done, or of the time budget spent when that is
-        further along (so a run cut short by ``--time-budget`` still ends with a low rate).
-        """
+        """Warm-up + cosine over the share of all steps done, or of the time budget spent when
+        that is further along (so a run cut short by ``--time-budget`` still ends low)."""
         cfg = self.config
-        progress = step / max(1, cfg.epochs * self._total)
+        steps = max(1, cfg.epochs * self._total)
+        progress = step / steps
         if cfg.time_budget:
             spent = state["elapsed"] + time.perf_counter() - self._epoch_start
             spent = self.dist.all_sum(spent) / self.dist.world  # the same rate on every process
             progress = max(progress, spent / cfg.time_budget)
-        progress = min(progress, 1.0)
-        if progress < cfg.warmup:
-            return min(1.0, max(progress, 1.0 / max(1, cfg.epochs * self._total)) / cfg.warmup)
-        rest = (progress - cfg.warmup) / max(1e-9, 1.0 - cfg.warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * rest))
-
-    @torch.no_grad()
-    def _update_average(self, step: int) -> None:
-        # bias-corrected start: early on the average follows the weights closely
-        decay = min(self.config.average, (1 + step) / (10 + step))
-        for pa, pm in zip(self.avg.parameters(), self.model.parameters()):
-            pa.lerp_(pm, 1.0 - decay)
+        return warmup_cosine(progress, cfg.warmup, 1.0 / steps)
 
     @property
     def scored_model(self) -> torch.nn.Module:
@@ -254,7 +221,8 @@ class Trainer:
             else:
                 self.log(f"no checkpoint in {self.run_dir} yet: starting from scratch")
         self._write_static()
-        self._trim_metrics(state["epoch"])
+        if self.dist.main:
+            ck.trim_metrics(self.run_dir, state["epoch"])
         stopped: Problem | None = None
         metric = self.task.metric
         for epoch in range(state["epoch"], cfg.epochs):
@@ -294,7 +262,7 @@ class Trainer:
             state["epoch"] = epoch + 1
             state["monitor"] = self._monitor_state()
             if self.dist.main:
-                self._append_metrics(row)
+                ck.append_metrics(self.run_dir, row)
                 extra = None
                 if self.avg is not None:
                     extra = {f"avg.{k}": v for k, v in self.avg.state_dict().items()}
@@ -382,7 +350,7 @@ class Trainer:
                         group["lr"] = cfg.lr * factor
                 self.opt.step()
                 if self.avg is not None:
-                    self._update_average(state["step"])
+                    update_average(self.avg, self.model, cfg.average, state["step"])
                 self._done += 1
                 total, count = total + loss_global * n_global, count + n_global
                 if self._out_of_time(state):
@@ -420,24 +388,6 @@ class Trainer:
         m._ema, m._best_step, m._norms = s["ema"], s["best_step"], list(s["norms"])
         m._best = s["best"] if s["best"] is not None else float("inf")
         m._explosions = s["explosions"]
-
-    def _metrics_path(self) -> str:
-        return os.path.join(self.run_dir, "metrics.jsonl")
-
-    def _trim_metrics(self, epochs_done: int) -> None:
-        """Drop metric lines past the checkpoint (a killed epoch is redone)."""
-        path = self._metrics_path()
-        if not self.dist.main or not os.path.isfile(path):
-            return
-        with open(path, encoding="utf-8") as f:
-            rows = [json.loads(x) for x in f if x.strip()]
-        keep = [r for r in rows if r["epoch"] <= epochs_done]
-        ck.atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
-
-    def _append_metrics(self, row: dict) -> None:
-        path = self._metrics_path()
-        old = open(path, encoding="utf-8").read() if os.path.isfile(path) else ""
-        ck.atomic_write_text(path, old + json.dumps(row) + "\n")
 
     def _finish(self, state: dict, stopped: Problem | None, seconds: float) -> dict:
         from lstmkit.train.run import load_weights
