@@ -286,3 +286,18 @@ def test_float32_lstm_gradients_from_the_time_loop(seed, threads):
         grads[dt] = torch.autograd.grad(loss, _leaves(*leaves, q))
     for i, (a, e) in enumerate(zip(*grads.values())):
         assert_close_scaled(a, e.float(), f"reverse={reverse} bs={bs} I={I} H={H} grad #{i}")
+
+
+def test_a_built_extension_is_loaded_not_rebuilt(monkeypatch):
+    """The cached .so (keyed by the sources' digest) is imported directly, so a checkout at
+    another path, which cpp_extension would rebuild for, does not compile again."""
+    _build.load()
+    import torch.utils.cpp_extension as cpp
+
+    def refuse(**_):
+        raise AssertionError("cpp_extension.load called although the extension is built")
+
+    monkeypatch.setattr(cpp, "load", refuse)
+    monkeypatch.setattr(_build, "_MODULE", None)
+    module = _build.load()
+    assert module.__name__.startswith("lstmkit_cpu_") and module is _build._MODULE

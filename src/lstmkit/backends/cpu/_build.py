@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -77,8 +78,16 @@ def load() -> ModuleType:
     # without the lock a waiter could try to load a half-written .so.
     with open(build_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if not (build_dir / f"{name}.so").exists():
-            print("lstmkit: compiling the CPU backend (one time)...", file=sys.stderr, flush=True)
+        so = build_dir / f"{name}.so"
+        if so.exists():
+            # Loaded directly: cpp_extension would rebuild it for a checkout at another path
+            # (its ninja file names the source paths), though the digest says it is the same.
+            try:
+                _MODULE = _import_built(name, so)
+                return _MODULE
+            except ImportError:  # e.g. a link cut short: build it again
+                so.unlink()
+        print("lstmkit: compiling the CPU backend (one time)...", file=sys.stderr, flush=True)
         try:
             _MODULE = cpp_load(
                 name=name,
@@ -92,6 +101,15 @@ def load() -> ModuleType:
             _ERROR = f"compiling the CPU backend failed: {type(exc).__name__}: {exc}"
             raise RuntimeError(_ERROR) from exc
     return _MODULE
+
+
+def _import_built(name: str, so: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, so)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {so}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_error() -> str | None:
