@@ -257,7 +257,8 @@ def test_cosine_schedule_and_weight_average(tmp_path):
     import time
 
     tr._epoch_start = time.perf_counter() - 5.0
-    assert tr._lr_factor(0, state) <= 0.55
+    assert tr._lr_factor(0, state) == f[0]  # the warm-up counts steps, not the clock
+    assert tr._lr_factor(4, state) <= 0.55  # 20% of the steps, but half the budget
     opt_groups = tr.opt.param_groups
     assert isinstance(tr.opt, torch.optim.AdamW) and opt_groups[0]["weight_decay"] == 0.01
     decayed = {id(p) for p in opt_groups[0]["params"]}

@@ -125,11 +125,14 @@ class Trainer:
 
     def _lr_factor(self, step: int, state: dict) -> float:
         """Warm-up + cosine over the share of all steps done, or of the time budget spent when
-        that is further along (so a run cut short by ``--time-budget`` still ends low)."""
+        that is further along (so a run cut short by ``--time-budget`` still ends low).
+
+        The warm-up counts steps only: the first steps are the slowest, and letting the clock
+        in there made runs that finish well within the budget depend on the machine."""
         cfg = self.config
         steps = max(1, cfg.epochs * self._total)
         progress = step / steps
-        if cfg.time_budget:
+        if cfg.time_budget and progress >= cfg.warmup:
             spent = state["elapsed"] + time.perf_counter() - self._epoch_start
             spent = self.dist.all_sum(spent) / self.dist.world  # the same rate on every process
             progress = max(progress, spent / cfg.time_budget)
