@@ -65,6 +65,33 @@ def _mm_fwd(y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, GH, KT, BB: tl.constex
 
 
 @triton.jit
+def _zr_stats(y, h0, wt, bhh, zr, o_p, bs_p, bs_t, rb, row, NCG, H, GH, KT, MM: tl.constexpr,
+              BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):  # fmt: skip
+    """zr = h_{t-1} @ W_hh^T + b_hh for this program's rows (MM: computed and stored here;
+    else written by _ln_mm_kernel), and its LN statistics: (mean, 1/std) [BB] over GH."""
+    mr = rb[:, None] < bs_t
+    s1 = tl.zeros([BB], tl.float32)
+    for jc in range(NCG):
+        cols = jc * BH + tl.arange(0, BH)  # [BH]
+        mc = mr & (cols[None, :] < GH)
+        if MM:
+            acc = _mm_fwd(y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, GH, KT, BB, BH, BK, PREC)
+            tl.store(zr + row * GH + cols[None, :], acc, mask=mc)
+        else:
+            acc = _ld(zr + row * GH + cols[None, :], mc)
+        s1 += tl.sum(tl.where(mc, acc, 0.0), axis=1)
+    mu = s1 / GH
+    tl.debug_barrier()  # the second pass reads what the first stored
+    s2 = tl.zeros([BB], tl.float32)
+    for jc in range(NCG):
+        cols = jc * BH + tl.arange(0, BH)
+        mc = mr & (cols[None, :] < GH)
+        d = tl.where(mc, _ld(zr + row * GH + cols[None, :], mc) - mu[:, None], 0.0)
+        s2 += tl.sum(d * d, axis=1)
+    return mu, 1.0 / tl.sqrt(s2 / GH + EPS)
+
+
+@triton.jit
 def _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, GH, KT4, BB: tl.constexpr, BH: tl.constexpr,
             BK: tl.constexpr, PREC: tl.constexpr):  # fmt: skip
     """[BB, BH] fp32: dgr[next step] @ W_hh at columns ``rh`` of H; 0 for rows without one."""
@@ -164,28 +191,10 @@ def _ln_fwd_kernel(
         if pb * BB < bs_t:
             mr = r < bs_t  # [BB, 1]
             row = (o_t + r).to(tl.int64)
-            # 1. zr = h_{t-1} @ W_hh^T + b_hh over flat GH chunks; row sums for the mean
-            s1 = tl.zeros([BB], tl.float32)
-            for jc in range(NC4):
-                cols = jc * BH + tl.arange(0, BH)  # [BH]
-                mc = mr & (cols[None, :] < GH)
-                if MM:
-                    acc = _mm_fwd(
-                        y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, GH, KT, BB, BH, BK, PREC
-                    )
-                    tl.store(zr + row * GH + cols[None, :], acc, mask=mc)
-                else:  # written by _ln_mm_kernel
-                    acc = _ld(zr + row * GH + cols[None, :], mc)
-                s1 += tl.sum(tl.where(mc, acc, 0.0), axis=1)
-            mu = s1 / GH
-            tl.debug_barrier()
-            s2 = tl.zeros([BB], tl.float32)
-            for jc in range(NC4):
-                cols = jc * BH + tl.arange(0, BH)
-                mc = mr & (cols[None, :] < GH)
-                d = tl.where(mc, _ld(zr + row * GH + cols[None, :], mc) - mu[:, None], 0.0)
-                s2 += tl.sum(d * d, axis=1)
-            rs = 1.0 / tl.sqrt(s2 / GH + EPS)
+            # 1. zr = h_{t-1} @ W_hh^T + b_hh over flat GH chunks, and its LN statistics
+            mu, rs = _zr_stats(
+                y, h0, wt, bhh, zr, o_p, bs_p, bs_t, rb, row, NC4, H, GH, KT, MM, BB, BH, BK, PREC
+            )
             # 2. gates and C_t per H chunk; row sums of C_t
             sc = tl.zeros([BB], tl.float32)
             for jc in range(NC):

@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 
 from lstmkit.backends.triton.kernels import _load2, _meta, _sigmoid, _tanh
-from lstmkit.backends.triton.kernels_ln import EPS, _ld, _lnsums, _mm_bwd, _mm_fwd, _norm
+from lstmkit.backends.triton.kernels_ln import _ld, _lnsums, _mm_bwd, _norm, _zr_stats
 
 
 @triton.jit(do_not_specialize=["s0", "ns"])
@@ -64,27 +64,10 @@ def _lngru_fwd_kernel(
         if pb * BB < bs_t:
             mr = r < bs_t
             row = (o_t + r).to(tl.int64)
-            s1 = tl.zeros([BB], tl.float32)
-            for jc in range(NC3):  # 1. zr and its row mean
-                cols = jc * BH + tl.arange(0, BH)
-                mc = mr & (cols[None, :] < GH)
-                if MM:
-                    acc = _mm_fwd(
-                        y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, GH, KT, BB, BH, BK, PREC
-                    )
-                    tl.store(zr + row * GH + cols[None, :], acc, mask=mc)
-                else:
-                    acc = _ld(zr + row * GH + cols[None, :], mc)
-                s1 += tl.sum(tl.where(mc, acc, 0.0), axis=1)
-            mu = s1 / GH
-            tl.debug_barrier()
-            s2 = tl.zeros([BB], tl.float32)
-            for jc in range(NC3):
-                cols = jc * BH + tl.arange(0, BH)
-                mc = mr & (cols[None, :] < GH)
-                d = tl.where(mc, _ld(zr + row * GH + cols[None, :], mc) - mu[:, None], 0.0)
-                s2 += tl.sum(d * d, axis=1)
-            rs = 1.0 / tl.sqrt(s2 / GH + EPS)
+            # 1. zr = h_{t-1} @ W_hh^T + b_hh and its LN statistics
+            mu, rs = _zr_stats(
+                y, h0, wt, bhh, zr, o_p, bs_p, bs_t, rb, row, NC3, H, GH, KT, MM, BB, BH, BK, PREC
+            )
             mb = rb < bs_t
             tl.store(st + (o_t + rb).to(tl.int64) * 2, mu, mask=mb)
             tl.store(st + (o_t + rb).to(tl.int64) * 2 + 1, rs, mask=mb)
