@@ -120,73 +120,97 @@ static TList lstmp_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tens
 
 // xw (N, 3H): x @ W_ih^T + b_ih (thread-blocked), overwritten with r, z, n.
 // Returns y (N, H), Hprev (N, H), hw (N, 3H; n block holds W_hn h + b_hn), h_n (B, H).
+// keep=false (inference): only y and h_n are meaningful; Hprev and hw are per-step scratch.
 static TList gru_forward(Tensor xw, Tensor w_hh, std::optional<Tensor> b_hh, Tensor h0, Vec bs,
-                         bool reverse, Vec hb) {
+                         bool reverse, Vec hb, bool keep) {
   const Steps st(bs);
   const int64_t H = w_hh.size(1);
   for (auto* t : {&xw, &w_hh, &h0}) check(*t, "inputs");
   if (b_hh) check(*b_hh, "b_hh");
   TORCH_CHECK(xw.size(0) == st.N && xw.size(1) == 3 * H, "lstmkit cpu: xw shape");
   auto o = xw.options();
-  Tensor hw = at::empty({st.N, 3 * H}, o), y = at::empty({st.N, H}, o);
-  Tensor hp = at::empty({st.N, H}, o), hn = at::empty({st.B, H}, o);
+  Tensor hw = at::empty({keep ? st.N : st.B, 3 * H}, o), y = at::empty({st.N, H}, o);
+  Tensor hp = at::empty({keep ? st.N : 2 * st.B, H}, o), hn = at::empty({st.B, H}, o);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
     using T = scalar_t;
-    prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
+    if (keep)
+      prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
+    else
+      std::memcpy(ptr<T>(hp), ptr<T>(h0), sizeof(T) * st.B * H);
     gru_fwd<T>(st, reverse, hb, ptr<T>(xw), ptr<T>(hw), ptr<T>(w_hh),
-               b_hh ? ptr<T>(*b_hh) : nullptr, ptr<T>(hp), ptr<T>(y), ptr<T>(hn), H);
+               b_hh ? ptr<T>(*b_hh) : nullptr, ptr<T>(hp), ptr<T>(y), ptr<T>(hn), H,
+               keep ? nullptr : ptr<T>(h0));
   });
   return {y, hp, hw, hn};
 }
 
-// Returns dGx (N, 3H) for W_ih/b_ih/x, dGh (N, 3H) for W_hh/b_hh, dh0 (B, H).
-static TList gru_backward(Tensor acts, Tensor hw, Tensor hp, Tensor w_hh, Tensor dy, Tensor dhn,
-                          Vec bs, bool reverse, Vec hb) {
+// w_hh (3H, H), w_ih (3H, I) as the forward used them (thread-blocked rows).
+// Returns dGx, dGh (N, 3H) thread-blocked pre-activation gradients (input / recurrent side;
+// they differ in the n block only), dh0 (B, H), dx (N, I) when xb (the input-column split over
+// the threads) is given, and db_ih, db_hh (3H, thread-blocked) when bias; else empty tensors.
+static TList gru_backward(Tensor acts, Tensor hw, Tensor hp, Tensor w_hh, Tensor w_ih, Tensor dy,
+                          Tensor dhn, Vec bs, bool reverse, Vec hb, std::optional<Vec> xb,
+                          bool bias) {
   const Steps st(bs);
-  const int64_t H = w_hh.size(1);
-  for (auto* t : {&acts, &hw, &hp, &w_hh, &dy}) check(*t, "inputs");
-  Tensor dGx = at::empty({st.N, 3 * H}, acts.options());
-  Tensor dGh = at::empty({st.N, 3 * H}, acts.options());
+  const int64_t H = w_hh.size(1), I = w_ih.size(1);
+  for (auto* t : {&acts, &hw, &hp, &w_hh, &w_ih, &dy}) check(*t, "inputs");
+  TORCH_CHECK(!xb || (int64_t)xb->size() == (int64_t)hb.size(), "lstmkit cpu: xb size");
+  auto o = acts.options();
+  Tensor dGx = at::empty({st.N, 3 * H}, o), dGh = at::empty({st.N, 3 * H}, o);
+  Tensor dx = at::empty({xb ? st.N : 0, I}, o);
+  Tensor dbx = at::zeros({bias ? 3 * H : 0}, o), dbh = at::zeros({bias ? 3 * H : 0}, o);
   Tensor dh = dhn.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
     using T = scalar_t;
-    gru_bwd<T>(st, reverse, hb, ptr<T>(acts), ptr<T>(hw), ptr<T>(hp), ptr<T>(w_hh), ptr<T>(dy),
-               ptr<T>(dGx), ptr<T>(dGh), ptr<T>(dh), H);
+    gru_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(acts), ptr<T>(hw), ptr<T>(hp),
+               ptr<T>(w_hh), ptr<T>(w_ih), ptr<T>(dy), ptr<T>(dGx), ptr<T>(dGh), ptr<T>(dh),
+               xb ? ptr<T>(dx) : nullptr, bias ? ptr<T>(dbx) : nullptr,
+               bias ? ptr<T>(dbh) : nullptr, H, I);
   });
-  return {dGx, dGh, dh};
+  return {dGx, dGh, dh, dx, dbx, dbh};
 }
 
 // xw (N, H): x @ W_ih^T + b_ih + b_hh, overwritten with (and returned as) y.
-// Returns y (N, H), Hprev (N, H), h_n (B, H).
+// Returns y (N, H), Hprev (N, H), h_n (B, H); keep=false (inference): Hprev is scratch.
 static TList rnn_forward(Tensor xw, Tensor w_hh, Tensor h0, Vec bs, bool reverse, Vec hb,
-                         bool relu) {
+                         bool relu, bool keep) {
   const Steps st(bs);
   const int64_t H = w_hh.size(1);
   for (auto* t : {&xw, &w_hh, &h0}) check(*t, "inputs");
   TORCH_CHECK(xw.size(0) == st.N && xw.size(1) == H, "lstmkit cpu: xw shape");
-  Tensor hp = at::empty({st.N, H}, xw.options()), hn = at::empty({st.B, H}, xw.options());
+  Tensor hp = at::empty({keep ? st.N : 2 * st.B, H}, xw.options());
+  Tensor hn = at::empty({st.B, H}, xw.options());
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnn_forward", [&] {
     using T = scalar_t;
-    prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
-    rnn_fwd<T>(st, reverse, hb, ptr<T>(xw), ptr<T>(w_hh), ptr<T>(hp), ptr<T>(hn), H, relu);
+    if (keep)
+      prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
+    else
+      std::memcpy(ptr<T>(hp), ptr<T>(h0), sizeof(T) * st.B * H);
+    rnn_fwd<T>(st, reverse, hb, ptr<T>(xw), ptr<T>(w_hh), ptr<T>(hp), ptr<T>(hn), H, relu,
+               keep ? nullptr : ptr<T>(h0));
   });
   return {xw, hp, hn};
 }
 
-// Returns dG (N, H) pre-activation gradients and dh0 (B, H).
-static TList rnn_backward(Tensor y, Tensor w_hh, Tensor dy, Tensor dhn, Vec bs, bool reverse,
-                          Vec hb, bool relu) {
+// Returns dG (N, H) pre-activation gradients, dh0 (B, H), dx (N, I) when xb is given and
+// db (H,) when bias; else empty tensors.
+static TList rnn_backward(Tensor y, Tensor w_hh, Tensor w_ih, Tensor dy, Tensor dhn, Vec bs,
+                          bool reverse, Vec hb, std::optional<Vec> xb, bool bias, bool relu) {
   const Steps st(bs);
-  const int64_t H = w_hh.size(1);
-  for (auto* t : {&y, &w_hh, &dy}) check(*t, "inputs");
-  Tensor dG = at::empty({st.N, H}, y.options());
+  const int64_t H = w_hh.size(1), I = w_ih.size(1);
+  for (auto* t : {&y, &w_hh, &w_ih, &dy}) check(*t, "inputs");
+  TORCH_CHECK(!xb || (int64_t)xb->size() == (int64_t)hb.size(), "lstmkit cpu: xb size");
+  auto o = y.options();
+  Tensor dG = at::empty({st.N, H}, o), dx = at::empty({xb ? st.N : 0, I}, o);
+  Tensor db = at::zeros({bias ? H : 0}, o);
   Tensor dh = dhn.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "rnn_backward", [&] {
     using T = scalar_t;
-    rnn_bwd<T>(st, reverse, hb, ptr<T>(y), ptr<T>(w_hh), ptr<T>(dy), ptr<T>(dG), ptr<T>(dh), H,
-               relu);
+    rnn_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(y), ptr<T>(w_hh), ptr<T>(w_ih), ptr<T>(dy),
+               ptr<T>(dG), ptr<T>(dh), xb ? ptr<T>(dx) : nullptr, bias ? ptr<T>(db) : nullptr, H,
+               I, relu);
   });
-  return {dG, dh};
+  return {dG, dh, dx, db};
 }
 
 static bool has_blas() { return sgemm_ != nullptr && dgemm_ != nullptr; }

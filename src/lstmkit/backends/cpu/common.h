@@ -343,14 +343,16 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
                T* dR, T* dh, T* dc, int64_t H, int64_t P);
 template <typename T>
 void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T* W, const T* bh,
-             T* hprev, T* y, T* hn, int64_t H);
+             T* hprev, T* y, T* hn, int64_t H, const T* h0);
 template <typename T>
-void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* hw,
-             const T* hprev, const T* W, const T* dy, T* dGx, T* dGh, T* dh, int64_t H);
+void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
+             const T* hw, const T* hprev, const T* W, const T* Wi, const T* dy, T* dGx, T* dGh,
+             T* dh, T* dx, T* dbx, T* dbh, int64_t H, int64_t I);
 template <typename T>
 void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W, T* hprev, T* hn,
-             int64_t H, bool relu);
+             int64_t H, bool relu, const T* h0);
 template <typename T>
-void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* W, const T* dy,
-             T* dG, T* dh, int64_t H, bool relu);
+void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* y, const T* W,
+             const T* Wi, const T* dy, T* dG, T* dh, T* dx, T* db, int64_t H, int64_t I,
+             bool relu);
 }  // namespace lstmkit

@@ -11,10 +11,15 @@
 
 namespace lstmkit {
 
+// Inference (h0 given): nothing is kept for backward, so hw (B, 3H) is per-step scratch and
+// hprev (2, B, H) ping-pongs between steps (buffer s & 1 is read at step s, rows [0, bs)
+// holding h0 before step 0); a row that starts late (reverse, packed) is seeded from h0 by
+// the thread that owns its columns, one step ahead.
 template <typename T>
 void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T* W, const T* bh,
-             T* hprev, T* y, T* hn, int64_t H) {
+             T* hprev, T* y, T* hn, int64_t H, const T* h0) {
   const int64_t G3 = 3 * H;
+  const bool keep = h0 == nullptr;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
@@ -23,11 +28,13 @@ void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
+      const int64_t qo = keep ? off : 0, ho = keep ? off : (s & 1) * st.B;
+      const int64_t hno = keep ? offn : ((s + 1) & 1) * st.B;
       tm.slices([&](int64_t lo, int64_t hk, int k) {
-        (*g0[k])(bt, hprev + off * H, H, T(0), hw + off * G3 + 3 * lo, G3);
+        (*g0[k])(bt, hprev + ho * H, H, T(0), hw + qo * G3 + 3 * lo, G3);
         for (int64_t b = 0; b < bt; ++b) {
           T* a = xw + (off + b) * G3 + 3 * lo;  // r | z | n
-          T* q = hw + (off + b) * G3 + 3 * lo;
+          T* q = hw + (qo + b) * G3 + 3 * lo;
           const T* bb = bh ? bh + 3 * lo : nullptr;
 #pragma omp simd
           for (int64_t j = 0; j < 2 * hk; ++j) a[j] += q[j] + (bb ? bb[j] : T(0));
@@ -39,8 +46,8 @@ void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T
             a[2 * hk + j] += a[j] * qn;
           }
           vtanh(a + 2 * hk, hk);
-          const T* hp = hprev + (off + b) * H + lo;
-          T* hd = b < bn ? hprev + (offn + b) * H + lo : hn + b * H + lo;
+          const T* hp = hprev + (ho + b) * H + lo;
+          T* hd = b < bn ? hprev + (hno + b) * H + lo : hn + b * H + lo;
           T* yr = y + (off + b) * H + lo;
 #pragma omp simd
           for (int64_t j = 0; j < hk; ++j) {
@@ -50,21 +57,33 @@ void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T
             hd[j] = h;
           }
         }
+        if (!keep)
+          for (int64_t b = bt; b < bn; ++b)
+            std::memcpy(hprev + (hno + b) * H + lo, h0 + b * H + lo, sizeof(T) * hk);
       });
       tm.sync();
     }
   });
 }
 
+// W = W_hh (3H, H), Wi = W_ih (3H, I), thread-blocked rows.  dbx, dbh (3H,) zeroed, or null:
+// the bias gradients are summed per row while it is in L1.  With dx (N, I) given, each step
+// also computes dx[step t] = dGx[step t] @ W_ih, thread k taking input columns
+// [xb[k], xb[k+1]) (the same panel GEMM as dh, as in lstm_bwd).
 template <typename T>
-void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const T* hw,
-             const T* hprev, const T* W, const T* dy, T* dGx, T* dGh, T* dh, int64_t H) {
+void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
+             const T* hw, const T* hprev, const T* W, const T* Wi, const T* dy, T* dGx, T* dGh,
+             T* dh, T* dx, T* dbx, T* dbh, int64_t H, int64_t I) {
   const int64_t G3 = 3 * H;
-  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1), g1(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
       g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, G3, W + lo, H);
     });
+    if (dx)
+      tm.slices_of(xb, [&](int64_t lo, int64_t xk, int k) {
+        g1[k] = std::make_unique<StepGemm<T>>(false, st.B, xk, G3, Wi + lo, I);
+      });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
       tm.slices([&](int64_t lo, int64_t hk, int k) {
@@ -90,19 +109,33 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const T* acts, const 
             gh[2 * hk + j] = dnp * r;
             dhr[j] = dhj * z;
           }
+          if (dbx) {
+            T *ax = dbx + 3 * lo, *ah = dbh + 3 * lo;
+#pragma omp simd
+            for (int64_t j = 0; j < 3 * hk; ++j) {
+              ax[j] += gx[j];
+              ah[j] += gh[j];
+            }
+          }
         }
       });
       tm.sync();
       tm.slices([&](int64_t lo, int64_t hk, int k) {
         (*g0[k])(bt, dGh + off * G3, G3, T(1), dh + lo, H);
       });
+      if (dx)
+        tm.slices_of(xb, [&](int64_t lo, int64_t xk, int k) {
+          (*g1[k])(bt, dGx + off * G3, G3, T(0), dx + off * I + lo, I);
+        });
     }
   });
 }
 
+// Inference (h0 given): hprev (2, B, H) ping-pongs between steps as in gru_fwd.
 template <typename T>
 void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W, T* hprev, T* hn,
-             int64_t H, bool relu) {
+             int64_t H, bool relu, const T* h0) {
+  const bool keep = h0 == nullptr;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
@@ -111,8 +144,9 @@ void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W, T*
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
+      const int64_t ho = keep ? off : (s & 1) * st.B, hno = keep ? offn : ((s + 1) & 1) * st.B;
       tm.slices([&](int64_t lo, int64_t hk, int k) {
-        (*g0[k])(bt, hprev + off * H, H, T(1), xw + off * H + lo, H);
+        (*g0[k])(bt, hprev + ho * H, H, T(1), xw + off * H + lo, H);
         for (int64_t b = 0; b < bt; ++b) {
           T* a = xw + (off + b) * H + lo;
           if (relu) {
@@ -121,23 +155,32 @@ void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W, T*
           } else {
             vtanh(a, hk);
           }
-          T* hd = b < bn ? hprev + (offn + b) * H + lo : hn + b * H + lo;
+          T* hd = b < bn ? hprev + (hno + b) * H + lo : hn + b * H + lo;
           std::memcpy(hd, a, sizeof(T) * hk);
         }
+        if (!keep)
+          for (int64_t b = bt; b < bn; ++b)
+            std::memcpy(hprev + (hno + b) * H + lo, h0 + b * H + lo, sizeof(T) * hk);
       });
       tm.sync();
     }
   });
 }
 
+// W = W_hh (H, H), Wi = W_ih (H, I); db (H,) zeroed, or null; dx (N, I) or null, as gru_bwd.
 template <typename T>
-void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* W, const T* dy,
-             T* dG, T* dh, int64_t H, bool relu) {
-  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
+void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* y, const T* W,
+             const T* Wi, const T* dy, T* dG, T* dh, T* dx, T* db, int64_t H, int64_t I,
+             bool relu) {
+  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1), g1(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
       g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, H, W + lo, H);
     });
+    if (dx)
+      tm.slices_of(xb, [&](int64_t lo, int64_t xk, int k) {
+        g1[k] = std::make_unique<StepGemm<T>>(false, st.B, xk, H, Wi + lo, I);
+      });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
       tm.slices([&](int64_t lo, int64_t hk, int k) {
@@ -153,32 +196,38 @@ void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const T* y, const T* 
 #pragma omp simd
             for (int64_t j = 0; j < hk; ++j) d[j] = (dyr[j] + dhr[j]) * (T(1) - yr[j] * yr[j]);
           }
+          if (db) {
+            T* acc = db + lo;
+#pragma omp simd
+            for (int64_t j = 0; j < hk; ++j) acc[j] += d[j];
+          }
         }
       });
       tm.sync();
       tm.slices(
           [&](int64_t lo, int64_t hk, int k) { (*g0[k])(bt, dG + off * H, H, T(0), dh + lo, H); });
+      if (dx)
+        tm.slices_of(xb, [&](int64_t lo, int64_t xk, int k) {
+          (*g1[k])(bt, dG + off * H, H, T(0), dx + off * I + lo, I);
+        });
     }
   });
 }
 
-template void gru_fwd<float>(const Steps&, bool, const Vec&, float*, float*, const float*,
-                             const float*, float*, float*, float*, int64_t);
-template void gru_fwd<double>(const Steps&, bool, const Vec&, double*, double*, const double*,
-                              const double*, double*, double*, double*, int64_t);
-template void gru_bwd<float>(const Steps&, bool, const Vec&, const float*, const float*,
-                             const float*, const float*, const float*, float*, float*, float*,
-                             int64_t);
-template void gru_bwd<double>(const Steps&, bool, const Vec&, const double*, const double*,
-                              const double*, const double*, const double*, double*, double*,
-                              double*, int64_t);
-template void rnn_fwd<float>(const Steps&, bool, const Vec&, float*, const float*, float*, float*,
-                             int64_t, bool);
-template void rnn_fwd<double>(const Steps&, bool, const Vec&, double*, const double*, double*,
-                              double*, int64_t, bool);
-template void rnn_bwd<float>(const Steps&, bool, const Vec&, const float*, const float*,
-                             const float*, float*, float*, int64_t, bool);
-template void rnn_bwd<double>(const Steps&, bool, const Vec&, const double*, const double*,
-                              const double*, double*, double*, int64_t, bool);
+#define LSTMKIT_INSTANTIATE_GRU(T)                                                             \
+  template void gru_fwd<T>(const Steps&, bool, const Vec&, T*, T*, const T*, const T*, T*, T*, \
+                           T*, int64_t, const T*);                                              \
+  template void gru_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
+                           const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, T*,      \
+                           int64_t, int64_t);
+LSTMKIT_INSTANTIATE_GRU(float)
+LSTMKIT_INSTANTIATE_GRU(double)
+#define LSTMKIT_INSTANTIATE_RNN(T)                                                             \
+  template void rnn_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, T*, T*, int64_t, bool, \
+                           const T*);                                                           \
+  template void rnn_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
+                           const T*, const T*, T*, T*, T*, T*, int64_t, int64_t, bool);
+LSTMKIT_INSTANTIATE_RNN(float)
+LSTMKIT_INSTANTIATE_RNN(double)
 
 }  // namespace lstmkit

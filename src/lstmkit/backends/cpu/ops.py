@@ -150,21 +150,26 @@ class _LSTM(torch.autograd.Function):
         return dx, dh0, dc0, dwi, dwh, db, db, dwr, None, None
 
 
+def _gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bs, reverse, keep):
+    """The native GRU forward; returns ``(y, h_n)`` and what backward needs (``keep``)."""
+    H = w_hh.shape[1]
+    hb = slices(H, num_threads(bs[0], H, 3))
+    perm = _perm(H, 3, hb)
+    wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
+    xw = _input_projection(x, wi, _rows(b_ih, perm))  # (N, 3H)
+    y, hprev, hw, hn = _build.load().gru_forward(
+        xw, wh, _rows(b_hh, perm), h0.contiguous(), bs, reverse, list(hb), keep
+    )
+    return (y, hn), (wi, wh, xw, hw, hprev, perm, hb)
+
+
 class _GRU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
-        H = w_hh.shape[1]
-        hb = slices(H, num_threads(batch_sizes[0], H, 3))
-        perm = _perm(H, 3, hb)
-        wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
-        xw = _input_projection(x, wi, _rows(b_ih, perm))  # (N, 3H)
-        y, hprev, hw, hn = _build.load().gru_forward(
-            xw, wh, _rows(b_hh, perm), h0.contiguous(), list(batch_sizes), reverse, list(hb)
-        )
+        out, ctx.saved = _gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, True)
         ctx.save_for_backward(x)
-        ctx.saved = (wi, wh, xw, hw, hprev, perm, hb)
-        ctx.meta = (list(batch_sizes), reverse, b_ih is not None)
-        return y, hn
+        ctx.meta = (batch_sizes, reverse, b_ih is not None)
+        return out
 
     @staticmethod
     @once_differentiable  # analytic native backward: no double backward (use the reference)
@@ -172,31 +177,44 @@ class _GRU(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         wi, wh, acts, hw, hprev, perm, hb = ctx.saved
         bs, reverse, has_bias = ctx.meta
-        dGx, dGh, dh0 = _build.load().gru_backward(
-            acts, hw, hprev, wh, dy.contiguous(), dhn, bs, reverse, list(hb)
-        )
         need = ctx.needs_input_grad
-        dx = dGx.mm(wi) if need[0] else None
+        # float32: dx and the bias gradients come out of the backward time loop
+        fuse = need[0] and x.dtype == torch.float32
+        xb = list(slices(x.shape[1], len(hb) - 1)) if fuse else None
+        dGx, dGh, dh0, dx, dbi, dbh = _build.load().gru_backward(
+            acts, hw, hprev, wh, wi, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias
+        )
+        if not fuse:
+            dx = dGx.mm(wi) if need[0] else None
         dwi = _unrows(dGx.t().mm(x), perm) if need[2] else None
         dwh = _unrows(dGh.t().mm(hprev), perm) if need[3] else None
-        dbi = _unrows(dGx.sum(0), perm) if has_bias else None
-        dbh = _unrows(dGh.sum(0), perm) if has_bias else None
+        dbi = _unrows(dbi, perm) if has_bias else None
+        dbh = _unrows(dbh, perm) if has_bias else None
         return dx, dh0, dwi, dwh, dbi, dbh, None, None
+
+
+def _rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bs, reverse, relu, keep):
+    """The native RNN forward; returns ``(y, h_n)`` and what backward needs (``keep``)."""
+    H = w_hh.shape[1]
+    hb = slices(H, num_threads(bs[0], H, 1))
+    b = None if b_ih is None else b_ih + b_hh
+    xw = _input_projection(x, w_ih, b)  # (N, H)
+    wh = w_hh.contiguous()
+    y, hprev, hn = _build.load().rnn_forward(
+        xw, wh, h0.contiguous(), bs, reverse, list(hb), relu, keep
+    )
+    return (y, hn), (wh, hprev, hb)
 
 
 class _RNN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu):
-        H = w_hh.shape[1]
-        hb = slices(H, num_threads(batch_sizes[0], H, 1))
-        b = None if b_ih is None else b_ih + b_hh
-        xw = _input_projection(x, w_ih, b)  # (N, H)
-        y, hprev, hn = _build.load().rnn_forward(
-            xw, w_hh.contiguous(), h0.contiguous(), list(batch_sizes), reverse, list(hb), relu
+        (y, hn), (wh, hprev, hb) = _rnn_forward(
+            x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, True
         )
         ctx.save_for_backward(x, y)
-        ctx.saved = (w_ih, w_hh.contiguous(), hprev, hb)
-        ctx.meta = (list(batch_sizes), reverse, b_ih is not None, relu)
+        ctx.saved = (w_ih.contiguous(), wh, hprev, hb)
+        ctx.meta = (batch_sizes, reverse, b_ih is not None, relu)
         return y, hn
 
     @staticmethod
@@ -205,12 +223,17 @@ class _RNN(torch.autograd.Function):
         x, y = ctx.saved_tensors
         wi, wh, hprev, hb = ctx.saved
         bs, reverse, has_bias, relu = ctx.meta
-        dG, dh0 = _build.load().rnn_backward(
-            y, wh, dy.contiguous(), dhn, bs, reverse, list(hb), relu
-        )
         need = ctx.needs_input_grad
-        dx = dG.mm(wi) if need[0] else None
-        dwi, dwh, db = _weight_grads(dG, x, hprev, None, 1, (need[2], need[3], has_bias))
+        fuse = need[0] and x.dtype == torch.float32
+        xb = list(slices(x.shape[1], len(hb) - 1)) if fuse else None
+        dG, dh0, dx, db = _build.load().rnn_backward(
+            y, wh, wi, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias, relu
+        )
+        if not fuse:
+            dx = dG.mm(wi) if need[0] else None
+        dwi = dG.t().mm(x) if need[2] else None
+        dwh = dG.t().mm(hprev) if need[3] else None
+        db = db if has_bias else None
         return dx, dh0, dwi, dwh, db, db, None, None, None
 
 
@@ -238,12 +261,17 @@ def lstm_layer(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
 
 def gru_layer(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse):
     """One GRU layer/direction: ``x (N, I)`` -> ``(y (N, H), h_n (B, H))``."""
-    return _GRU.apply(x, h0, w_ih, w_hh, b_ih, b_hh, _bs(batch_sizes), bool(reverse))
+    args = (x, h0, w_ih, w_hh, b_ih, b_hh, _bs(batch_sizes), bool(reverse))
+    if _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh):
+        return _GRU.apply(*args)
+    return _gru_forward(*args, False)[0]  # inference: no autograd node, nothing kept
 
 
 def rnn_layer(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse, nonlinearity="tanh"):
     """One Elman RNN layer/direction (``nonlinearity`` "tanh" or "relu")."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"lstmkit cpu: unknown nonlinearity {nonlinearity!r}")
-    relu = nonlinearity == "relu"
-    return _RNN.apply(x, h0, w_ih, w_hh, b_ih, b_hh, _bs(batch_sizes), bool(reverse), relu)
+    args = (x, h0, w_ih, w_hh, b_ih, b_hh, _bs(batch_sizes), bool(reverse), nonlinearity == "relu")
+    if _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh):
+        return _RNN.apply(*args)
+    return _rnn_forward(*args, False)[0]  # inference: no autograd node, nothing kept
