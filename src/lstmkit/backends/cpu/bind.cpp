@@ -170,35 +170,34 @@ static TList gru_backward(Tensor acts, Tensor hw, Tensor hp, Tensor w_hh, Tensor
   return {dGx, dGh, dh, dx, dbx, dbh};
 }
 
-// xw (N, H): x @ W_ih^T + b_ih + b_hh, overwritten with (and returned as) y.
-// Returns y (N, H), Hprev (N, H), h_n (B, H); keep=false (inference): Hprev is scratch.
-static TList rnn_forward(Tensor xw, Tensor w_hh, Tensor h0, Vec bs, bool reverse, Vec hb,
-                         bool relu, bool keep) {
+// w (H, I + H) = [W_ih | W_hh], bias (H,) = b_ih + b_hh (optional); xh (N, I + H): x in
+// columns [0, I), the kernel fills h_prev into [I, I + H).  Returns y (N, H), h_n (B, H).
+static TList rnn_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Vec bs,
+                         bool reverse, Vec hb, bool relu) {
   const Steps st(bs);
-  const int64_t H = w_hh.size(1);
-  for (auto* t : {&xw, &w_hh, &h0}) check(*t, "inputs");
-  TORCH_CHECK(xw.size(0) == st.N && xw.size(1) == H, "lstmkit cpu: xw shape");
-  Tensor hp = at::empty({keep ? st.N : 2 * st.B, H}, xw.options());
-  Tensor hn = at::empty({st.B, H}, xw.options());
-  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "rnn_forward", [&] {
+  const int64_t H = h0.size(1), I = xh.size(1) - H;
+  for (auto* t : {&w, &xh, &h0}) check(*t, "inputs");
+  if (bias) check(*bias, "bias");
+  TORCH_CHECK(xh.size(0) == st.N && w.size(0) == H && w.size(1) == I + H,
+              "lstmkit cpu: xh / w shape");
+  Tensor y = at::empty({st.N, H}, xh.options()), hn = at::empty({st.B, H}, xh.options());
+  AT_DISPATCH_FLOATING_TYPES(xh.scalar_type(), "rnn_forward", [&] {
     using T = scalar_t;
-    if (keep)
-      prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
-    else
-      std::memcpy(ptr<T>(hp), ptr<T>(h0), sizeof(T) * st.B * H);
-    rnn_fwd<T>(st, reverse, hb, ptr<T>(xw), ptr<T>(w_hh), ptr<T>(hp), ptr<T>(hn), H, relu,
-               keep ? nullptr : ptr<T>(h0));
+    prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(xh), H, I + H, I);
+    rnn_fwd<T>(st, reverse, hb, ptr<T>(w), bias ? ptr<T>(*bias) : nullptr, ptr<T>(xh), ptr<T>(y),
+               ptr<T>(hn), H, I, relu);
   });
-  return {xw, hp, hn};
+  return {y, hn};
 }
 
-// Returns dG (N, H) pre-activation gradients, dh0 (B, H), dx (N, I) when xb is given and
-// db (H,) when bias; else empty tensors.
-static TList rnn_backward(Tensor y, Tensor w_hh, Tensor w_ih, Tensor dy, Tensor dhn, Vec bs,
-                          bool reverse, Vec hb, std::optional<Vec> xb, bool bias, bool relu) {
+// w (H, I + H) = [W_ih | W_hh].  Returns dG (N, H) pre-activation gradients, dh0 (B, H),
+// dx (N, I) when xb is given and db (H,) when bias; else empty tensors.
+static TList rnn_backward(Tensor y, Tensor w, Tensor dy, Tensor dhn, Vec bs, bool reverse, Vec hb,
+                          std::optional<Vec> xb, bool bias, bool relu) {
   const Steps st(bs);
-  const int64_t H = w_hh.size(1), I = w_ih.size(1);
-  for (auto* t : {&y, &w_hh, &w_ih, &dy}) check(*t, "inputs");
+  const int64_t H = y.size(1), I = w.size(1) - H;
+  for (auto* t : {&y, &w, &dy}) check(*t, "inputs");
+  TORCH_CHECK(w.size(0) == H && I >= 0, "lstmkit cpu: w shape");
   TORCH_CHECK(!xb || (int64_t)xb->size() == (int64_t)hb.size(), "lstmkit cpu: xb size");
   auto o = y.options();
   Tensor dG = at::empty({st.N, H}, o), dx = at::empty({xb ? st.N : 0, I}, o);
@@ -206,9 +205,8 @@ static TList rnn_backward(Tensor y, Tensor w_hh, Tensor w_ih, Tensor dy, Tensor 
   Tensor dh = dhn.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "rnn_backward", [&] {
     using T = scalar_t;
-    rnn_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(y), ptr<T>(w_hh), ptr<T>(w_ih), ptr<T>(dy),
-               ptr<T>(dG), ptr<T>(dh), xb ? ptr<T>(dx) : nullptr, bias ? ptr<T>(db) : nullptr, H,
-               I, relu);
+    rnn_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(y), ptr<T>(w), ptr<T>(dy), ptr<T>(dG),
+               ptr<T>(dh), xb ? ptr<T>(dx) : nullptr, bias ? ptr<T>(db) : nullptr, H, I, relu);
   });
   return {dG, dh, dx, db};
 }

@@ -349,10 +349,9 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
              const T* hw, const T* hprev, const T* W, const T* Wi, const T* dy, T* dGx, T* dGh,
              T* dh, T* dx, T* dbx, T* dbh, int64_t H, int64_t I);
 template <typename T>
-void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W, T* hprev, T* hn,
-             int64_t H, bool relu, const T* h0);
+void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bias, T* xh, T* y,
+             T* hn, int64_t H, int64_t I, bool relu);
 template <typename T>
 void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* y, const T* W,
-             const T* Wi, const T* dy, T* dG, T* dh, T* dx, T* db, int64_t H, int64_t I,
-             bool relu);
+             const T* dy, T* dG, T* dh, T* dx, T* db, int64_t H, int64_t I, bool relu);
 }  // namespace lstmkit

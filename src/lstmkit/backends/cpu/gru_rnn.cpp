@@ -131,55 +131,53 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
   });
 }
 
-// Inference (h0 given): hprev (2, B, H) ping-pongs between steps as in gru_fwd.
+// W = [W_ih | W_hh] (H, I + H), bias (H,) = b_ih + b_hh or null; xh (N, I + H) holds x in
+// columns [0, I) and the kernel fills h_prev into [I, I + H), so each step is ONE panel GEMM
+// over K = I + H with the bias in it (as lstm_fwd), written straight into y.
 template <typename T>
-void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, const T* W, T* hprev, T* hn,
-             int64_t H, bool relu, const T* h0) {
-  const bool keep = h0 == nullptr;
+void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bias, T* xh, T* y,
+             T* hn, int64_t H, int64_t I, bool relu) {
+  const int64_t LD = I + H;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      g0[k] = std::make_unique<StepGemm<T>>(true, st.B, hk, H, W + lo * H, H);
+      g0[k] = std::make_unique<StepGemm<T>>(true, st.B, hk, LD, W + lo * LD, LD);
     });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      const int64_t ho = keep ? off : (s & 1) * st.B, hno = keep ? offn : ((s + 1) & 1) * st.B;
       tm.slices([&](int64_t lo, int64_t hk, int k) {
-        (*g0[k])(bt, hprev + ho * H, H, T(1), xw + off * H + lo, H);
+        (*g0[k])(bt, xh + off * LD, LD, T(0), y + off * H + lo, H, bias ? bias + lo : nullptr);
         for (int64_t b = 0; b < bt; ++b) {
-          T* a = xw + (off + b) * H + lo;
+          T* a = y + (off + b) * H + lo;
           if (relu) {
 #pragma omp simd
             for (int64_t j = 0; j < hk; ++j) a[j] = a[j] > T(0) ? a[j] : T(0);
           } else {
             vtanh(a, hk);
           }
-          T* hd = b < bn ? hprev + (hno + b) * H + lo : hn + b * H + lo;
+          T* hd = b < bn ? xh + (offn + b) * LD + I + lo : hn + b * H + lo;
           std::memcpy(hd, a, sizeof(T) * hk);
         }
-        if (!keep)
-          for (int64_t b = bt; b < bn; ++b)
-            std::memcpy(hprev + (hno + b) * H + lo, h0 + b * H + lo, sizeof(T) * hk);
       });
       tm.sync();
     }
   });
 }
 
-// W = W_hh (H, H), Wi = W_ih (H, I); db (H,) zeroed, or null; dx (N, I) or null, as gru_bwd.
+// W = [W_ih | W_hh] (H, I + H); db (H,) zeroed, or null; dx (N, I) or null, as gru_bwd.
 template <typename T>
 void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* y, const T* W,
-             const T* Wi, const T* dy, T* dG, T* dh, T* dx, T* db, int64_t H, int64_t I,
-             bool relu) {
+             const T* dy, T* dG, T* dh, T* dx, T* db, int64_t H, int64_t I, bool relu) {
+  const int64_t LD = I + H;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1), g1(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, H, W + lo, H);
+      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, H, W + I + lo, LD);
     });
     if (dx)
       tm.slices_of(xb, [&](int64_t lo, int64_t xk, int k) {
-        g1[k] = std::make_unique<StepGemm<T>>(false, st.B, xk, H, Wi + lo, I);
+        g1[k] = std::make_unique<StepGemm<T>>(false, st.B, xk, H, W + lo, LD);
       });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
@@ -223,10 +221,10 @@ void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
 LSTMKIT_INSTANTIATE_GRU(float)
 LSTMKIT_INSTANTIATE_GRU(double)
 #define LSTMKIT_INSTANTIATE_RNN(T)                                                             \
-  template void rnn_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, T*, T*, int64_t, bool, \
-                           const T*);                                                           \
+  template void rnn_fwd<T>(const Steps&, bool, const Vec&, const T*, const T*, T*, T*, T*,       \
+                           int64_t, int64_t, bool);                                             \
   template void rnn_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
-                           const T*, const T*, T*, T*, T*, T*, int64_t, int64_t, bool);
+                           const T*, T*, T*, T*, T*, int64_t, int64_t, bool);
 LSTMKIT_INSTANTIATE_RNN(float)
 LSTMKIT_INSTANTIATE_RNN(double)
 

@@ -193,46 +193,49 @@ class _GRU(torch.autograd.Function):
         return dx, dh0, dwi, dwh, dbi, dbh, None, None
 
 
-def _rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bs, reverse, relu, keep):
-    """The native RNN forward; returns ``(y, h_n)`` and what backward needs (``keep``)."""
-    H = w_hh.shape[1]
+def _rnn_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bs, reverse, relu):
+    """The native RNN forward: each step one GEMM of ``[x_t | h_prev]`` against
+    ``[W_ih | W_hh]`` (bias in it); returns ``(y, h_n)`` and what backward needs."""
+    H, I, N = w_hh.shape[1], x.shape[1], x.shape[0]
     hb = slices(H, num_threads(bs[0], H, 1))
     b = None if b_ih is None else b_ih + b_hh
-    xw = _input_projection(x, w_ih, b)  # (N, H)
-    wh = w_hh.contiguous()
-    y, hprev, hn = _build.load().rnn_forward(
-        xw, wh, h0.contiguous(), bs, reverse, list(hb), relu, keep
-    )
-    return (y, hn), (wh, hprev, hb)
+    w = torch.cat([w_ih, w_hh], 1)  # (H, I + H)
+    xh = x.new_empty(N, I + H)  # (N, I + H): [x | h_prev], h_prev filled by the kernel
+    xh[:, :I] = x
+    y, hn = _build.load().rnn_forward(w, b, xh, h0.contiguous(), bs, reverse, list(hb), relu)
+    return (y, hn), (w, xh, hb)
 
 
 class _RNN(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu):
-        (y, hn), (wh, hprev, hb) = _rnn_forward(
-            x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu, True
+        (y, hn), (w, xh, hb) = _rnn_forward(
+            x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, relu
         )
-        ctx.save_for_backward(x, y)
-        ctx.saved = (w_ih.contiguous(), wh, hprev, hb)
+        ctx.save_for_backward(y)
+        ctx.saved = (w, xh, hb)
         ctx.meta = (batch_sizes, reverse, b_ih is not None, relu)
         return y, hn
 
     @staticmethod
     @once_differentiable  # analytic native backward: no double backward (use the reference)
     def backward(ctx, dy, dhn):
-        x, y = ctx.saved_tensors
-        wi, wh, hprev, hb = ctx.saved
+        (y,) = ctx.saved_tensors
+        w, xh, hb = ctx.saved
         bs, reverse, has_bias, relu = ctx.meta
-        need = ctx.needs_input_grad
-        fuse = need[0] and x.dtype == torch.float32
-        xb = list(slices(x.shape[1], len(hb) - 1)) if fuse else None
+        need, I = ctx.needs_input_grad, xh.shape[1] - y.shape[1]
+        # float32: dx and the bias gradient come out of the backward time loop
+        fuse = need[0] and y.dtype == torch.float32
+        xb = list(slices(I, len(hb) - 1)) if fuse else None
         dG, dh0, dx, db = _build.load().rnn_backward(
-            y, wh, wi, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias, relu
+            y, w, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias, relu
         )
         if not fuse:
-            dx = dG.mm(wi) if need[0] else None
-        dwi = dG.t().mm(x) if need[2] else None
-        dwh = dG.t().mm(hprev) if need[3] else None
+            dx = dG.mm(w[:, :I]) if need[0] else None
+        dwi = dwh = None
+        if need[2] or need[3]:  # one GEMM for both: dG^T (H, N) @ [x | h_prev] (N, I + H)
+            dw = dG.t().mm(xh)
+            dwi, dwh = dw[:, :I], dw[:, I:]
         db = db if has_bias else None
         return dx, dh0, dwi, dwh, db, db, None, None, None
 
@@ -274,4 +277,4 @@ def rnn_layer(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse, nonlinearity=
     args = (x, h0, w_ih, w_hh, b_ih, b_hh, _bs(batch_sizes), bool(reverse), nonlinearity == "relu")
     if _needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh):
         return _RNN.apply(*args)
-    return _rnn_forward(*args, False)[0]  # inference: no autograd node, nothing kept
+    return _rnn_forward(*args)[0]  # inference: no autograd node, nothing kept
