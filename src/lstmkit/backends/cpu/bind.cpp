@@ -118,9 +118,10 @@ static TList lstmp_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tens
   return {dG, dH, dh, dc};
 }
 
-// xw (N, 3H): x @ W_ih^T + b_ih (thread-blocked), overwritten with r, z, n.
-// Returns y (N, H), Hprev (N, H), hw (N, 3H; n block holds W_hn h + b_hn), h_n (B, H).
-// keep=false (inference): only y and h_n are meaningful; Hprev and hw are per-step scratch.
+// xw (N, 3H): x @ W_ih^T + b_ih (thread-blocked), overwritten with r, z, n; b_hh is added in
+// the recurrent GEMM.
+// Returns y (N, H), Hprev (N, H), hwn (N, H) = W_hn h_prev + b_hn, h_n (B, H).
+// keep=false (inference): only y and h_n are meaningful; Hprev is per-step scratch.
 static TList gru_forward(Tensor xw, Tensor w_hh, std::optional<Tensor> b_hh, Tensor h0, Vec bs,
                          bool reverse, Vec hb, bool keep) {
   const Steps st(bs);
@@ -129,7 +130,8 @@ static TList gru_forward(Tensor xw, Tensor w_hh, std::optional<Tensor> b_hh, Ten
   if (b_hh) check(*b_hh, "b_hh");
   TORCH_CHECK(xw.size(0) == st.N && xw.size(1) == 3 * H, "lstmkit cpu: xw shape");
   auto o = xw.options();
-  Tensor hw = at::empty({keep ? st.N : st.B, 3 * H}, o), y = at::empty({st.N, H}, o);
+  Tensor hw = at::empty({st.B, 3 * H}, o), hwn = at::empty({keep ? st.N : 0, H}, o);
+  Tensor y = at::empty({st.N, H}, o);
   Tensor hp = at::empty({keep ? st.N : 2 * st.B, H}, o), hn = at::empty({st.B, H}, o);
   AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
     using T = scalar_t;
@@ -137,23 +139,23 @@ static TList gru_forward(Tensor xw, Tensor w_hh, std::optional<Tensor> b_hh, Ten
       prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
     else
       std::memcpy(ptr<T>(hp), ptr<T>(h0), sizeof(T) * st.B * H);
-    gru_fwd<T>(st, reverse, hb, ptr<T>(xw), ptr<T>(hw), ptr<T>(w_hh),
+    gru_fwd<T>(st, reverse, hb, ptr<T>(xw), ptr<T>(hw), keep ? ptr<T>(hwn) : nullptr, ptr<T>(w_hh),
                b_hh ? ptr<T>(*b_hh) : nullptr, ptr<T>(hp), ptr<T>(y), ptr<T>(hn), H,
                keep ? nullptr : ptr<T>(h0));
   });
-  return {y, hp, hw, hn};
+  return {y, hp, hwn, hn};
 }
 
 // w_hh (3H, H), w_ih (3H, I) as the forward used them (thread-blocked rows).
 // Returns dGx, dGh (N, 3H) thread-blocked pre-activation gradients (input / recurrent side;
 // they differ in the n block only), dh0 (B, H), dx (N, I) when xb (the input-column split over
 // the threads) is given, and db_ih, db_hh (3H, thread-blocked) when bias; else empty tensors.
-static TList gru_backward(Tensor acts, Tensor hw, Tensor hp, Tensor w_hh, Tensor w_ih, Tensor dy,
+static TList gru_backward(Tensor acts, Tensor hwn, Tensor hp, Tensor w_hh, Tensor w_ih, Tensor dy,
                           Tensor dhn, Vec bs, bool reverse, Vec hb, std::optional<Vec> xb,
                           bool bias) {
   const Steps st(bs);
   const int64_t H = w_hh.size(1), I = w_ih.size(1);
-  for (auto* t : {&acts, &hw, &hp, &w_hh, &w_ih, &dy}) check(*t, "inputs");
+  for (auto* t : {&acts, &hwn, &hp, &w_hh, &w_ih, &dy}) check(*t, "inputs");
   TORCH_CHECK(!xb || (int64_t)xb->size() == (int64_t)hb.size(), "lstmkit cpu: xb size");
   auto o = acts.options();
   Tensor dGx = at::empty({st.N, 3 * H}, o), dGh = at::empty({st.N, 3 * H}, o);
@@ -162,7 +164,7 @@ static TList gru_backward(Tensor acts, Tensor hw, Tensor hp, Tensor w_hh, Tensor
   Tensor dh = dhn.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
     using T = scalar_t;
-    gru_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(acts), ptr<T>(hw), ptr<T>(hp),
+    gru_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(acts), ptr<T>(hwn), ptr<T>(hp),
                ptr<T>(w_hh), ptr<T>(w_ih), ptr<T>(dy), ptr<T>(dGx), ptr<T>(dGh), ptr<T>(dh),
                xb ? ptr<T>(dx) : nullptr, bias ? ptr<T>(dbx) : nullptr,
                bias ? ptr<T>(dbh) : nullptr, H, I);

@@ -5,19 +5,23 @@
 //
 // GRU step t (torch semantics):
 //   hw[off:off+bt, blk_k] = Hprev (bt, H) @ W_hh[blk_k]^T (H, 3hk)          panel GEMM
+//   (hw: per-step scratch, b_hh added in the GEMM; its n block is kept for backward)
 //   r, z = sigmoid(xw + hw + b_hh); n = tanh(xw_n + r * (hw_n + b_hn)); h = (1-z) n + z h_prev
-// RNN step t:  xw[off:off+bt, blk_k] += Hprev @ W_hh[blk_k]^T;  h = tanh | relu (in place).
+// RNN step t:  y[off:off+bt, blk_k] = [x | h_prev] @ [W_ih | W_hh][blk_k]^T + b;  h = tanh | relu
+// (in place).  Backward (both): dh (and in float32 dx) from per-step panel GEMMs, the bias
+// gradients summed per row in the loop; the weight gradients are GEMMs over all steps after it.
 #include "common.h"
 
 namespace lstmkit {
 
-// Inference (h0 given): nothing is kept for backward, so hw (B, 3H) is per-step scratch and
+// hw (B, 3H) is per-step scratch (it stays in cache); what backward needs of it, W_hn h + b_hn,
+// goes to hwn (N, H) when hwn is given.  Inference (h0 given): nothing is kept for backward and
 // hprev (2, B, H) ping-pongs between steps (buffer s & 1 is read at step s, rows [0, bs)
 // holding h0 before step 0); a row that starts late (reverse, packed) is seeded from h0 by
 // the thread that owns its columns, one step ahead.
 template <typename T>
-void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T* W, const T* bh,
-             T* hprev, T* y, T* hn, int64_t H, const T* h0) {
+void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, T* hwn, const T* W,
+             const T* bh, T* hprev, T* y, T* hn, int64_t H, const T* h0) {
   const int64_t G3 = 3 * H;
   const bool keep = h0 == nullptr;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
@@ -28,23 +32,19 @@ void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      const int64_t qo = keep ? off : 0, ho = keep ? off : (s & 1) * st.B;
+      const int64_t ho = keep ? off : (s & 1) * st.B;
       const int64_t hno = keep ? offn : ((s + 1) & 1) * st.B;
       tm.slices([&](int64_t lo, int64_t hk, int k) {
-        (*g0[k])(bt, hprev + ho * H, H, T(0), hw + qo * G3 + 3 * lo, G3);
+        (*g0[k])(bt, hprev + ho * H, H, T(0), hw + 3 * lo, G3, bh ? bh + 3 * lo : nullptr);
         for (int64_t b = 0; b < bt; ++b) {
           T* a = xw + (off + b) * G3 + 3 * lo;  // r | z | n
-          T* q = hw + (qo + b) * G3 + 3 * lo;
-          const T* bb = bh ? bh + 3 * lo : nullptr;
+          const T* q = hw + b * G3 + 3 * lo;
 #pragma omp simd
-          for (int64_t j = 0; j < 2 * hk; ++j) a[j] += q[j] + (bb ? bb[j] : T(0));
+          for (int64_t j = 0; j < 2 * hk; ++j) a[j] += q[j];
           vsigmoid(a, 2 * hk);
+          if (hwn) std::memcpy(hwn + (off + b) * H + lo, q + 2 * hk, sizeof(T) * hk);
 #pragma omp simd
-          for (int64_t j = 0; j < hk; ++j) {
-            const T qn = q[2 * hk + j] + (bb ? bb[2 * hk + j] : T(0));
-            q[2 * hk + j] = qn;
-            a[2 * hk + j] += a[j] * qn;
-          }
+          for (int64_t j = 0; j < hk; ++j) a[2 * hk + j] += a[j] * q[2 * hk + j];
           vtanh(a + 2 * hk, hk);
           const T* hp = hprev + (ho + b) * H + lo;
           T* hd = b < bn ? hprev + (hno + b) * H + lo : hn + b * H + lo;
@@ -72,7 +72,7 @@ void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, const T
 // [xb[k], xb[k+1]) (the same panel GEMM as dh, as in lstm_bwd).
 template <typename T>
 void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
-             const T* hw, const T* hprev, const T* W, const T* Wi, const T* dy, T* dGx, T* dGh,
+             const T* hwn, const T* hprev, const T* W, const T* Wi, const T* dy, T* dGx, T* dGh,
              T* dh, T* dx, T* dbx, T* dbh, int64_t H, int64_t I) {
   const int64_t G3 = 3 * H;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1), g1(hb.size() - 1);
@@ -89,7 +89,7 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
       tm.slices([&](int64_t lo, int64_t hk, int k) {
         for (int64_t b = 0; b < bt; ++b) {
           const T* a = acts + (off + b) * G3 + 3 * lo;
-          const T* qn = hw + (off + b) * G3 + 3 * lo + 2 * hk;
+          const T* qn = hwn + (off + b) * H + lo;
           const T* hp = hprev + (off + b) * H + lo;
           const T* dyr = dy + (off + b) * H + lo;
           T* dhr = dh + b * H + lo;
@@ -213,8 +213,8 @@ void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
 }
 
 #define LSTMKIT_INSTANTIATE_GRU(T)                                                             \
-  template void gru_fwd<T>(const Steps&, bool, const Vec&, T*, T*, const T*, const T*, T*, T*, \
-                           T*, int64_t, const T*);                                              \
+  template void gru_fwd<T>(const Steps&, bool, const Vec&, T*, T*, T*, const T*, const T*, T*, \
+                           T*, T*, int64_t, const T*);                                            \
   template void gru_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
                            const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, T*,      \
                            int64_t, int64_t);

@@ -157,10 +157,10 @@ def _gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bs, reverse, keep):
     perm = _perm(H, 3, hb)
     wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
     xw = _input_projection(x, wi, _rows(b_ih, perm))  # (N, 3H)
-    y, hprev, hw, hn = _build.load().gru_forward(
+    y, hprev, hwn, hn = _build.load().gru_forward(
         xw, wh, _rows(b_hh, perm), h0.contiguous(), bs, reverse, list(hb), keep
     )
-    return (y, hn), (wi, wh, xw, hw, hprev, perm, hb)
+    return (y, hn), (wi, wh, xw, hwn, hprev, perm, hb)
 
 
 class _GRU(torch.autograd.Function):
@@ -175,14 +175,14 @@ class _GRU(torch.autograd.Function):
     @once_differentiable  # analytic native backward: no double backward (use the reference)
     def backward(ctx, dy, dhn):
         (x,) = ctx.saved_tensors
-        wi, wh, acts, hw, hprev, perm, hb = ctx.saved
+        wi, wh, acts, hwn, hprev, perm, hb = ctx.saved
         bs, reverse, has_bias = ctx.meta
         need = ctx.needs_input_grad
         # float32: dx and the bias gradients come out of the backward time loop
         fuse = need[0] and x.dtype == torch.float32
         xb = list(slices(x.shape[1], len(hb) - 1)) if fuse else None
         dGx, dGh, dh0, dx, dbi, dbh = _build.load().gru_backward(
-            acts, hw, hprev, wh, wi, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias
+            acts, hwn, hprev, wh, wi, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias
         )
         if not fuse:
             dx = dGx.mm(wi) if need[0] else None
