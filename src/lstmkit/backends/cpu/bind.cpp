@@ -118,44 +118,44 @@ static TList lstmp_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tens
   return {dG, dH, dh, dc};
 }
 
-// xw (N, 3H): x @ W_ih^T + b_ih (thread-blocked), overwritten with r, z, n; b_hh is added in
-// the recurrent GEMM.
-// Returns y (N, H), Hprev (N, H), hwn (N, H) = W_hn h_prev + b_hn, h_n (B, H).
-// keep=false (inference): only y and h_n are meaningful; Hprev is per-step scratch.
-static TList gru_forward(Tensor xw, Tensor w_hh, std::optional<Tensor> b_hh, Tensor h0, Vec bs,
-                         bool reverse, Vec hb, bool keep) {
+// w (3H, I + H) = [W_ih | W_hh] (thread-blocked rows); bc (3H,) = b_ih + b_hh in the r, z
+// blocks and b_in in the n block, bn (3H,) = b_hh (its n block is used), both optional;
+// xh (N, I + H): x in columns [0, I), the kernel fills h_prev into [I, I + H).
+// Returns acts r, z, n (N, 3H), y (N, H), hwn (N, H) = W_hn h_prev + b_hn, h_n (B, H).
+// keep=false (inference): only y and h_n are meaningful; acts and hwn are per-step scratch.
+static TList gru_forward(Tensor w, std::optional<Tensor> bc, std::optional<Tensor> bn, Tensor xh,
+                         Tensor h0, Vec bs, bool reverse, Vec hb, bool keep) {
   const Steps st(bs);
-  const int64_t H = w_hh.size(1);
-  for (auto* t : {&xw, &w_hh, &h0}) check(*t, "inputs");
-  if (b_hh) check(*b_hh, "b_hh");
-  TORCH_CHECK(xw.size(0) == st.N && xw.size(1) == 3 * H, "lstmkit cpu: xw shape");
-  auto o = xw.options();
-  Tensor hw = at::empty({st.B, 3 * H}, o), hwn = at::empty({keep ? st.N : 0, H}, o);
-  Tensor y = at::empty({st.N, H}, o);
-  Tensor hp = at::empty({keep ? st.N : 2 * st.B, H}, o), hn = at::empty({st.B, H}, o);
-  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "gru_forward", [&] {
+  const int64_t H = h0.size(1), I = xh.size(1) - H;
+  for (auto* t : {&w, &xh, &h0}) check(*t, "inputs");
+  if (bc) check(*bc, "bias");
+  if (bn) check(*bn, "bias");
+  TORCH_CHECK(xh.size(0) == st.N && w.size(0) == 3 * H && w.size(1) == I + H,
+              "lstmkit cpu: xh / w shape");
+  auto o = xh.options();
+  const int64_t R = keep ? st.N : st.B;
+  Tensor acts = at::empty({R, 3 * H}, o), hwn = at::empty({R, H}, o);
+  Tensor y = at::empty({st.N, H}, o), hn = at::empty({st.B, H}, o);
+  AT_DISPATCH_FLOATING_TYPES(xh.scalar_type(), "gru_forward", [&] {
     using T = scalar_t;
-    if (keep)
-      prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(hp), H);
-    else
-      std::memcpy(ptr<T>(hp), ptr<T>(h0), sizeof(T) * st.B * H);
-    gru_fwd<T>(st, reverse, hb, ptr<T>(xw), ptr<T>(hw), keep ? ptr<T>(hwn) : nullptr, ptr<T>(w_hh),
-               b_hh ? ptr<T>(*b_hh) : nullptr, ptr<T>(hp), ptr<T>(y), ptr<T>(hn), H,
-               keep ? nullptr : ptr<T>(h0));
+    prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(xh), H, I + H, I);
+    gru_fwd<T>(st, reverse, hb, ptr<T>(w), bc ? ptr<T>(*bc) : nullptr,
+               bn ? ptr<T>(*bn) : nullptr, ptr<T>(xh), ptr<T>(acts), ptr<T>(hwn), ptr<T>(y),
+               ptr<T>(hn), H, I, keep);
   });
-  return {y, hp, hwn, hn};
+  return {acts, y, hwn, hn};
 }
 
-// w_hh (3H, H), w_ih (3H, I) as the forward used them (thread-blocked rows).
-// Returns dGx, dGh (N, 3H) thread-blocked pre-activation gradients (input / recurrent side;
-// they differ in the n block only), dh0 (B, H), dx (N, I) when xb (the input-column split over
-// the threads) is given, and db_ih, db_hh (3H, thread-blocked) when bias; else empty tensors.
-static TList gru_backward(Tensor acts, Tensor hwn, Tensor hp, Tensor w_hh, Tensor w_ih, Tensor dy,
-                          Tensor dhn, Vec bs, bool reverse, Vec hb, std::optional<Vec> xb,
-                          bool bias) {
+// w (3H, I + H) and xh as the forward used them.  Returns dGx, dGh (N, 3H) thread-blocked
+// pre-activation gradients (input / recurrent side; they differ in the n block only), dh0
+// (B, H), dx (N, I) when xb (the input-column split over the threads) is given, and db_ih,
+// db_hh (3H, thread-blocked) when bias; else empty tensors.
+static TList gru_backward(Tensor acts, Tensor hwn, Tensor xh, Tensor w, Tensor dy, Tensor dhn,
+                          Vec bs, bool reverse, Vec hb, std::optional<Vec> xb, bool bias) {
   const Steps st(bs);
-  const int64_t H = w_hh.size(1), I = w_ih.size(1);
-  for (auto* t : {&acts, &hwn, &hp, &w_hh, &w_ih, &dy}) check(*t, "inputs");
+  const int64_t H = hwn.size(1), I = w.size(1) - H;
+  for (auto* t : {&acts, &hwn, &xh, &w, &dy}) check(*t, "inputs");
+  TORCH_CHECK(w.size(0) == 3 * H && I >= 0 && xh.size(1) == I + H, "lstmkit cpu: w shape");
   TORCH_CHECK(!xb || (int64_t)xb->size() == (int64_t)hb.size(), "lstmkit cpu: xb size");
   auto o = acts.options();
   Tensor dGx = at::empty({st.N, 3 * H}, o), dGh = at::empty({st.N, 3 * H}, o);
@@ -164,10 +164,9 @@ static TList gru_backward(Tensor acts, Tensor hwn, Tensor hp, Tensor w_hh, Tenso
   Tensor dh = dhn.contiguous().clone();
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "gru_backward", [&] {
     using T = scalar_t;
-    gru_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(acts), ptr<T>(hwn), ptr<T>(hp),
-               ptr<T>(w_hh), ptr<T>(w_ih), ptr<T>(dy), ptr<T>(dGx), ptr<T>(dGh), ptr<T>(dh),
-               xb ? ptr<T>(dx) : nullptr, bias ? ptr<T>(dbx) : nullptr,
-               bias ? ptr<T>(dbh) : nullptr, H, I);
+    gru_bwd<T>(st, reverse, hb, xb ? *xb : hb, ptr<T>(acts), ptr<T>(hwn), ptr<T>(xh), ptr<T>(w),
+               ptr<T>(dy), ptr<T>(dGx), ptr<T>(dGh), ptr<T>(dh), xb ? ptr<T>(dx) : nullptr,
+               bias ? ptr<T>(dbx) : nullptr, bias ? ptr<T>(dbh) : nullptr, H, I);
   });
   return {dGx, dGh, dh, dx, dbx, dbh};
 }

@@ -342,12 +342,12 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
                const T* tc, const T* cprev, const T* W, const T* Wr, const T* dy, T* dG, T* dH,
                T* dR, T* dh, T* dc, int64_t H, int64_t P);
 template <typename T>
-void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, T* hwn, const T* W,
-             const T* bh, T* hprev, T* y, T* hn, int64_t H, const T* h0);
+void gru_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bc, const T* bn,
+             T* xh, T* acts, T* hwn, T* y, T* hn, int64_t H, int64_t I, bool keep);
 template <typename T>
 void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
-             const T* hwn, const T* hprev, const T* W, const T* Wi, const T* dy, T* dGx, T* dGh,
-             T* dh, T* dx, T* dbx, T* dbh, int64_t H, int64_t I);
+             const T* hwn, const T* xh, const T* W, const T* dy, T* dGx, T* dGh, T* dh, T* dx,
+             T* dbx, T* dbh, int64_t H, int64_t I);
 template <typename T>
 void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bias, T* xh, T* y,
              T* hn, int64_t H, int64_t I, bool relu);

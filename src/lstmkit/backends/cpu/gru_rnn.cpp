@@ -3,10 +3,9 @@
 // Legend: T steps, B rows at step 0, N packed rows, H hidden; G = 3 (GRU r, z, n) or 1 (RNN);
 // thread k owns hidden units [hb[k], hb[k+1]) (width hk) and gate columns [G*hb[k], G*hb[k+1]).
 //
-// GRU step t (torch semantics):
-//   hw[off:off+bt, blk_k] = Hprev (bt, H) @ W_hh[blk_k]^T (H, 3hk)          panel GEMM
-//   (hw: per-step scratch, b_hh added in the GEMM; its n block is kept for backward)
-//   r, z = sigmoid(xw + hw + b_hh); n = tanh(xw_n + r * (hw_n + b_hn)); h = (1-z) n + z h_prev
+// GRU step t (torch semantics): r, z = sigmoid(x W_i[r,z]^T + h_prev W_h[r,z]^T + b_i + b_h);
+//   n = tanh(x W_in^T + b_in + r * (h_prev W_hn^T + b_hn)); h = (1-z) n + z h_prev
+//   (the products are per-step panel GEMMs, see gru_fwd)
 // RNN step t:  y[off:off+bt, blk_k] = [x | h_prev] @ [W_ih | W_hh][blk_k]^T + b;  h = tanh | relu
 // (in place).  Backward (both): dh (and in float32 dx) from per-step panel GEMMs, the bias
 // gradients summed per row in the loop; the weight gradients are GEMMs over all steps after it.
@@ -14,40 +13,45 @@
 
 namespace lstmkit {
 
-// hw (B, 3H) is per-step scratch (it stays in cache); what backward needs of it, W_hn h + b_hn,
-// goes to hwn (N, H) when hwn is given.  Inference (h0 given): nothing is kept for backward and
-// hprev (2, B, H) ping-pongs between steps (buffer s & 1 is read at step s, rows [0, bs)
-// holding h0 before step 0); a row that starts late (reverse, packed) is seeded from h0 by
-// the thread that owns its columns, one step ahead.
+// W = [W_ih | W_hh] (3H, I + H), thread-blocked rows; xh (N, I + H) holds x in columns [0, I)
+// and the kernel fills h_prev into [I, I + H).  Per step and thread, three panel GEMMs:
+//   acts[r, z] = [x | h_prev] @ [W_i | W_h][r, z]^T + bc[r, z]      (K = I + H, bc = b_ih + b_hh)
+//   acts[n]    = x @ W_in^T + bc[n]  (bc[n] = b_in),   hwn = h_prev @ W_hn^T + bn[n] (b_hn)
+// then r, z = sigmoid; n = tanh(acts[n] + r * hwn); h = (1 - z) n + z h_prev.
+// keep: acts (N, 3H) and hwn (N, H) are saved for backward; else (inference) they are per-step
+// scratch (B, 3H) and (B, H).
 template <typename T>
-void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, T* hwn, const T* W,
-             const T* bh, T* hprev, T* y, T* hn, int64_t H, const T* h0) {
-  const int64_t G3 = 3 * H;
-  const bool keep = h0 == nullptr;
-  std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
+void gru_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bc, const T* bn,
+             T* xh, T* acts, T* hwn, T* y, T* hn, int64_t H, int64_t I, bool keep) {
+  const int64_t G3 = 3 * H, LD = I + H;
+  const size_t nt = hb.size() - 1;
+  std::vector<std::unique_ptr<StepGemm<T>>> grz(nt), gxn(nt), ghn(nt);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      g0[k] = std::make_unique<StepGemm<T>>(true, st.B, 3 * hk, H, W + 3 * lo * H, H);
+      const T* Wn = W + (3 * lo + 2 * hk) * LD;
+      grz[k] = std::make_unique<StepGemm<T>>(true, st.B, 2 * hk, LD, W + 3 * lo * LD, LD);
+      gxn[k] = std::make_unique<StepGemm<T>>(true, st.B, hk, I, Wn, LD);
+      ghn[k] = std::make_unique<StepGemm<T>>(true, st.B, hk, H, Wn + I, LD);
     });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
-      const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
-      const int64_t ho = keep ? off : (s & 1) * st.B;
-      const int64_t hno = keep ? offn : ((s + 1) & 1) * st.B;
+      const int64_t bnx = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
+      const int64_t go = keep ? off : 0;
       tm.slices([&](int64_t lo, int64_t hk, int k) {
-        (*g0[k])(bt, hprev + ho * H, H, T(0), hw + 3 * lo, G3, bh ? bh + 3 * lo : nullptr);
+        const T* A = xh + off * LD;
+        T* G = acts + go * G3 + 3 * lo;
+        (*grz[k])(bt, A, LD, T(0), G, G3, bc ? bc + 3 * lo : nullptr);
+        (*gxn[k])(bt, A, LD, T(0), G + 2 * hk, G3, bc ? bc + 3 * lo + 2 * hk : nullptr);
+        (*ghn[k])(bt, A + I, LD, T(0), hwn + go * H + lo, H, bn ? bn + 3 * lo + 2 * hk : nullptr);
         for (int64_t b = 0; b < bt; ++b) {
-          T* a = xw + (off + b) * G3 + 3 * lo;  // r | z | n
-          const T* q = hw + b * G3 + 3 * lo;
-#pragma omp simd
-          for (int64_t j = 0; j < 2 * hk; ++j) a[j] += q[j];
+          T* a = G + b * G3;  // r | z | n
+          const T* q = hwn + (go + b) * H + lo;
           vsigmoid(a, 2 * hk);
-          if (hwn) std::memcpy(hwn + (off + b) * H + lo, q + 2 * hk, sizeof(T) * hk);
 #pragma omp simd
-          for (int64_t j = 0; j < hk; ++j) a[2 * hk + j] += a[j] * q[2 * hk + j];
+          for (int64_t j = 0; j < hk; ++j) a[2 * hk + j] += a[j] * q[j];
           vtanh(a + 2 * hk, hk);
-          const T* hp = hprev + (ho + b) * H + lo;
-          T* hd = b < bn ? hprev + (hno + b) * H + lo : hn + b * H + lo;
+          const T* hp = xh + (off + b) * LD + I + lo;
+          T* hd = b < bnx ? xh + (offn + b) * LD + I + lo : hn + b * H + lo;
           T* yr = y + (off + b) * H + lo;
 #pragma omp simd
           for (int64_t j = 0; j < hk; ++j) {
@@ -57,32 +61,29 @@ void gru_fwd(const Steps& st, bool reverse, const Vec& hb, T* xw, T* hw, T* hwn,
             hd[j] = h;
           }
         }
-        if (!keep)
-          for (int64_t b = bt; b < bn; ++b)
-            std::memcpy(hprev + (hno + b) * H + lo, h0 + b * H + lo, sizeof(T) * hk);
       });
       tm.sync();
     }
   });
 }
 
-// W = W_hh (3H, H), Wi = W_ih (3H, I), thread-blocked rows.  dbx, dbh (3H,) zeroed, or null:
-// the bias gradients are summed per row while it is in L1.  With dx (N, I) given, each step
-// also computes dx[step t] = dGx[step t] @ W_ih, thread k taking input columns
-// [xb[k], xb[k+1]) (the same panel GEMM as dh, as in lstm_bwd).
+// W = [W_ih | W_hh] (3H, I + H), thread-blocked rows; h_prev is read from xh (N, I + H).
+// dbx, dbh (3H,) zeroed, or null: the bias gradients are summed per row while it is in L1.
+// With dx (N, I) given, each step also computes dx[step t] = dGx[step t] @ W_ih, thread k
+// taking input columns [xb[k], xb[k+1]) (the same panel GEMM as dh, as in lstm_bwd).
 template <typename T>
 void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
-             const T* hwn, const T* hprev, const T* W, const T* Wi, const T* dy, T* dGx, T* dGh,
-             T* dh, T* dx, T* dbx, T* dbh, int64_t H, int64_t I) {
-  const int64_t G3 = 3 * H;
+             const T* hwn, const T* xh, const T* W, const T* dy, T* dGx, T* dGh, T* dh, T* dx,
+             T* dbx, T* dbh, int64_t H, int64_t I) {
+  const int64_t G3 = 3 * H, LD = I + H;
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1), g1(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, G3, W + lo, H);
+      g0[k] = std::make_unique<StepGemm<T>>(false, st.B, hk, G3, W + I + lo, LD);
     });
     if (dx)
       tm.slices_of(xb, [&](int64_t lo, int64_t xk, int k) {
-        g1[k] = std::make_unique<StepGemm<T>>(false, st.B, xk, G3, Wi + lo, I);
+        g1[k] = std::make_unique<StepGemm<T>>(false, st.B, xk, G3, W + lo, LD);
       });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(st.T - 1 - s, reverse), bt = st.bs[t], off = st.off[t];
@@ -90,7 +91,7 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
         for (int64_t b = 0; b < bt; ++b) {
           const T* a = acts + (off + b) * G3 + 3 * lo;
           const T* qn = hwn + (off + b) * H + lo;
-          const T* hp = hprev + (off + b) * H + lo;
+          const T* hp = xh + (off + b) * LD + I + lo;
           const T* dyr = dy + (off + b) * H + lo;
           T* dhr = dh + b * H + lo;
           T* gx = dGx + (off + b) * G3 + 3 * lo;
@@ -213,11 +214,11 @@ void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
 }
 
 #define LSTMKIT_INSTANTIATE_GRU(T)                                                             \
-  template void gru_fwd<T>(const Steps&, bool, const Vec&, T*, T*, T*, const T*, const T*, T*, \
-                           T*, T*, int64_t, const T*);                                            \
+  template void gru_fwd<T>(const Steps&, bool, const Vec&, const T*, const T*, const T*, T*, T*, \
+                           T*, T*, T*, int64_t, int64_t, bool);                                            \
   template void gru_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
-                           const T*, const T*, const T*, const T*, T*, T*, T*, T*, T*, T*,      \
-                           int64_t, int64_t);
+                           const T*, const T*, const T*, T*, T*, T*, T*, T*, T*, int64_t,       \
+                           int64_t);
 LSTMKIT_INSTANTIATE_GRU(float)
 LSTMKIT_INSTANTIATE_GRU(double)
 #define LSTMKIT_INSTANTIATE_RNN(T)                                                             \

@@ -151,16 +151,22 @@ class _LSTM(torch.autograd.Function):
 
 
 def _gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, bs, reverse, keep):
-    """The native GRU forward; returns ``(y, h_n)`` and what backward needs (``keep``)."""
-    H = w_hh.shape[1]
+    """The native GRU forward (per-step GEMMs over ``[x_t | h_prev]``, see gru_rnn.cpp);
+    returns ``(y, h_n)`` and what backward needs (``keep``)."""
+    H, I, N = w_hh.shape[1], x.shape[1], x.shape[0]
     hb = slices(H, num_threads(bs[0], H, 3))
     perm = _perm(H, 3, hb)
-    wi, wh = _rows(w_ih, perm), _rows(w_hh, perm)
-    xw = _input_projection(x, wi, _rows(b_ih, perm))  # (N, 3H)
-    y, hprev, hwn, hn = _build.load().gru_forward(
-        xw, wh, _rows(b_hh, perm), h0.contiguous(), bs, reverse, list(hb), keep
+    w = _rows(torch.cat([w_ih, w_hh], 1), perm)  # (3H, I + H)
+    bc = bn = None
+    if b_ih is not None:  # r, z: b_ih + b_hh; n: b_in (b_hn is added inside r * (...))
+        bc = torch.cat([b_ih[: 2 * H] + b_hh[: 2 * H], b_ih[2 * H :]])
+        bc, bn = _rows(bc, perm), _rows(b_hh, perm)
+    xh = x.new_empty(N, I + H)  # (N, I + H): [x | h_prev], h_prev filled by the kernel
+    xh[:, :I] = x
+    acts, y, hwn, hn = _build.load().gru_forward(
+        w, bc, bn, xh, h0.contiguous(), bs, reverse, list(hb), keep
     )
-    return (y, hn), (wi, wh, xw, hwn, hprev, perm, hb)
+    return (y, hn), (w, acts, hwn, xh, perm, hb)
 
 
 class _GRU(torch.autograd.Function):
@@ -175,19 +181,19 @@ class _GRU(torch.autograd.Function):
     @once_differentiable  # analytic native backward: no double backward (use the reference)
     def backward(ctx, dy, dhn):
         (x,) = ctx.saved_tensors
-        wi, wh, acts, hwn, hprev, perm, hb = ctx.saved
+        w, acts, hwn, xh, perm, hb = ctx.saved
         bs, reverse, has_bias = ctx.meta
-        need = ctx.needs_input_grad
+        need, I = ctx.needs_input_grad, x.shape[1]
         # float32: dx and the bias gradients come out of the backward time loop
         fuse = need[0] and x.dtype == torch.float32
-        xb = list(slices(x.shape[1], len(hb) - 1)) if fuse else None
+        xb = list(slices(I, len(hb) - 1)) if fuse else None
         dGx, dGh, dh0, dx, dbi, dbh = _build.load().gru_backward(
-            acts, hwn, hprev, wh, wi, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias
+            acts, hwn, xh, w, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias
         )
         if not fuse:
-            dx = dGx.mm(wi) if need[0] else None
+            dx = dGx.mm(w[:, :I]) if need[0] else None
         dwi = _unrows(dGx.t().mm(x), perm) if need[2] else None
-        dwh = _unrows(dGh.t().mm(hprev), perm) if need[3] else None
+        dwh = _unrows(dGh.t().mm(xh[:, I:]), perm) if need[3] else None
         dbi = _unrows(dbi, perm) if has_bias else None
         dbh = _unrows(dbh, perm) if has_bias else None
         return dx, dh0, dwi, dwh, dbi, dbh, None, None
