@@ -2,9 +2,11 @@
 
 Shapes follow the layer contract (docs/architecture.md): ``x (N, I)`` packed time-major,
 ``batch_sizes`` (T,), ``h0 (B, H)``, weights as torch.nn names them.  Inside, gate rows are
-put in the *thread-blocked* order of ``common.h`` (``perm``), so the input projection is
-one GEMM over all steps, the recurrent GEMM of each thread is one contiguous block, and the
-weight gradients are one GEMM each over all steps.
+put in the *thread-blocked* order of ``common.h`` (``perm``), so the per-step GEMMs of each
+thread (over ``[x_t | h_prev]``: the input projection is done step by step, except for the
+LSTM with a projection) read one contiguous weight block, and the weight gradients are GEMMs
+over all steps.  Without grad (inference) the ops call the kernels directly: no autograd
+node, and nothing is kept for backward.
 """
 
 from __future__ import annotations
