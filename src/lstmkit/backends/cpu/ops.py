@@ -71,12 +71,26 @@ def _input_projection(x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
     return torch.mm(x, w.t()) if b is None else torch.addmm(b, x, w.t())
 
 
-def _weight_grads(dG: Tensor, x: Tensor, hprev: Tensor, perm: Tensor | None, n: int, need):
+def _weight_grads(dG: Tensor, x: Tensor, hprev: Tensor, perm: Tensor | None, need):
     """dW_ih, dW_hh, db from the (N, G*H) gate gradients: one GEMM each over all steps."""
     dw_ih = _unrows(dG.t().mm(x), perm) if need[0] else None
     dw_hh = _unrows(dG.t().mm(hprev), perm) if need[1] else None
     db = _unrows(dG.sum(0), perm) if need[2] else None
     return dw_ih, dw_hh, db
+
+
+def _dx_split(need_dx: bool, dtype: torch.dtype, I: int, hb: tuple[int, ...]) -> list[int] | None:
+    """Input columns per thread when dx comes out of the backward time loop (float32: the
+    per-step panel GEMM, faster than one narrow GEMM after it); None: dx is left to the caller."""
+    return list(slices(I, len(hb) - 1)) if need_dx and dtype == torch.float32 else None
+
+
+def _joint_weight_grads(dG: Tensor, xh: Tensor, perm: Tensor | None, I: int, need):
+    """dW_ih, dW_hh from ONE GEMM: dG^T (G*H, N) @ [x | h_prev] (N, I + H)."""
+    if not (need[0] or need[1]):
+        return None, None
+    dw = _unrows(dG.t().mm(xh), perm)
+    return dw[:, :I], dw[:, I:]
 
 
 def _lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, bs, reverse, keep):
@@ -129,25 +143,20 @@ class _LSTM(torch.autograd.Function):
         dwr = None
         if wr is None:  # wi is [W_ih | W_hh] (4H, I + H), rows as the forward permuted them
             I = x.shape[1]
-            # float32: dx comes out of the backward time loop (panel GEMM per step)
-            fuse = need[0] and x.dtype == torch.float32
-            xb = list(slices(I, len(hb) - 1)) if fuse else None
+            xb = _dx_split(need[0], x.dtype, I, hb)
             dG, dh0, dc0, dx, db = ext.lstm_backward(
                 acts, tc, cprev, wi, dy, dhn, dcn, bs, reverse, list(hb), xb, has_bias
             )
-            if not fuse:
+            if xb is None:
                 dx = dG.mm(wi[:, :I]) if need[0] else None
-            dwi = dwh = None
-            if need[3] or need[4]:  # one GEMM for both: dG^T (4H, N) @ [x | h_prev] (N, I + H)
-                dw = _unrows(dG.t().mm(hprev), perm)
-                dwi, dwh = dw[:, :I], dw[:, I:]
+            dwi, dwh = _joint_weight_grads(dG, hprev, perm, I, need[3:5])
             db = _unrows(db, perm) if has_bias else None
         else:
             dG, dH, dh0, dc0 = ext.lstmp_backward(
                 acts, tc, cprev, wh, wr, dy, dhn, dcn, bs, reverse, list(hb), list(pb)
             )
             dwr = dH.t().mm(rr) if need[7] else None  # (P, H)
-            dwi, dwh, db = _weight_grads(dG, x, hprev, perm, 4, (need[3], need[4], has_bias))
+            dwi, dwh, db = _weight_grads(dG, x, hprev, perm, (need[3], need[4], has_bias))
             dx = dG.mm(wi) if need[0] else None
         return dx, dh0, dc0, dwi, dwh, db, db, dwr, None, None
 
@@ -186,13 +195,11 @@ class _GRU(torch.autograd.Function):
         w, acts, hwn, xh, perm, hb = ctx.saved
         bs, reverse, has_bias = ctx.meta
         need, I = ctx.needs_input_grad, x.shape[1]
-        # float32: dx and the bias gradients come out of the backward time loop
-        fuse = need[0] and x.dtype == torch.float32
-        xb = list(slices(I, len(hb) - 1)) if fuse else None
+        xb = _dx_split(need[0], x.dtype, I, hb)
         dGx, dGh, dh0, dx, dbi, dbh = _build.load().gru_backward(
             acts, hwn, xh, w, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias
         )
-        if not fuse:
+        if xb is None:
             dx = dGx.mm(w[:, :I]) if need[0] else None
         dwi = _unrows(dGx.t().mm(x), perm) if need[2] else None
         dwh = _unrows(dGh.t().mm(xh[:, I:]), perm) if need[3] else None
@@ -232,18 +239,13 @@ class _RNN(torch.autograd.Function):
         w, xh, hb = ctx.saved
         bs, reverse, has_bias, relu = ctx.meta
         need, I = ctx.needs_input_grad, xh.shape[1] - y.shape[1]
-        # float32: dx and the bias gradient come out of the backward time loop
-        fuse = need[0] and y.dtype == torch.float32
-        xb = list(slices(I, len(hb) - 1)) if fuse else None
+        xb = _dx_split(need[0], y.dtype, I, hb)
         dG, dh0, dx, db = _build.load().rnn_backward(
             y, w, dy.contiguous(), dhn, bs, reverse, list(hb), xb, has_bias, relu
         )
-        if not fuse:
+        if xb is None:
             dx = dG.mm(w[:, :I]) if need[0] else None
-        dwi = dwh = None
-        if need[2] or need[3]:  # one GEMM for both: dG^T (H, N) @ [x | h_prev] (N, I + H)
-            dw = dG.t().mm(xh)
-            dwi, dwh = dw[:, :I], dw[:, I:]
+        dwi, dwh = _joint_weight_grads(dG, xh, None, I, need[2:4])
         db = db if has_bias else None
         return dx, dh0, dwi, dwh, db, db, None, None, None
 
