@@ -42,6 +42,12 @@ def fmt(t: float) -> str:
     return f"{t:.3f}"
 
 
+def timing_cells(p) -> str:
+    """Baseline and lstmkit ms with their ratio, forward then fwd+bwd (six table cells)."""
+    (fr, ff), (tr, tf) = p["fwd"], p["train"]
+    return f"{fmt(fr)} | {fmt(ff)} | {fr / ff:.2f}x | {fmt(tr)} | {fmt(tf)} | {tr / tf:.2f}x"
+
+
 def write(path, parity, points, notes, extras=()) -> None:
     lines = header() + ["", "## Parity on CUDA (vs torch.nn in float64, same weights)", ""]
     lines += ["| case | worst rel. error (tensor) | tol | |", "|---|---|---|---|"]
@@ -55,9 +61,7 @@ def write(path, parity, points, notes, extras=()) -> None:
         if "error" in p:
             lines.append(f"{key} {p['error']} | | | | | | |")
             continue
-        (fr, ff), (tr, tf) = p["fwd"], p["train"]
-        lines.append(f"{key} {fmt(fr)} | {fmt(ff)} | {fr / ff:.2f}x | {fmt(tr)} | {fmt(tf)} | "
-                     f"{tr / tf:.2f}x | {p['cfg']} |")  # fmt: skip
+        lines.append(f"{key} {timing_cells(p)} | {p['cfg']} |")
     lines += ["", "## LSTM extras: fused Triton kernels vs the plain PyTorch loop of the same cell",
               "", "Loop = lstmkit's reference backend (one cell call per step: GEMMs, F.layer_norm, "
               "gate math). Ratio = loop ms / triton ms (target: >= 5x). `hand` = a hand-written eager loop "
@@ -73,10 +77,8 @@ def write(path, parity, points, notes, extras=()) -> None:
         if "error" in p:
             lines.append(f"{key} {p['error']} | | | | | | {p['mode']} | | |")
             continue
-        (fr, ff), (tr, tf) = p["fwd"], p["train"]
         hand = f"{fmt(p['hand'][0])} | {p['hand'][0] / p['hand'][1]:.2f}x" if "hand" in p else " |"
-        lines.append(f"{key} {fmt(fr)} | {fmt(ff)} | {fr / ff:.2f}x | {fmt(tr)} | {fmt(tf)} | "
-                     f"{tr / tf:.2f}x | {p['mode']} | {hand} |")  # fmt: skip
+        lines.append(f"{key} {timing_cells(p)} | {p['mode']} | {hand} |")
     lines += ["", "## Summary", "", *notes, ""]
     text = "\n".join(lines)
     for target in path:
