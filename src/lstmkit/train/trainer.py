@@ -123,18 +123,22 @@ class Trainer:
             raise DataError(f"--device {want}: no CUDA GPU is available", fix="use --device cpu")
         return torch.device(want)
 
-    def _lr_factor(self, step: int, state: dict) -> float:
-        """Warm-up + cosine over the share of all steps done, or of the time budget spent when
-        that is further along (so a run cut short by ``--time-budget`` still ends low).
+    def _spent(self, state: dict) -> float:
+        """Training seconds so far (resumed epochs included): the mean over the processes, so
+        every process takes the same decisions from it."""
+        spent = state["elapsed"] + time.perf_counter() - self._epoch_start
+        return self.dist.all_sum(spent) / self.dist.world
+
+    def _lr_factor(self, step: int, spent: float | None) -> float:
+        """Warm-up + cosine over the share of all steps done, or of the time budget ``spent``
+        when that is further along (so a run cut short by ``--time-budget`` still ends low).
 
         The warm-up counts steps only: the first steps are the slowest, and letting the clock
         in there made runs that finish well within the budget depend on the machine."""
         cfg = self.config
         steps = max(1, cfg.epochs * self._total)
         progress = step / steps
-        if cfg.time_budget and progress >= cfg.warmup:
-            spent = state["elapsed"] + time.perf_counter() - self._epoch_start
-            spent = self.dist.all_sum(spent) / self.dist.world  # the same rate on every process
+        if spent is not None and progress >= cfg.warmup:
             progress = max(progress, spent / cfg.time_budget)
         return warmup_cosine(progress, cfg.warmup, 1.0 / steps)
 
@@ -347,8 +351,10 @@ class Trainer:
                     if problem.fatal:
                         return total / max(count, 1), problem
                     self.log(str(problem))
+                # the clock is read (and agreed on across processes) once per step
+                spent = self._spent(state) if cfg.time_budget else None
                 if cfg.schedule == "cosine":
-                    factor = self._lr_factor(state["step"] - 1, state)
+                    factor = self._lr_factor(state["step"] - 1, spent)
                     for group in self.opt.param_groups:
                         group["lr"] = cfg.lr * factor
                 self.opt.step()
@@ -356,7 +362,7 @@ class Trainer:
                     update_average(self.avg, self.model, cfg.average, state["step"])
                 self._done += 1
                 total, count = total + loss_global * n_global, count + n_global
-                if self._out_of_time(state):
+                if spent is not None and spent > cfg.time_budget:
                     break
                 if bar is not None:
                     bar.update(1)
@@ -369,10 +375,7 @@ class Trainer:
     def _out_of_time(self, state: dict) -> bool:
         """True once training time (all epochs, resumed ones included) exceeds the budget."""
         budget = self.config.time_budget
-        if not budget:
-            return False
-        spent = state["elapsed"] + time.perf_counter() - self._epoch_start
-        return self.dist.all_sum(float(spent > budget)) > 0
+        return bool(budget) and self._spent(state) > budget
 
     def _monitor_state(self) -> dict:
         m = self.monitor
