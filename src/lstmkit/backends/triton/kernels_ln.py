@@ -65,6 +65,20 @@ def _mm_fwd(y, h0, wt, bhh, o_p, bs_p, bs_t, rb, cols, H, GH, KT, BB: tl.constex
 
 
 @triton.jit
+def _rstd(p, row, mr, mu, NCN, N, BB: tl.constexpr, BH: tl.constexpr):
+    """1/std [BB] of the N-wide rows ``row`` at p (mean mu), which this program stored earlier
+    in the launch: a CTA barrier first, so that this second pass reads them."""
+    tl.debug_barrier()
+    s2 = tl.zeros([BB], tl.float32)
+    for jc in range(NCN):
+        cols = jc * BH + tl.arange(0, BH)
+        mc = mr & (cols[None, :] < N)
+        d = tl.where(mc, _ld(p + row * N + cols[None, :], mc) - mu[:, None], 0.0)
+        s2 += tl.sum(d * d, axis=1)
+    return 1.0 / tl.sqrt(s2 / N + EPS)
+
+
+@triton.jit
 def _zr_stats(y, h0, wt, bhh, zr, o_p, bs_p, bs_t, rb, row, NCG, H, GH, KT, MM: tl.constexpr,
               BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr, PREC: tl.constexpr):  # fmt: skip
     """zr = h_{t-1} @ W_hh^T + b_hh for this program's rows (MM: computed and stored here;
@@ -81,14 +95,7 @@ def _zr_stats(y, h0, wt, bhh, zr, o_p, bs_p, bs_t, rb, row, NCG, H, GH, KT, MM: 
             acc = _ld(zr + row * GH + cols[None, :], mc)
         s1 += tl.sum(tl.where(mc, acc, 0.0), axis=1)
     mu = s1 / GH
-    tl.debug_barrier()  # the second pass reads what the first stored
-    s2 = tl.zeros([BB], tl.float32)
-    for jc in range(NCG):
-        cols = jc * BH + tl.arange(0, BH)
-        mc = mr & (cols[None, :] < GH)
-        d = tl.where(mc, _ld(zr + row * GH + cols[None, :], mc) - mu[:, None], 0.0)
-        s2 += tl.sum(d * d, axis=1)
-    return mu, 1.0 / tl.sqrt(s2 / GH + EPS)
+    return mu, _rstd(zr, row, mr, mu, NCG, GH, BB, BH)
 
 
 @triton.jit
@@ -105,6 +112,39 @@ def _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, GH, KT4, BB: tl.constexpr, BH: tl.cons
         wk = tl.load(w + rk[:, None] * H + rh[None, :], mask=wm, other=0.0)  # [BK, BH]
         acc += tl.dot(d, wk, input_precision=PREC)
     return acc
+
+
+@triton.jit
+def _steps(off, bsz, ea, eb, T, REVERSE: tl.constexpr, BB: tl.constexpr):
+    """Row-tile kernels' preamble: program id pb, its batch rows rb [BB] and r = rb[:, None],
+    then (row offset, batch size) of execution steps ea and eb."""
+    pb = tl.program_id(0)
+    rb = pb * BB + tl.arange(0, BB)
+    o_a, bs_a = _meta(off, bsz, ea, T, REVERSE)
+    o_b, bs_b = _meta(off, bsz, eb, T, REVERSE)
+    return pb, rb, rb[:, None], o_a, bs_a, o_b, bs_b
+
+
+@triton.jit
+def _dh_acc(w, dy, dhn, dgr, dcar, dhs, o_n, bs_n, rb, row, bs_t, NC, H, GH, KT, MM: tl.constexpr,
+            CARRY: tl.constexpr, BB: tl.constexpr, BH: tl.constexpr, BK: tl.constexpr,
+            PREC: tl.constexpr):  # fmt: skip
+    """Backward step 1, into dhs: dh = dy + dh_n (rows ending here) + dgr[next step] @ W_hh
+    (MM: computed here; else written to dhs by _ln_mm_kernel), + CARRY: dcar[next step]."""
+    r = rb[:, None]
+    mr = r < bs_t
+    for jc in range(NC):
+        rh = jc * BH + tl.arange(0, BH)
+        mc = mr & (rh[None, :] < H)
+        if MM:
+            acc = _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, GH, KT, BB, BH, BK, PREC)
+        else:  # written by _ln_mm_kernel
+            acc = _ld(dhs + r * H + rh[None, :], mc)
+        acc += tl.load(dy + row * H + rh[None, :], mask=mc, other=0.0).to(tl.float32)
+        acc += tl.load(dhn + r * H + rh[None, :], mask=mc & (r >= bs_n), other=0.0)
+        if CARRY:
+            acc += _ld(dcar + (o_n + r).to(tl.int64) * H + rh[None, :], mc & (r < bs_n))
+        tl.store(dhs + r * H + rh[None, :], acc, mask=mc)
 
 
 @triton.jit(do_not_specialize=["e"])
@@ -180,12 +220,8 @@ def _ln_fwd_kernel(
     BK: tl.constexpr,
     PREC: tl.constexpr,
 ):
-    pb = tl.program_id(0)
-    rb = pb * BB + tl.arange(0, BB)  # [BB]
-    r = rb[:, None]
+    pb, rb, r, o_p, bs_p, o_t, bs_t = _steps(off, bsz, s0 - 1, s0, T, REVERSE, BB)
     GH = 4 * H
-    o_p, bs_p = _meta(off, bsz, s0 - 1, T, REVERSE)
-    o_t, bs_t = _meta(off, bsz, s0, T, REVERSE)
     for e in range(s0, s0 + ns):
         o_n, bs_n = _meta(off, bsz, e + 1, T, REVERSE)
         if pb * BB < bs_t:
@@ -228,14 +264,7 @@ def _ln_fwd_kernel(
                 tl.store(gp + 3 * H, go, mask=mc)
                 sc += tl.sum(tl.where(mc, c, 0.0), axis=1)
             muc = sc / H
-            tl.debug_barrier()
-            s2 = tl.zeros([BB], tl.float32)
-            for jc in range(NC):
-                rh = jc * BH + tl.arange(0, BH)
-                mc = mr & (rh[None, :] < H)
-                d = tl.where(mc, _ld(cs + row * H + rh[None, :], mc) - muc[:, None], 0.0)
-                s2 += tl.sum(d * d, axis=1)
-            rc = 1.0 / tl.sqrt(s2 / H + EPS)
+            rc = _rstd(cs, row, mr, muc, NC, H, BB, BH)
             srow = st + (o_t + rb).to(tl.int64) * 4
             mb = rb < bs_t
             tl.store(srow, mu, mask=mb)
@@ -302,28 +331,16 @@ def _ln_bwd_kernel(
     BK: tl.constexpr,
     PREC: tl.constexpr,
 ):
-    pb = tl.program_id(0)
-    rb = pb * BB + tl.arange(0, BB)  # [BB]
-    r = rb[:, None]
+    pb, rb, r, o_n, bs_n, o_t, bs_t = _steps(off, bsz, T - s0, T - 1 - s0, T, REVERSE, BB)
     GH = 4 * H
-    o_n, bs_n = _meta(off, bsz, T - s0, T, REVERSE)
-    o_t, bs_t = _meta(off, bsz, T - 1 - s0, T, REVERSE)
     for j in range(s0, s0 + ns):
         o_p, bs_p = _meta(off, bsz, T - 2 - j, T, REVERSE)
         if pb * BB < bs_t:
             mr = r < bs_t
             row = (o_t + r).to(tl.int64)
             # 1. dh = dy + dh_n (rows ending here) + dgr[next step] @ W_hh, into dhs
-            for jc in range(NC):
-                rh = jc * BH + tl.arange(0, BH)
-                mc = mr & (rh[None, :] < H)
-                if MM:
-                    acc = _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, GH, KT4, BB, BH, BK, PREC)
-                else:  # written by _ln_mm_kernel
-                    acc = _ld(dhs + r * H + rh[None, :], mc)
-                acc += tl.load(dy + row * H + rh[None, :], mask=mc, other=0.0).to(tl.float32)
-                acc += tl.load(dhn + r * H + rh[None, :], mask=mc & (r >= bs_n), other=0.0)
-                tl.store(dhs + r * H + rh[None, :], acc, mask=mc)
+            _dh_acc(w, dy, dhn, dgr, dcar, dhs, o_n, bs_n, rb, row, bs_t, NC, H, GH, KT4, MM,
+                    False, BB, BH, BK, PREC)  # fmt: skip
             srow = st + (o_t + rb).to(tl.int64) * 4
             mb = rb < bs_t
             mu = tl.load(srow, mask=mb, other=0.0)

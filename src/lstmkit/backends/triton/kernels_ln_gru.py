@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 
 from lstmkit.backends.triton.kernels import _load2, _meta, _sigmoid, _tanh
-from lstmkit.backends.triton.kernels_ln import _ld, _lnsums, _mm_bwd, _norm, _zr_stats
+from lstmkit.backends.triton.kernels_ln import _dh_acc, _ld, _lnsums, _norm, _steps, _zr_stats
 
 
 @triton.jit(do_not_specialize=["s0", "ns"])
@@ -53,12 +53,8 @@ def _lngru_fwd_kernel(
     BK: tl.constexpr,
     PREC: tl.constexpr,
 ):
-    pb = tl.program_id(0)
-    rb = pb * BB + tl.arange(0, BB)  # [BB]
-    r = rb[:, None]
+    pb, rb, r, o_p, bs_p, o_t, bs_t = _steps(off, bsz, s0 - 1, s0, T, REVERSE, BB)
     GH = 3 * H
-    o_p, bs_p = _meta(off, bsz, s0 - 1, T, REVERSE)
-    o_t, bs_t = _meta(off, bsz, s0, T, REVERSE)
     for e in range(s0, s0 + ns):
         o_n, bs_n = _meta(off, bsz, e + 1, T, REVERSE)
         if pb * BB < bs_t:
@@ -130,29 +126,16 @@ def _lngru_bwd_kernel(
     BK: tl.constexpr,
     PREC: tl.constexpr,
 ):
-    pb = tl.program_id(0)
-    rb = pb * BB + tl.arange(0, BB)  # [BB]
-    r = rb[:, None]
+    pb, rb, r, o_n, bs_n, o_t, bs_t = _steps(off, bsz, T - s0, T - 1 - s0, T, REVERSE, BB)
     GH = 3 * H
-    o_n, bs_n = _meta(off, bsz, T - s0, T, REVERSE)
-    o_t, bs_t = _meta(off, bsz, T - 1 - s0, T, REVERSE)
     for j in range(s0, s0 + ns):
         o_p, bs_p = _meta(off, bsz, T - 2 - j, T, REVERSE)
         if pb * BB < bs_t:
             mr = r < bs_t
             row = (o_t + r).to(tl.int64)
             # 1. dh = dy + dh_n (rows ending here) + dgr[next] @ W_hh + dh[next] * z[next]
-            for jc in range(NC):
-                rh = jc * BH + tl.arange(0, BH)
-                mc = mr & (rh[None, :] < H)
-                if MM:
-                    acc = _mm_bwd(dgr, w, o_n, bs_n, rb, rh, H, GH, KT3, BB, BH, BK, PREC)
-                else:  # written by _ln_mm_kernel
-                    acc = _ld(dhs + r * H + rh[None, :], mc)
-                acc += tl.load(dy + row * H + rh[None, :], mask=mc, other=0.0).to(tl.float32)
-                acc += tl.load(dhn + r * H + rh[None, :], mask=mc & (r >= bs_n), other=0.0)
-                acc += _ld(dcar + (o_n + r).to(tl.int64) * H + rh[None, :], mc & (r < bs_n))
-                tl.store(dhs + r * H + rh[None, :], acc, mask=mc)
+            _dh_acc(w, dy, dhn, dgr, dcar, dhs, o_n, bs_n, rb, row, bs_t, NC, H, GH, KT3, MM,
+                    True, BB, BH, BK, PREC)  # fmt: skip
             srow = st + (o_t + rb).to(tl.int64) * 2
             mu = tl.load(srow, mask=rb < bs_t, other=0.0)
             rs = tl.load(srow + 1, mask=rb < bs_t, other=0.0)
