@@ -22,7 +22,14 @@ import triton
 import triton.language as tl
 
 from lstmkit.backends.triton.kernels import _load2, _meta, _sigmoid, _tanh
-from lstmkit.backends.triton.kernels_ln import _dh_acc, _ld, _lnsums, _norm, _steps, _zr_stats
+from lstmkit.backends.triton.kernels_ln_common import (
+    _dh_acc,
+    _ld,
+    _lnsums,
+    _norm,
+    _steps,
+    _zr_stats,
+)
 
 
 @triton.jit(do_not_specialize=["s0", "ns"])

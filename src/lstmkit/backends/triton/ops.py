@@ -357,14 +357,12 @@ def _run(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw):
     peep = kw.get("peephole")
     if peep is not None:
         peep = torch.stack(tuple(peep))  # (3, H): w_ci, w_cf, w_co
-    if kw.get("norms") is not None and mode == 1:
+    if kw.get("norms") is not None:  # layer norm: its own kernels
         from lstmkit.backends.triton import ops_ln
 
-        y, hn = ops_ln.gru_ln(plan, bool(reverse), x, h0, w_ih, w_hh, b_ih, b_hh, kw["norms"])
-        return y, hn, None
-    if kw.get("norms") is not None:
-        from lstmkit.backends.triton import ops_ln
-
+        if mode == 1:
+            y, hn = ops_ln.gru_ln(plan, bool(reverse), x, h0, w_ih, w_hh, b_ih, b_hh, kw["norms"])
+            return y, hn, None
         return ops_ln.lstm_ln(plan, bool(reverse), x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep,
                               kw["norms"])  # fmt: skip
     return _Recurrent.apply(mode, bool(reverse), plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep)

@@ -1,11 +1,13 @@
-"""The layer-norm LSTM layer op of the Triton backend (kernels_ln.py), with its autograd.
+"""The layer-norm LSTM and GRU layer ops of the Triton backend (kernels_ln.py,
+kernels_ln_gru.py), with their autograd.
 
-Legend: N packed rows, T steps, B batch, H hidden, GH = 4*H, I input.
+Legend: N packed rows, T steps, B batch, H hidden, GH = 4*H (LSTM) or 3*H (GRU), I input.
 
 Forward: ``xp = LN_ih(x @ W_ih^T + b_ih)`` with torch ops (one GEMM + one layer_norm over all
 rows, differentiated by autograd), then one launch runs every step (LN_hh, gates, peepholes,
-C_t, LN_c, h_t), or, in split mode (large H), two launches per step. Backward: one launch yields dg (grad of xp), dgr (grad of W_hh h + b_hh), dcl
-(grad of LN_c's output) and the C carry; every parameter gradient is then a GEMM or a row sum.
+C_t, LN_c, h_t), or, in split mode (large H), two launches per step. Backward: one launch
+yields dg (grad of xp), dgr (grad of W_hh h + b_hh), the LSTM's dcl (grad of LN_c's output)
+and the carry; every parameter gradient is then a GEMM or a row sum.
 """
 
 from __future__ import annotations
@@ -122,22 +124,31 @@ class _LNRecurrent(torch.autograd.Function):
         return None, None, dg.to(dt), dh0, dc0, dw_hh, db_hh, dpeep, dlnp
 
 
+def _ln_input(x: Tensor, w_ih: Tensor, b_ih: Tensor | None, norms) -> Tensor:
+    """xp = LN_ih(x @ W_ih^T + b_ih) (N, GH): one GEMM and one layer_norm over all rows."""
+    with _gemm_math(x.dtype, x.device):
+        z = F.linear(x, w_ih, b_ih)
+    return F.layer_norm(z, (w_ih.shape[0],), norms.w_ih, norms.b_ih, EPS)
+
+
+def _ln_params(x: Tensor, parts: list, sizes: tuple[int, ...], fills: tuple[float, ...]):
+    """The kernels' flat LN parameter vector; an absent (non-affine) gain is 1, bias 0."""
+    like = dict(dtype=x.dtype, device=x.device)
+    full = [
+        p if p is not None else torch.full((n,), v, **like) for p, n, v in zip(parts, sizes, fills)
+    ]
+    return torch.cat(full)
+
+
 def lstm_ln(plan: Plan, reverse: bool, x: Tensor, h0: Tensor, c0: Tensor | None, w_ih: Tensor,
             w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, peep: Tensor | None,
             norms) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
     """Layer-norm LSTM layer (reference/cells.py ``norms``); ``peep`` (3, H) or None."""
     GH = w_ih.shape[0]
     H = GH // 4
-    with _gemm_math(x.dtype, x.device):
-        z = F.linear(x, w_ih, b_ih)  # (N, GH) one GEMM
-    xp = F.layer_norm(z, (GH,), norms.w_ih, norms.b_ih, EPS)
-    like = dict(dtype=x.dtype, device=x.device)
     parts = [norms.w_hh, norms.b_hh, norms.w_c, norms.b_c]
-    sizes, fill = (GH, GH, H, H), (1.0, 0.0, 1.0, 0.0)
-    parts = [
-        p if p is not None else torch.full((n,), v, **like) for p, n, v in zip(parts, sizes, fill)
-    ]
-    lnp = torch.cat(parts)  # (2 GH + 2 H,)
+    lnp = _ln_params(x, parts, (GH, GH, H, H), (1.0, 0.0, 1.0, 0.0))  # (2 GH + 2 H,)
+    xp = _ln_input(x, w_ih, b_ih, norms)
     return _LNRecurrent.apply(reverse, plan, xp, h0, c0, w_hh, b_hh, peep, lnp)
 
 
@@ -219,10 +230,5 @@ def gru_ln(plan: Plan, reverse: bool, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh:
            b_ih: Tensor | None, b_hh: Tensor | None, norms) -> tuple[Tensor, Tensor]:  # fmt: skip
     """Layer-norm GRU layer (reference/cells.py ``gru_cell`` with ``norms``)."""
     GH = w_ih.shape[0]
-    with _gemm_math(x.dtype, x.device):
-        z = F.linear(x, w_ih, b_ih)  # (N, 3H) one GEMM
-    xp = F.layer_norm(z, (GH,), norms.w_ih, norms.b_ih, EPS)
-    like = dict(dtype=x.dtype, device=x.device)
-    w = norms.w_hh if norms.w_hh is not None else torch.ones(GH, **like)
-    b = norms.b_hh if norms.b_hh is not None else torch.zeros(GH, **like)
-    return _LNGRU.apply(reverse, plan, xp, h0, w_hh, b_hh, torch.cat([w, b]))
+    lnp = _ln_params(x, [norms.w_hh, norms.b_hh], (GH, GH), (1.0, 0.0))  # (2 GH,)
+    return _LNGRU.apply(reverse, plan, _ln_input(x, w_ih, b_ih, norms), h0, w_hh, b_hh, lnp)
