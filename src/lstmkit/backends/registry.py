@@ -27,6 +27,15 @@ class Request:
     packed: bool = False
     extras: frozenset[str] = field(default_factory=frozenset)
     explicit: bool = False  # the caller named this backend (set by select_backend)
+    # The call's shape, for backends whose speed depends on it (backends/cpu/policy.py);
+    # 0 / False when unknown.
+    batch: int = 0  # B, rows at the first step
+    steps: int = 0  # T
+    input_size: int = 0  # I of the first layer
+    hidden_size: int = 0  # H
+    num_layers: int = 1
+    bidirectional: bool = False
+    grad: bool = False  # autograd will record this call (a backward is expected)
 
 
 @dataclass

@@ -242,8 +242,12 @@ class RNNBase(nn.Module):
         batch = batch_sizes[0]
         states = self._initial_states(hx, batch, batched, sorted_idx, data)
 
+        grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
         request = Request(self.mode, data.device, dtype, self.proj_size > 0, packed,
-                          self._active_extras())  # fmt: skip
+                          self._active_extras(), batch=batch, steps=len(batch_sizes),
+                          input_size=self.input_size, hidden_size=self.hidden_size,
+                          num_layers=self.num_layers, bidirectional=self.bidirectional,
+                          grad=grad or data.requires_grad)  # fmt: skip
         name = "reference" if self._gate_record is not None else self.backend  # see record.py
         op = select_backend(name, request).layer_op(self.mode)
         layer_input, h_n, c_n = data, [], []
