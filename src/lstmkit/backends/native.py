@@ -10,8 +10,10 @@ ATen's own loop on the CPU, cuDNN on CUDA. ``auto`` runs it
   ``backends/cpu/policy.py``, the CUDA rule is :func:`prefer_cudnn` below);
 * for plain calls no fused backend can run (e.g. float16 on the CPU), rather than the reference.
 
-It declines lstmkit's extras (they are not torch's) and CPU autocast (torch's CPU kernel fails
-under bfloat16 autocast on CPUs without native bfloat16; lstmkit's backends do not).
+It declines lstmkit's extras (they are not torch's), CPU autocast (torch's CPU kernel fails
+under bfloat16 autocast on CPUs without native bfloat16; lstmkit's backends do not) and
+``torch.compile`` on the CPU (in torch 2.13 Dynamo fails on ``aten.mkldnn_rnn_layer`` even with
+``allow_rnn``; the reference's time loop, or a fused custom op, compiles instead).
 
 Two entry points: ``stack`` runs a whole module (every layer and direction, inter-layer
 dropout) in one op, as torch.nn does, and is what the modules call; ``layers`` implement the
@@ -112,8 +114,11 @@ def supports(request: Request) -> str | None:
     if request.extras:
         names = ", ".join(sorted(request.extras))
         return Decline("extras", f"extras {names} are lstmkit's, not torch's")
-    if request.autocast and torch.device(request.device).type == "cpu" and not request.tracing:
+    on_cpu = torch.device(request.device).type == "cpu"
+    if request.autocast and on_cpu and not request.tracing:
         return Decline("autocast", "torch's CPU kernel is not used under CPU autocast")
+    if request.tracing == "torch.compile" and on_cpu:  # torch 2.13: aten.mkldnn_rnn_layer
+        return Decline("tracing", "torch.compile cannot trace torch's CPU RNN kernel")
     return None
 
 

@@ -59,17 +59,41 @@ DECLINE_KINDS = {
 SILENT_KINDS = frozenset({"device", "extras", "cell", "slower", "tracing", "autocast"})
 
 
-class Decline(str):
-    """A backend's reason for not running a request, with its ``kind`` (see DECLINE_KINDS)."""
+class Decline:
+    """A backend's reason for not running a request, with its ``kind`` (see DECLINE_KINDS).
 
-    kind: str
+    It reads as its reason: ``str(d)``, ``d.startswith(...)``, ``"word" in d``, ``d == "..."``.
+    """
 
-    def __new__(cls, kind: str, reason: str) -> Decline:
+    __slots__ = ("kind", "reason")
+
+    def __init__(self, kind: str, reason: str) -> None:
         if kind not in DECLINE_KINDS:
             raise ValueError(f"unknown decline kind {kind!r}; expected one of {sorted(DECLINE_KINDS)}")
-        self = super().__new__(cls, reason)
-        self.kind = kind
-        return self
+        self.kind, self.reason = kind, reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+    def __repr__(self) -> str:
+        return f"Decline({self.kind!r}, {self.reason!r})"
+
+    def __format__(self, spec: str) -> str:
+        return format(self.reason, spec)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Decline):
+            return (self.kind, self.reason) == (other.kind, other.reason)
+        return isinstance(other, str) and other == self.reason
+
+    def __hash__(self) -> int:
+        return hash(self.reason)
+
+    def __contains__(self, word: str) -> bool:
+        return word in self.reason
+
+    def startswith(self, prefix: str | tuple[str, ...]) -> bool:
+        return self.reason.startswith(prefix)
 
 
 def decline_kind(reason: str) -> str:
@@ -98,7 +122,7 @@ class Request:
     bidirectional: bool = False
     grad: bool = False  # autograd will record this call (a backward is expected)
     # Set by select_backend from the running context (see tracing_context / autocast_on).
-    tracing: str | None = None  # "jit.trace" | "onnx" | "torch.export" | "torch.compile"
+    tracing: str | None = None  # "jit.trace" | "onnx" | "torch.export" | "torch.compile" | ...
     autocast: bool = False  # autocast is enabled for the request's device type
 
 
@@ -113,7 +137,7 @@ class Backend:
 
     name: str
     priority: int
-    supports: Callable[[Request], str | None]
+    supports: Callable[[Request], Decline | str | None]
     layers: Mapping[str, LayerOp] = field(default_factory=dict)
     generic: Callable[[CellSpec], LayerOp] | None = None
     stack: Callable | None = None
@@ -216,8 +240,9 @@ def _load(name: str) -> None:
 
 def available_backends() -> list[str]:
     """Names of every known backend (loaded or loadable), best first."""
-    for name in list(_LOADERS):
-        _load(name)
+    if not torch.compiler.is_compiling():  # no imports while Dynamo traces (lstmkit.compile
+        for name in list(_LOADERS):  # loads them before it compiles)
+            _load(name)
     return [b.name for b in sorted(_BACKENDS.values(), key=lambda b: -b.priority)]
 
 
@@ -234,8 +259,9 @@ def get_backend(name: str) -> Backend:
 def tracing_context() -> str | None:
     """Which tracer or exporter is capturing the running code, if any.
 
-    ``"onnx"`` (torch.onnx.export, either exporter), ``"torch.export"``, ``"jit.trace"`` or
-    ``"torch.compile"`` (dynamo); None in eager mode.
+    ``"onnx"`` (torch.onnx.export, either exporter), ``"torch.export"``, ``"jit.trace"``,
+    ``"torch.compile"`` (dynamo) or ``"torch.func"`` (a functorch transform); None in eager
+    mode.
     """
     if torch.onnx.is_in_onnx_export():
         return "onnx"
@@ -245,6 +271,8 @@ def tracing_context() -> str | None:
         return "torch.export"
     if torch.compiler.is_compiling():
         return "torch.compile"
+    if torch._C._are_functorch_transforms_active():
+        return "torch.func"  # grad / vmap / jacrev: autograd.Functions need setup_context
     return None
 
 

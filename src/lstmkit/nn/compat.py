@@ -116,6 +116,9 @@ def compile(model: nn.Module, **kwargs) -> Callable:  # noqa: A001 - mirrors tor
     (when Dynamo traces it), not process-wide. Plain torch.nn RNNs inside ``model`` are then
     traced too, as with torch's own switch.
     """
+    from lstmkit.backends import available_backends
+
+    available_backends()  # import the lazy backends now, not while Dynamo traces
     compiled = torch.compile(model, **kwargs)
 
     @functools.wraps(compiled)
