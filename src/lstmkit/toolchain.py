@@ -43,12 +43,12 @@ class Tagger(nn.Module):
         return self.out(y)
 
 
-def pair(kind: str = "LSTM", seed: int = 0, **kw) -> tuple[nn.Module, nn.Module]:
+def pair(kind: str = "LSTM", seed: int = 0, backend: str = "auto", **kw):
     """(torch.nn tagger, lstmkit tagger) with equal weights, in eval mode."""
     kw = {"num_layers": 2, "batch_first": True, **kw}
     torch.manual_seed(seed)
     oracle = Tagger(getattr(nn, kind)(5, 8, **kw)).eval()
-    ours = Tagger(getattr(lstmkit, kind)(5, 8, **kw)).eval()
+    ours = Tagger(getattr(lstmkit, kind)(5, 8, backend=backend, **kw)).eval()
     ours.load_state_dict(oracle.state_dict())
     return oracle, ours
 
@@ -240,8 +240,7 @@ def markdown(kind: str = "LSTM") -> str:
         "model). `torch.compile` is called as `lstmkit.compile` for lstmkit (Dynamo's "
         "`allow_rnn` scoped to that model; see docs/architecture.md).",
         "",
-        f"torch {torch.__version__}, Python {platform.python_version()}, "
-        f"{platform.machine()} CPU.",
+        f"torch {torch.__version__}, Python {platform.python_version()}, {platform.machine()} CPU.",
         "",
         f"| what the user does | torch.nn.{kind} | lstmkit.{kind} |",
         "|---|---|---|",

@@ -69,7 +69,9 @@ class Decline:
 
     def __init__(self, kind: str, reason: str) -> None:
         if kind not in DECLINE_KINDS:
-            raise ValueError(f"unknown decline kind {kind!r}; expected one of {sorted(DECLINE_KINDS)}")
+            raise ValueError(
+                f"unknown decline kind {kind!r}; expected one of {sorted(DECLINE_KINDS)}"
+            )
         self.kind, self.reason = kind, reason
 
     def __str__(self) -> str:

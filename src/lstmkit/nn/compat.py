@@ -84,7 +84,7 @@ class TorchTwin:
         try:
             return self.as_torch()
         except ValueError as err:
-            raise torch.jit.frontend.NotSupportedError(None, f"torch.jit.script: {err}") from None
+            raise RuntimeError(f"torch.jit.script: {err}") from None
 
 
 def check_exportable(module: nn.Module, backend) -> None:
@@ -150,5 +150,7 @@ def register_quantization(classes: dict[type, str]) -> None:
     except ImportError:  # a torch build without quantization
         return
     for cls, target in classes.items():
-        twin = type(f"Quantized{cls.__name__}", (_QuantizedTwin,), {"target": getattr(nnqd, target)})
+        twin = type(
+            f"Quantized{cls.__name__}", (_QuantizedTwin,), {"target": getattr(nnqd, target)}
+        )
         qm.DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS.setdefault(cls, twin)

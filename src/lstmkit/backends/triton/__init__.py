@@ -62,7 +62,8 @@ def supports(request: Request) -> str | None:
     if request.extras - fused:
         names = ", ".join(sorted(request.extras - fused))
         return Decline(
-            "extras", f"extras ({names}) are not fused in the triton backend; the reference runs them"
+            "extras",
+            f"extras ({names}) are not fused in the triton backend; the reference runs them",
         )
     if request.tracing is not None and request.tracing not in TRACEABLE:
         return Decline("tracing", f"{request.tracing} cannot capture the triton kernels")
