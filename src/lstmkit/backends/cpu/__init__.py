@@ -14,9 +14,9 @@ import torch
 from lstmkit.backends.cpu import _build, ops, policy
 from lstmkit.backends.cpu.ops import gru_layer, lstm_layer, rnn_layer
 from lstmkit.backends.registry import Backend, Decline, Request, per_mode_layers, register
-from lstmkit.reference.spec import SPECS
 
 DTYPES = (torch.float32, torch.float64)
+LAYERS = per_mode_layers(lstm_layer, gru_layer, rnn_layer)  # the modes with a compiled kernel
 
 __all__ = ["BACKEND", "supports", "lstm_layer", "gru_layer", "rnn_layer"]
 
@@ -25,7 +25,7 @@ def supports(request: Request) -> str | None:
     """None when this backend can run ``request``, else a :class:`Decline` saying why not."""
     if torch.device(request.device).type != "cpu":
         return Decline("device", f"device {request.device} is not the CPU")
-    if request.mode not in SPECS:
+    if request.mode not in LAYERS:
         return Decline("cell", f"mode {request.mode!r} has no compiled kernel (built-ins only)")
     if request.dtype not in DTYPES:
         return Decline("dtype", f"dtype {request.dtype} is not supported (float32, float64 only)")
@@ -50,6 +50,6 @@ BACKEND = Backend(
     name="cpu",
     priority=50,
     supports=supports,
-    layers=per_mode_layers(lstm_layer, gru_layer, rnn_layer),
+    layers=LAYERS,
 )
 register(BACKEND)

@@ -19,7 +19,6 @@ import torch
 
 from lstmkit.backends.native import prefer_cudnn
 from lstmkit.backends.registry import Backend, Decline, Request, per_mode_layers, register
-from lstmkit.reference.spec import SPECS
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 FUSED = {"lstm": frozenset({"peephole", "layer_norm"}), "gru": frozenset({"layer_norm"})}
@@ -47,7 +46,7 @@ def supports(request: Request) -> str | None:
             )
     elif not triton_available():
         return Decline("unavailable", "triton is not installed (pip install lstmkit[gpu])")
-    if request.mode not in SPECS:
+    if request.mode not in LAYERS:
         return Decline("cell", f"mode {request.mode!r} has no triton kernel (built-ins only)")
     if request.dtype not in DTYPES:
         return Decline(
@@ -92,13 +91,14 @@ def _on_input_device(name: str):
 lstm_layer = _on_input_device("lstm_layer")
 gru_layer = _on_input_device("gru_layer")
 rnn_layer = _on_input_device("rnn_layer")
+LAYERS = per_mode_layers(lstm_layer, gru_layer, rnn_layer)  # the modes with a triton kernel
 
 
 BACKEND = Backend(
     name="triton",
     priority=60,
     supports=supports,
-    layers=per_mode_layers(lstm_layer, gru_layer, rnn_layer),
+    layers=LAYERS,
 )
 register(BACKEND)
 
