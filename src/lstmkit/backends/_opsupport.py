@@ -29,6 +29,9 @@ _is_compiling = torch.compiler.is_compiling
 _dispatch_stack = torch._C._len_torch_dispatch_stack
 _function_mode = torch._C._is_torch_function_mode_enabled
 _functorch_stack = torch._C._functorch.peek_interpreter_stack
+_interpreters = torch._C._functorch.get_interpreter_stack
+_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_unwrapped = torch._C._functorch.get_unwrapped
 
 
 def plain_eager(*tensors: Tensor | None) -> bool:
@@ -38,6 +41,27 @@ def plain_eager(*tensors: Tensor | None) -> bool:
     if _dispatch_stack() or _function_mode() or _functorch_stack() is not None:
         return False
     return all(t is None or type(t) in _PLAIN for t in tensors)
+
+
+def functorch_active() -> bool:
+    """A torch.func transform runs this call (dynamo's own tracing does not count)."""
+    return not _is_compiling() and _functorch_stack() is not None
+
+
+def gradient_needs_graph(inputs: Sequence[Tensor | None]) -> bool:
+    """In a backward: whether its result must itself be differentiable.  True under
+    ``create_graph=True``, under nested torch.func transforms, and under torch.func.grad when
+    the inputs also carry a graph of ordinary autograd; False for a plain backward and for a
+    single torch.func.grad / vjp (it runs backward in grad mode, but nothing differentiates
+    the gradient it returns)."""
+    if not torch.is_grad_enabled():
+        return False
+    stack = _interpreters()
+    if not stack:
+        return True
+    if len(stack) > 1:
+        return True
+    return any(t is not None and _wrapped(t) and _unwrapped(t).requires_grad for t in inputs)
 
 
 def needs_grad(*tensors: Tensor | None) -> bool:
@@ -110,9 +134,12 @@ def differentiable_backward(reference: Callable[[Any], tuple], inputs: NamedTupl
                             need: NamedTuple) -> NamedTuple:  # fmt: skip
     """The gradients of ``reference(inputs)`` with their graph (``create_graph=True``): the
     fused ops' backward when the gradient itself must be differentiable."""
-    wrt = [t for t, n in zip(inputs, need) if n and t is not None]
+    # each input through a view of its own: autograd.grad then credits only the direct
+    # dependence on it, not paths through another input computed from it (b_hh = b_ih * 2)
     with torch.enable_grad():
+        inputs = type(inputs)(*(t if t is None else t.view_as(t) for t in inputs))
         outs = reference(inputs)
+    wrt = [t for t, n in zip(inputs, need) if n and t is not None]
     pairs = [(o, g) for o, g in zip(outs, grad_outputs) if g is not None and o.requires_grad]
     got = iter(
         torch.autograd.grad(

@@ -31,6 +31,27 @@ def _define(name: str, schema: str, impl, fake):
     return op
 
 
+def _with_autograd(name: str, op, setup_context, backward):
+    """Register ``backward`` for ``op`` with torch.library, and return the same formula as an
+    autograd.Function with setup_context: torch.func (grad, vmap, jacrev) needs that form, and
+    torch.library's generated one does not have it (torch 2.13)."""
+    torch.library.register_autograd(f"lstmkit::{name}", backward, setup_context=setup_context)
+    body = {
+        "forward": staticmethod(lambda *args: op(*args)),
+        "setup_context": staticmethod(setup_context),
+        "backward": staticmethod(backward),
+        "generate_vmap_rule": True,
+    }
+    function = type(f"{name}_function", (torch.autograd.Function,), body)
+
+    def call(*args):
+        if S.functorch_active():
+            return function.apply(*args)
+        return op(*args)
+
+    return call
+
+
 def _op_args(schema: str) -> tuple[str, ...]:
     """The argument names of a schema, for needs_input_grad by name."""
     args = schema[schema.index("(") + 1 : schema.index(") ->")]
@@ -120,7 +141,7 @@ def _lstm_backward(ctx, dy, dhn, dcn, *_):
     a = LSTMInputs(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
     need = S.named_needs(ctx.needs_input_grad, _LSTM_ARGS, LSTMInputs)
     dy, dhn, dcn = _zeros_for_none((dy, dhn, dcn), (x.shape[0], h0.shape[1]), h0, c0)
-    if torch.is_grad_enabled():  # create_graph=True: differentiate through the reference
+    if S.gradient_needs_graph(a):  # create_graph=True: differentiate through the reference
         g = S.differentiable_backward(_reference("lstm", batch_sizes, ctx.reverse), a,
                                       (dy, dhn, dcn), need)  # fmt: skip
         return S.grads_for_op(g, _LSTM_ARGS)
@@ -157,13 +178,13 @@ def _reference(mode: str, batch_sizes: Tensor, reverse: bool):
 
 _LSTM_OP = _define("cpu_lstm", _LSTM_SCHEMA, _lstm_impl, _lstm_fake)
 _LSTM_BWD = _define("cpu_lstm_backward", _LSTM_BWD_SCHEMA, _lstm_bwd_impl, _lstm_bwd_fake)
-torch.library.register_autograd("lstmkit::cpu_lstm", _lstm_backward, setup_context=_lstm_setup)
+_LSTM_CALL = _with_autograd("cpu_lstm", _LSTM_OP, _lstm_setup, _lstm_backward)
 
 
 def lstm(x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse):
     """The LSTM layer contract over ``torch.ops.lstmkit.cpu_lstm``."""
     keep = S.needs_grad(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr)
-    out = _LSTM_OP(x, S.batch_sizes_tensor(batch_sizes), h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
+    out = _LSTM_CALL(x, S.batch_sizes_tensor(batch_sizes), h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr,
                    bool(reverse), keep)  # fmt: skip
     return out[0], out[1], out[2]
 
@@ -273,7 +294,7 @@ def _gru_backward(ctx, dy, dhn, *_):
     a = GRUInputs(x, h0, w_ih, w_hh, b_ih, b_hh)
     need = S.named_needs(ctx.needs_input_grad, op_args, GRUInputs)
     dy, dhn = _zeros_for_none((dy, dhn), y.shape, h0)
-    if torch.is_grad_enabled():  # create_graph=True: differentiate through the reference
+    if S.gradient_needs_graph(a):  # create_graph=True: differentiate through the reference
         mode = ("rnn_relu" if ctx.relu else "rnn_tanh") if rnn else "gru"
         g = S.differentiable_backward(_reference(mode, batch_sizes, ctx.reverse), a, (dy, dhn),
                                       need)  # fmt: skip
@@ -296,14 +317,14 @@ _GRU_OP = _define("cpu_gru", _GRU_SCHEMA, _gru_impl, _gru_fake)
 _GRU_BWD = _define("cpu_gru_backward", _GRU_BWD_SCHEMA, _gru_bwd_impl, _gru_bwd_fake)
 _RNN_OP = _define("cpu_rnn", _RNN_SCHEMA, _rnn_impl, _rnn_fake)
 _RNN_BWD = _define("cpu_rnn_backward", _RNN_BWD_SCHEMA, _rnn_bwd_impl, _rnn_bwd_fake)
-torch.library.register_autograd("lstmkit::cpu_gru", _gru_backward, setup_context=_gru_setup)
-torch.library.register_autograd("lstmkit::cpu_rnn", _gru_backward, setup_context=_gru_setup)
+_GRU_CALL = _with_autograd("cpu_gru", _GRU_OP, _gru_setup, _gru_backward)
+_RNN_CALL = _with_autograd("cpu_rnn", _RNN_OP, _gru_setup, _gru_backward)
 
 
 def gru(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse):
     """The GRU layer contract over ``torch.ops.lstmkit.cpu_gru``."""
     keep = S.needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
-    out = _GRU_OP(x, S.batch_sizes_tensor(batch_sizes), h0, w_ih, w_hh, b_ih, b_hh,
+    out = _GRU_CALL(x, S.batch_sizes_tensor(batch_sizes), h0, w_ih, w_hh, b_ih, b_hh,
                   bool(reverse), keep)  # fmt: skip
     return out[0], out[1]
 
@@ -311,7 +332,7 @@ def gru(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse):
 def rnn(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse, relu: bool):
     """The Elman RNN layer contract over ``torch.ops.lstmkit.cpu_rnn``."""
     keep = S.needs_grad(x, h0, w_ih, w_hh, b_ih, b_hh)
-    out = _RNN_OP(x, S.batch_sizes_tensor(batch_sizes), h0, w_ih, w_hh, b_ih, b_hh,
+    out = _RNN_CALL(x, S.batch_sizes_tensor(batch_sizes), h0, w_ih, w_hh, b_ih, b_hh,
                   bool(reverse), relu, keep)  # fmt: skip
     return out[0], out[1]
 

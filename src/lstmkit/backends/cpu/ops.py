@@ -43,7 +43,7 @@ class _LSTM(torch.autograd.Function):
     def backward(ctx, dy, dhn, dcn):
         a = LSTMInputs(*ctx.saved_tensors)
         need = LSTMInputs(*ctx.needs_input_grad[: len(LSTMInputs._fields)])
-        if torch.is_grad_enabled():  # create_graph=True: differentiate through the reference
+        if S.gradient_needs_graph(a):  # create_graph=True: differentiate through the reference
             ref = _reference("lstm", ctx.bs, ctx.reverse)
             g = S.differentiable_backward(ref, a, (dy, dhn, dcn), need)
         else:
@@ -64,7 +64,7 @@ class _GRU(torch.autograd.Function):
     def backward(ctx, dy, dhn):
         a = GRUInputs(*ctx.saved_tensors)
         need = GRUInputs(*ctx.needs_input_grad[: len(GRUInputs._fields)])
-        if torch.is_grad_enabled():
+        if S.gradient_needs_graph(a):
             ref = _reference("gru", ctx.bs, ctx.reverse)
             g = S.differentiable_backward(ref, a, (dy, dhn), need)
         else:
@@ -85,7 +85,7 @@ class _RNN(torch.autograd.Function):
     def backward(ctx, dy, dhn):
         a = GRUInputs(*ctx.saved_tensors)
         need = GRUInputs(*ctx.needs_input_grad[: len(GRUInputs._fields)])
-        if torch.is_grad_enabled():
+        if S.gradient_needs_graph(a):
             ref = _reference("rnn_relu" if ctx.relu else "rnn_tanh", ctx.bs, ctx.reverse)
             g = S.differentiable_backward(ref, a, (dy, dhn), need)
         else:
