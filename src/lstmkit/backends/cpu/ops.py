@@ -20,7 +20,12 @@ from lstmkit.backends import _opsupport as S
 from lstmkit.backends.cpu import fused, library
 from lstmkit.backends.cpu.fused import GRUInputs, LSTMInputs, num_threads, slices
 
-__all__ = ["lstm_layer", "gru_layer", "rnn_layer", "num_threads", "slices"]
+__all__ = ["TRACEABLE", "lstm_layer", "gru_layer", "rnn_layer", "num_threads", "slices"]
+
+# The tracers and transforms that capture these ops (registry.tracing_context names): the
+# custom ops have fake kernels and registered autograd.  jit.trace and onnx want standard aten
+# ops, which the "torch" backend runs.
+TRACEABLE = ("torch.compile", "torch.export", "torch.func")
 
 
 def _reference(mode: str, bs: list[int], reverse: bool):
