@@ -56,12 +56,8 @@ def test_double_backward_matches_torch(backend):
     _assert_row(toolchain.Row("db", toolchain.check_double_backward), "LSTM", backend=backend)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fused CPU op's backward is first-order; helper ops "
-    "makes it differentiable or raise an error naming backend='reference'",
-)
 def test_double_backward_default_backend():
+    """auto: the fused CPU op's backward is differentiable (helper ops), equal to torch.nn."""
     _assert_row(toolchain.Row("db", toolchain.check_double_backward), "LSTM")
 
 

@@ -56,6 +56,10 @@ DECLINE_KINDS = {
     "tracing": "a tracer/exporter is running that cannot capture this backend's ops",
     "autocast": "autocast is on and this backend would not honour it correctly",
 }
+# Tracers whose output should hold torch's standard op (portable: ONNX nodes, aten::lstm in a
+# TorchScript graph or an ExportedProgram): under these "auto" leaves the fused backends aside
+# even when their custom ops could be captured; naming a backend still captures its op.
+STANDARD_OP_TRACERS = frozenset({"jit.trace", "onnx", "torch.export"})
 SILENT_KINDS = frozenset({"device", "extras", "cell", "slower", "tracing", "autocast"})
 
 
@@ -96,6 +100,14 @@ class Decline:
 
     def startswith(self, prefix: str | tuple[str, ...]) -> bool:
         return self.reason.startswith(prefix)
+
+
+def tracing_decline(request: Request, traceable, what: str) -> Decline | None:
+    """The decline of a fused backend whose ops ``traceable`` tracers can capture, if any."""
+    t = request.tracing
+    if t is None or (t in traceable and (request.explicit or t not in STANDARD_OP_TRACERS)):
+        return None
+    return Decline("tracing", f"{t} records torch's standard op, not the {what}")
 
 
 def decline_kind(reason: str) -> str:

@@ -13,7 +13,14 @@ import torch
 
 from lstmkit.backends.cpu import _build, ops, policy
 from lstmkit.backends.cpu.ops import gru_layer, lstm_layer, rnn_layer
-from lstmkit.backends.registry import Backend, Decline, Request, per_mode_layers, register
+from lstmkit.backends.registry import (
+    Backend,
+    Decline,
+    Request,
+    per_mode_layers,
+    register,
+    tracing_decline,
+)
 
 DTYPES = (torch.float32, torch.float64)
 LAYERS = per_mode_layers(lstm_layer, gru_layer, rnn_layer)  # the modes with a compiled kernel
@@ -33,10 +40,10 @@ def supports(request: Request) -> str | None:
         names = ", ".join(sorted(request.extras))
         return Decline("extras", f"extras {names} run on the reference only")
     # ops.TRACEABLE: the tracers that capture the fused ops (torch.library custom ops with fake
-    # kernels capture under torch.compile); the rest (jit.trace, onnx, torch.export) need the
-    # standard aten op, which the "torch" backend runs.
-    if request.tracing is not None and request.tracing not in getattr(ops, "TRACEABLE", ()):
-        return Decline("tracing", f"{request.tracing} cannot capture the compiled CPU kernels")
+    # kernels); jit.trace, onnx and torch.export under "auto" record torch's standard op.
+    traced = tracing_decline(request, getattr(ops, "TRACEABLE", ()), "compiled CPU kernels")
+    if traced is not None:
+        return traced
     reason = _build.load_error()
     if reason is not None:
         return Decline("unavailable", reason)

@@ -18,7 +18,14 @@ import os
 import torch
 
 from lstmkit.backends.native import prefer_cudnn
-from lstmkit.backends.registry import Backend, Decline, Request, per_mode_layers, register
+from lstmkit.backends.registry import (
+    Backend,
+    Decline,
+    Request,
+    per_mode_layers,
+    register,
+    tracing_decline,
+)
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 FUSED = {"lstm": frozenset({"peephole", "layer_norm"}), "gru": frozenset({"layer_norm"})}
@@ -64,8 +71,9 @@ def supports(request: Request) -> str | None:
             "extras",
             f"extras ({names}) are not fused in the triton backend; the reference runs them",
         )
-    if request.tracing is not None and request.tracing not in TRACEABLE:
-        return Decline("tracing", f"{request.tracing} cannot capture the triton kernels")
+    traced = tracing_decline(request, TRACEABLE, "triton kernels")
+    if traced is not None:
+        return traced
     slower = None if request.explicit or request.extras else prefer_cudnn(request)
     if slower is not None:
         return Decline("slower", slower)
