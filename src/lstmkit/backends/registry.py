@@ -254,10 +254,14 @@ def _load(name: str) -> None:
 
 def available_backends() -> list[str]:
     """Names of every known backend (loaded or loadable), best first."""
-    if not torch.compiler.is_compiling():  # no imports while Dynamo traces (lstmkit.compile
-        for name in list(_LOADERS):  # loads them before it compiles)
+    return [b.name for b in _ranked()]
+
+
+def _ranked() -> list[Backend]:
+    if _LOADERS and not torch.compiler.is_compiling():  # no imports while Dynamo traces
+        for name in list(_LOADERS):  # (lstmkit.compile loads them before it compiles)
             _load(name)
-    return [b.name for b in sorted(_BACKENDS.values(), key=lambda b: -b.priority)]
+    return sorted(_BACKENDS.values(), key=lambda b: -b.priority)
 
 
 def get_backend(name: str) -> Backend:
@@ -304,8 +308,11 @@ def select_backend(name: str, request: Request) -> Backend:
     opt-in extra, a faster alternative, a tracer), it warns once saying why.
     A named backend that cannot serve the request raises ``ValueError`` with its reason.
     """
-    request = replace(request, tracing=tracing_context(),
-                      autocast=torch.is_autocast_enabled(torch.device(request.device).type))  # fmt: skip
+    if request.tracing is None and not request.autocast:  # the caller may have filled them in
+        tracing = tracing_context()
+        autocast = torch.is_autocast_enabled(torch.device(request.device).type)
+        if tracing is not None or autocast:
+            request = replace(request, tracing=tracing, autocast=autocast)
     if name != "auto":
         backend = get_backend(name)
         reason = backend.supports(replace(request, explicit=True))
@@ -313,8 +320,8 @@ def select_backend(name: str, request: Request) -> Backend:
             raise ValueError(f"backend={name!r} cannot run this call: {reason}")
         return backend
     reasons = []
-    for cand in available_backends():  # best first
-        backend = _BACKENDS[cand]
+    for backend in _ranked():  # best first
+        cand = backend.name
         reason = backend.supports(request)
         if reason is None:
             unexpected = [(n, r) for n, r in reasons if decline_kind(r) not in SILENT_KINDS]

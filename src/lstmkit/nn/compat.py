@@ -89,10 +89,6 @@ class TorchTwin:
 
 def check_exportable(module: nn.Module, backend) -> None:
     """Under ONNX export, refuse what would export as something else than the module computes."""
-    from lstmkit.backends.registry import tracing_context
-
-    if tracing_context() != "onnx":
-        return
     extra = non_torch_options(module)
     if extra:
         raise RuntimeError(
