@@ -134,7 +134,7 @@ def expected_backend(cfg: dict, backend: str) -> str:
         return "cpu"
     if getattr(reason, "kind", None) == "slower":
         return "torch"
-    pytest.skip(f"the compiled CPU backend cannot run here: {reason}")
+    pytest.skip(f"the compiled CPU backend (C++ compiler, ninja) cannot run here: {reason}")
 
 
 @pytest.mark.parametrize("backend", ["reference", "auto"])
