@@ -278,7 +278,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         self._dispatch_log["backend"] = backend.name  # read by tests and lstmkit.toolchain
         if backend.stack is not None and not self._module_extras():
             y, final = backend.stack(self, data if packed else x, batch_sizes_t, states)
-            layer_input = y if packed else y.reshape(T * B, -1)
+            layer_input = y  # padded: (T, B, ·) already
         else:
             op, pass_kwargs = (
                 backend.layer_op(self.spec),
@@ -292,7 +292,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
             if unsorted_idx is not None:
                 final = [s.index_select(1, unsorted_idx) for s in final]
         else:
-            output = layer_input.view(T, B, -1)
+            output = layer_input if layer_input.dim() == 3 else layer_input.view(T, B, -1)
             if self.batch_first and batched:
                 output = output.transpose(0, 1)
             if not batched:
