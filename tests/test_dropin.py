@@ -179,3 +179,17 @@ def test_module_db_error_inputs_raise_torchs_exception_types(torch_cls):
             m = OURS[info.module_cls](*args, **kwargs)
             fwd = mi.forward_input
             m(*fwd.args, **fwd.kwargs)
+
+
+def test_onnx_export_through_the_reference_is_refused():
+    """The reference would unroll the loop into a fixed-length graph: an error, not that."""
+    m = toolchain.Tagger(lstmkit.GRU(5, 8, batch_first=True, backend="reference")).eval()
+    with pytest.raises(RuntimeError, match="backend='reference'"):
+        torch.onnx.export(m, (torch.randn(2, 3, 5),), dynamo=False)
+
+
+def test_compile_scopes_allow_rnn_to_its_calls():
+    assert torch._dynamo.config.allow_rnn is False
+    compiled = lstmkit.compile(lstmkit.RNN(2, 3), fullgraph=True)
+    compiled(torch.randn(2, 1, 2))
+    assert torch._dynamo.config.allow_rnn is False, "no process-wide change"

@@ -112,9 +112,12 @@ def compile(model: nn.Module, **kwargs) -> Callable:  # noqa: A001 - mirrors tor
     (when Dynamo traces it), not process-wide. Plain torch.nn RNNs inside ``model`` are then
     traced too, as with torch's own switch.
     """
-    from lstmkit.backends import available_backends
+    from lstmkit.backends import Request, available_backends, get_backend
 
-    available_backends()  # import the lazy backends now, not while Dynamo traces
+    # Import the lazy backends and let them load their kernels now (the CPU extension stats
+    # and imports files): Dynamo cannot trace that, so it must not happen inside the trace.
+    for name in available_backends():
+        get_backend(name).supports(Request("lstm", torch.device("cpu"), torch.float32))
     compiled = torch.compile(model, **kwargs)
 
     @functools.wraps(compiled)
