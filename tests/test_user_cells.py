@@ -109,6 +109,9 @@ def test_user_cell_extras_and_record():
         m(torch.randn(6, 2, 3))
     assert sorted(rec[1, 0]) == ["h", "n", "r", "z"] and rec[1, 0]["z"].shape == (2, 6, 4)
     assert [p.key for p in MYGRU.panels] == ["r", "z", "n", "h"]
+    from lstmkit.reference.spec import SPECS, spec
+
+    assert spec(m.mode) is MYGRU and "mygru" not in SPECS  # found by name, not in the tables
 
 
 def test_define_cell_errors():
