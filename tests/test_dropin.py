@@ -85,6 +85,31 @@ def test_onnx_export_of_an_extra_names_it():
         torch.onnx.export(m, (torch.randn(2, 3, 5),), dynamo=False)
 
 
+def test_onnx_default_exporter_runs_extras_as_an_unrolled_static_graph():
+    import io
+
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    m = toolchain.Tagger(lstmkit.LSTM(5, 8, batch_first=True, peephole=True, layer_norm=True))
+    m.eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # peepholes and LN scales away from 0 / 1
+    x = torch.randn(2, 3, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(m, (x,), dynamo=True, verbose=False)
+    buf = io.BytesIO()
+    program.save(buf)
+    session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    got = session.run(None, {name: x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(got), m(x).detach(), atol=1e-5, rtol=1e-5)
+    with pytest.raises(Exception, match="(?i)dimension|shape|invalid"):
+        session.run(None, {name: torch.randn(2, 4, 5).numpy()})  # another length: refused
+
+
 def test_jit_script_of_an_extra_names_it():
     m = lstmkit.GRU(5, 8, layer_norm=True)
     with pytest.raises(Exception, match="layer_norm=True"):
