@@ -172,6 +172,19 @@ def test_pickle_roundtrip_and_old_pickle_without_proj_size():
     assert_close(fresh(x)[0], m(x)[0], "old pickle")
 
 
+def test_pickle_of_lstmkit_before_subclassing_loads():
+    m = lstmkit.GRU(3, 4, bidirectional=True)
+    state = m.__getstate__()
+    for key in ("_all_weights", "_flat_weights"):
+        del state[key]
+    state["mode"] = "gru"  # lstmkit's own lower-case mode, before it subclassed torch.nn
+    fresh = lstmkit.GRU.__new__(lstmkit.GRU)
+    fresh.__setstate__(state)
+    assert fresh.mode == "GRU" and len(fresh.all_weights) == 2
+    x = torch.randn(5, 2, 3)
+    assert_close(fresh(x)[0], m(x)[0], "pre-subclass pickle")
+
+
 def test_device_move_keeps_flat_weights():
     m = lstmkit.GRU(3, 4).double()
     assert all(w.dtype == torch.float64 for w in m._flat_weights)
