@@ -89,6 +89,19 @@ class TorchTwin:
             raise RuntimeError(f"torch.jit.script: {err}") from None
 
 
+def upgrade_pickle(d: dict, specs: dict) -> None:
+    """A layer's pickled ``__dict__`` from lstmkit before it subclassed torch.nn, made current:
+    torch's ``_all_weights``/``_flat_weights`` and torch's ``mode`` value."""
+    if "_all_weights" in d or "_flat_weights_names" not in d:
+        return
+    names, groups = d["_flat_weights_names"], d["num_layers"] * (1 + d["bidirectional"])
+    per = len(names) // groups
+    d["_all_weights"] = [names[i : i + per] for i in range(0, len(names), per)]
+    d["_flat_weights"] = [d["_parameters"].get(n) for n in names]
+    if d.get("mode") in specs:
+        d["mode"] = specs[d["mode"]].torch_mode
+
+
 def check_exportable(module: nn.Module, backend) -> None:
     """Under ONNX export, refuse what would export as something else than the module computes.
 

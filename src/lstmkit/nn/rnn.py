@@ -340,12 +340,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         return s
 
     def __setstate__(self, d: dict) -> None:
-        if "_all_weights" not in d and "_flat_weights_names" in d:  # lstmkit < 0.2 pickles
-            names, groups = d["_flat_weights_names"], d["num_layers"] * (1 + d["bidirectional"])
-            per = len(names) // groups
-            d["_all_weights"] = [names[i : i + per] for i in range(0, len(names), per)]
-            d["_flat_weights"] = [d["_parameters"].get(n) for n in names]
-            d["mode"] = SPECS[d["mode"]].torch_mode if d.get("mode") in SPECS else d.get("mode")
+        compat.upgrade_pickle(d, SPECS)
         super().__setstate__(d)  # torch's: old pickles without proj_size, all_weights lists
         for key, default in _EXTRA_DEFAULTS.items():
             self.__dict__.setdefault(key, default)
