@@ -98,7 +98,8 @@ def _diagram(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from lstmkit.viz.explain import explain_run, save_explanation
+    from lstmkit.viz.explain import explain_run
+    from lstmkit.viz.heatmap import save_explanation
 
     exp = explain_run(args.run_dir, args.text, layer=args.layer, direction=args.direction)
     out = Path(args.output or "explain.png")

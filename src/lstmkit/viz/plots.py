@@ -9,36 +9,61 @@ import numpy as np
 from lstmkit.viz.style import COLORS
 
 
+def _numeric_fields(metrics: list[dict]) -> list[str]:
+    """Fields that are a number in some epoch (``batches`` is text such as "230/230")."""
+    keys: dict[str, None] = {}
+    for m in metrics:
+        for k, v in m.items():
+            if k not in _NOT_CURVES and isinstance(v, (int, float)) and not isinstance(v, bool):
+                keys[k] = None
+    return list(keys)
+
+
+_NOT_CURVES = ("epoch", "step", "seconds")
+
+
+def _values(metrics: list[dict], key: str) -> list[float]:
+    out = []
+    for m in metrics:
+        v = m.get(key)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        out.append(float(v) if ok else np.nan)
+    return out
+
+
 def training_curves(metrics: list[dict]):
-    """Loss curves (left) and the other validation metrics (right) per epoch."""
+    """Loss curves (left) and the other numeric validation metrics (right) per epoch."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from lstmkit.viz.style import fonts
 
     epochs = [m.get("epoch", i + 1) for i, m in enumerate(metrics)]
-    keys = [k for k in metrics[0] if k not in ("epoch", "step", "seconds")] if metrics else []
+    keys = _numeric_fields(metrics)
     losses = [k for k in keys if "loss" in k]
     others = [k for k in keys if "loss" not in k]
-    fig, axes = plt.subplots(
-        1, 2 if others else 1, figsize=(10 if others else 5.5, 3.4), squeeze=False
-    )
-    ax = axes[0, 0]
-    for k in losses:
-        ax.plot(epochs, [m.get(k, np.nan) for m in metrics], marker="o", label=k)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title("loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if others:
-        ax = axes[0, 1]
-        for k in others:
-            ax.plot(epochs, [m.get(k, np.nan) for m in metrics], marker="o", label=k)
-        ax.set_xlabel("epoch")
-        ax.set_title("validation metrics")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    for a in axes.flat:
-        a.set_xticks(epochs)
-    fig.tight_layout()
+    with fonts():
+        fig, axes = plt.subplots(
+            1, 2 if others else 1, figsize=(10 if others else 5.5, 3.4), squeeze=False
+        )
+        panels = [(axes[0, 0], losses, "loss", "loss")]
+        if others:
+            valid = all(k.startswith("valid_") for k in others)
+            panels.append((axes[0, 1], others, "validation metrics" if valid else "metrics", None))
+        marker = "o" if len(epochs) <= 40 else None
+        for ax, names, title, ylabel in panels:
+            for k in names:
+                ax.plot(epochs, _values(metrics, k), marker=marker, ms=4, label=k)
+            ax.set_xlabel("epoch")
+            if ylabel:
+                ax.set_ylabel(ylabel)
+            ax.set_title(title)
+            ax.grid(alpha=0.3)
+            if names:
+                ax.legend(fontsize=8)
+            # whole epochs only, and few enough labels to stay apart (30+ epochs: every 5th)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True, min_n_ticks=1))
+        fig.tight_layout()
     return fig
 
 
@@ -51,13 +76,12 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
 
 
 def confusion_figure(m: np.ndarray, labels: Sequence[str]):
-    import matplotlib
     import matplotlib.pyplot as plt
 
-    from lstmkit.viz.style import font_family
+    from lstmkit.viz.style import fonts
 
     n = len(labels)
-    with matplotlib.rc_context({"font.family": font_family()}):
+    with fonts():
         fig, ax = plt.subplots(figsize=(1.2 * n + 2.2, 1.1 * n + 1.4))
         rates = m / np.maximum(m.sum(1, keepdims=True), 1)
         ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
