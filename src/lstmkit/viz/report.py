@@ -212,7 +212,7 @@ def render(d: ReportData, run: Any = None, top_k: int = 6, explain_figures: bool
                      "</td></tr></table></div>")  # fmt: skip
     shows = d.summary.get("examples")
     if shows:
-        parts.append("<h2>“虽然…但是…” sentences</h2><table class=\"plain\"><tr><th>text</th>"
+        parts.append("<h2>“虽然…但是…” sentences</h2><table class=\"plain turns\"><tr><th>text</th>"
                      "<th>expected</th><th>predicted</th><th>P(pos)</th></tr>")  # fmt: skip
         for e in shows:
             ok = "ok" if e.get("expected") == e.get("predicted") else "bad"
