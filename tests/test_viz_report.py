@@ -162,3 +162,16 @@ def test_explain_refuses_text_the_run_would_truncate(run_dir):
 
     with pytest.raises(ValueError, match="max_len"):
         explain_run(run_dir, "好" * 400)
+
+
+def test_model_card_of_a_forecaster():
+    from lstmkit.viz.report import ReportData, _card_rows
+
+    d = ReportData("runs/sun", {"task": "sunspots", "model": "lstm", "layers": 1, "hidden_size": 32,
+                               "embed_size": 128, "window": 20}, {"epochs_run": 30, "train_seconds": 0.7,
+                               "baseline": {"name": "AR(9) least squares", "test_rmse": 17.47}},
+                   [{"epoch": 1, "seconds": 0.03}], [], 10, 8, "forecast")  # fmt: skip
+    rows = dict(_card_rows(d))
+    assert "window 20" in rows["model"] and "embed" not in rows["model"]
+    assert rows["speed"] == "trained in 0.70 s, 0.03 s per epoch"
+    assert rows["baseline"] == "AR(9) least squares: rmse 17.4700"

@@ -31,8 +31,9 @@ def _values(metrics: list[dict], key: str) -> list[float]:
     return out
 
 
-def training_curves(metrics: list[dict]):
-    """Loss curves (left) and the other numeric validation metrics (right) per epoch."""
+def training_curves(metrics: list[dict], best_epoch: int | None = None):
+    """Loss curves (left) and the other numeric validation metrics (right) per epoch; a
+    dotted line marks ``best_epoch`` (the checkpoint the run kept)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -59,8 +60,12 @@ def training_curves(metrics: list[dict]):
                 ax.set_ylabel(ylabel)
             ax.set_title(title)
             ax.grid(alpha=0.3)
+            if isinstance(best_epoch, int) and best_epoch in epochs:
+                ax.axvline(best_epoch, color="#78909c", ls=":", lw=1.2, label="best epoch")
             if names:
                 ax.legend(fontsize=8)
+            if epochs:
+                ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
             # whole epochs only, and few enough labels to stay apart (30+ epochs: every 5th)
             ax.xaxis.set_major_locator(MaxNLocator(nbins=10, integer=True, min_n_ticks=1))
         fig.tight_layout()

@@ -131,8 +131,10 @@ def _pick_examples(texts, y, pred, labels, n: int) -> list[tuple[str, str]]:
 
 def _card_rows(d: ReportData) -> list[tuple[str, str]]:
     c, s = d.config, d.summary
+    # a forecaster reads numbers, not tokens: no embedding, but an input window
+    inputs = f"window {c.get('window')}" if d.kind == "forecast" else f"embed {c.get('embed_size')}"
     arch = (f"{c.get('model', '?').upper()} × {c.get('layers')} layer(s), hidden {c.get('hidden_size')}, "
-            f"embed {c.get('embed_size')}, {'bi' if c.get('bidirectional') else 'uni'}directional, "
+            f"{inputs}, {'bi' if c.get('bidirectional') else 'uni'}directional, "
             f"dropout {c.get('dropout')}, backend {c.get('backend')}")  # fmt: skip
     rows = [
         ("task", f"{c.get('task')} ({d.kind})"),
@@ -144,8 +146,8 @@ def _card_rows(d: ReportData) -> list[tuple[str, str]]:
     ]  # fmt: skip
     if "train_seconds" in s:
         per_epoch = [m["seconds"] for m in d.metrics if "seconds" in m]
-        extra = f", {np.mean(per_epoch):.1f} s per epoch" if per_epoch else ""
-        rows.append(("speed", f"trained in {s['train_seconds']:.0f} s{extra}"
+        extra = f", {_secs(float(np.mean(per_epoch)))} per epoch" if per_epoch else ""
+        rows.append(("speed", f"trained in {_secs(s['train_seconds'])}{extra}"
                      + (f"; inference {d.texts_per_second:,.0f} texts/s on this machine (CPU, "
                         f"{d.n_eval} test texts)" if d.texts_per_second else "")))  # fmt: skip
     if d.data_sizes:
@@ -159,8 +161,16 @@ def _card_rows(d: ReportData) -> list[tuple[str, str]]:
         rows.append(("test metrics", ", ".join(tests)))
     base = s.get("baseline")
     if isinstance(base, dict) and base:
-        rows.append(("baseline", ", ".join(f"{k} {_num(v)}" for k, v in base.items())))
+        name = base.get("name")
+        scores = ", ".join(f"{k.removeprefix('test_')} {_num(v)}" for k, v in base.items()
+                           if k != "name")  # fmt: skip
+        rows.append(("baseline", f"{name}: {scores}" if name else scores))
     return rows
+
+
+def _secs(x: float) -> str:
+    """Seconds with the precision that says something: 0.03 s, 2.4 s, 312 s."""
+    return f"{x:.2f} s" if x < 1 else f"{x:.1f} s" if x < 100 else f"{x:.0f} s"
 
 
 def _num(v: Any) -> str:
@@ -191,7 +201,8 @@ def render(d: ReportData, run: Any = None, top_k: int = 6, explain_figures: bool
     parts.append("<h2>Training curves</h2>")
     if d.metrics:
         parts.append(
-            f'<img class="plot" alt="training curves" src="{_png_uri(training_curves(d.metrics))}">'
+            '<img class="plot" alt="training curves" '
+            f'src="{_png_uri(training_curves(d.metrics, best_epoch=d.summary.get("best_epoch")))}">'
         )
     else:
         parts.append("<p>No metrics.jsonl in this run.</p>")
