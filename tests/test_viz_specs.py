@@ -6,6 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
+from matplotlib.text import Text
 
 import lstmkit
 from lstmkit.reference.spec import KINDS, spec
@@ -36,6 +37,23 @@ def test_explain_panels_titles_and_name_come_from_the_spec(kind):
     for ax, gate in zip(fig.axes[1::3], exp.panels):
         lo, hi = ax.get_images()[0].norm.vmin, ax.get_images()[0].norm.vmax
         assert (lo, hi) == (0.0, 1.0) if gate.unit_range else lo == -hi
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_figure_titles_and_character_ticks_do_not_overlap(kind):
+    exp = explain(FakeRun(TEXT, kind=kind), TEXT)
+    fig = explanation_figure(exp, top_k=2)  # short: an RNN's figure has one panel
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    top = fig.axes[0]
+    sup = fig.texts[0].get_window_extent(renderer)
+    wanted = top.get_title(loc="left")
+    (title,) = top.findobj(lambda a: isinstance(a, Text) and a.get_text() == wanted)
+    head = title.get_window_extent(renderer)
+    ticks = [t.get_window_extent(renderer) for t in top.get_xticklabels() if t.get_text()]
+    assert sup.y0 > head.y1  # the suptitle sits above the axis title ...
+    assert head.y0 > max(b.y1 for b in ticks)  # ... which sits above the character ticks
+    assert sup.y1 <= fig.bbox.y1  # and nothing is cut off at the top
 
 
 def test_experiments_compare_every_cell_family_of_the_specs():

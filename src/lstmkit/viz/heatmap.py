@@ -40,13 +40,18 @@ def explanation_figure(exp: Explanation, top_k: int = 8):
     T = len(exp.tokens)
     panels = exp.panels
     k = min(top_k, next(iter(exp.gates.values())).shape[1])
-    heights = [2.2] + [h for _ in panels for h in (0.42, 0.28 * k + 0.1)]
+    heights = [2.2] + [h for _ in panels for h in (0.42, 0.28 * k + 0.1)]  # inches
     width = max(7.0, 0.42 * T + 3.2)
+    # margins and gaps in inches, so a short figure (an RNN's one panel) has as much room
+    # for the titles and the character ticks as a tall one
+    gap, top_in, bottom_in = 0.4, 0.9, 0.4
+    height = sum(heights) + gap * (len(heights) - 1) + top_in + bottom_in
     with style.fonts():
-        fig = plt.figure(figsize=(width, sum(heights) + 1.0))
+        fig = plt.figure(figsize=(width, height))
         grid = fig.add_gridspec(len(heights), 2, height_ratios=heights, width_ratios=[1, 0.018],
-                                hspace=0.35, wspace=0.02, left=0.14, right=0.93, top=0.93,
-                                bottom=0.03)  # fmt: skip
+                                hspace=gap / np.mean(heights), wspace=0.02, left=0.14,
+                                right=0.93, top=1 - top_in / height,
+                                bottom=bottom_in / height)  # fmt: skip
         labels = [char_label(t) for t in exp.tokens]
         ax = fig.add_subplot(grid[0, 0])
         pos = exp.positive_index()
@@ -91,7 +96,8 @@ def explanation_figure(exp: Explanation, top_k: int = 8):
             row += 2
         what = spec(exp.kind).class_name
         fig.suptitle(f"{what} layer {exp.layer}, direction {exp.direction}: gates per token "
-                     f"(top {k} units by variation + mean over all units)", fontsize=10.5)  # fmt: skip
+                     f"(top {k} units by variation + mean over all units)", fontsize=10.5,
+                     y=1 - 0.12 / height, va="top")  # fmt: skip
     return fig
 
 
