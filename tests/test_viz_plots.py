@@ -48,3 +48,18 @@ def test_thirty_epochs_get_whole_non_overlapping_epoch_ticks():
         assert 3 <= len(shown) <= 12
         assert all(float(t.get_text()) == int(t.get_text()) for t in shown)
         assert _no_overlap(shown)
+
+
+def test_metrics_of_different_scales_get_their_own_panels():
+    metrics = [{"epoch": e, "train_loss": 7 - e / 10, "valid_loss": 6.9 - e / 10,
+                "valid_perplexity": 1000 - 40 * e, "valid_bits_per_char": 10 - e / 20}
+               for e in (1, 2, 3)]  # fmt: skip
+    fig = training_curves(metrics)
+    names = [[ln.get_label() for ln in ax.get_lines()] for ax in fig.axes]
+    assert names == [["train_loss", "valid_loss"], ["valid_perplexity"], ["valid_bits_per_char"]]
+    # rmse and mae are on one scale: one panel
+    fig = training_curves(_metrics(3))
+    assert [[ln.get_label() for ln in ax.get_lines()] for ax in fig.axes][1] == [
+        "valid_rmse",
+        "valid_mae",
+    ]

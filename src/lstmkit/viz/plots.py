@@ -31,8 +31,22 @@ def _values(metrics: list[dict], key: str) -> list[float]:
     return out
 
 
+def _same_scale_groups(metrics: list[dict], keys: list[str], ratio: float = 4.0) -> list[list[str]]:
+    """``keys`` split into groups whose largest values are within ``ratio`` of each other, so
+    perplexity (~100s) and bits per character (~7) do not share an axis that flattens one."""
+    size = {k: float(np.nanmax(np.abs(_values(metrics, k)) + 1e-12)) for k in keys}
+    groups: list[list[str]] = []
+    for k in sorted(keys, key=lambda k: size[k]):
+        if groups and size[k] <= ratio * size[groups[-1][0]]:
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    ordered = [sorted(g, key=keys.index) for g in groups]
+    return sorted(ordered, key=lambda g: keys.index(g[0]))  # panels in the metrics' order
+
+
 def training_curves(metrics: list[dict], best_epoch: int | None = None):
-    """Loss curves (left) and the other numeric validation metrics (right) per epoch; a
+    """Loss curves (left) and the other numeric metrics per epoch, one panel per scale; a
     dotted line marks ``best_epoch`` (the checkpoint the run kept)."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
@@ -43,14 +57,14 @@ def training_curves(metrics: list[dict], best_epoch: int | None = None):
     keys = _numeric_fields(metrics)
     losses = [k for k in keys if "loss" in k]
     others = [k for k in keys if "loss" not in k]
+    groups = _same_scale_groups(metrics, others) if others else []
     with fonts():
-        fig, axes = plt.subplots(
-            1, 2 if others else 1, figsize=(10 if others else 5.5, 3.4), squeeze=False
-        )
+        n = 1 + len(groups)
+        fig, axes = plt.subplots(1, n, figsize=(5.5 if n == 1 else 4.8 * n, 3.4), squeeze=False)
         panels = [(axes[0, 0], losses, "loss", "loss")]
-        if others:
-            valid = all(k.startswith("valid_") for k in others)
-            panels.append((axes[0, 1], others, "validation metrics" if valid else "metrics", None))
+        for ax, names in zip(axes[0, 1:], groups):
+            valid = all(k.startswith("valid_") for k in names)
+            panels.append((ax, names, "validation metrics" if valid else "metrics", None))
         marker = "o" if len(epochs) <= 40 else None
         for ax, names, title, ylabel in panels:
             for k in names:
