@@ -131,7 +131,15 @@ def explain(
     finally:
         model.train(was_training)
     layers = sorted({key[0] for key in rec.layers})
-    layer = layers[layer] if layer < 0 else layer
+    if not -len(layers) <= layer < len(layers):
+        raise ValueError(f"--layer {layer}: the model has {len(layers)} layer(s) (0 to "
+                         f"{len(layers) - 1}, or -1 for the last)")  # fmt: skip
+    layer = layers[layer]
+    directions = sorted(d for lay, d in rec.layers if lay == layer)
+    if direction not in directions:
+        two = len(directions) == 2
+        what = "is bidirectional (0 forward, 1 backward)" if two else "has one direction (use 0)"
+        raise ValueError(f"--direction {direction}: the model {what}")
     rec_gates = rec[layer, direction]
     T = int(rec.lengths[0]) if rec.lengths is not None else len(tokens)
     gates = {k: v[0, :T].double().cpu().numpy() for k, v in rec_gates.items()}
