@@ -65,3 +65,16 @@ def test_layer_and_direction_out_of_range():
         explain(run, "好坏", layer=2)
     with pytest.raises(ValueError, match=r"--direction 1: the model has one direction"):
         explain(run, "好坏", direction=1)
+
+
+def test_damaged_metrics_log_names_file_and_line(tmp_path):
+    from lstmkit.data.errors import DataError
+    from lstmkit.viz.runs import read_metrics
+
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n\n{"epoch": 2, "tra\n')
+    with pytest.raises(DataError, match="line 3 of metrics.jsonl is not valid JSON") as e:
+        read_metrics(tmp_path)
+    assert str(tmp_path / "metrics.jsonl") in str(e.value)
+    (tmp_path / "metrics.jsonl").write_text('{"epoch": 1}\n[1, 2]\n')
+    with pytest.raises(DataError, match="line 2 of metrics.jsonl is not a JSON object"):
+        read_metrics(tmp_path)
