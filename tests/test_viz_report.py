@@ -175,3 +175,27 @@ def test_model_card_of_a_forecaster():
     assert "window 20" in rows["model"] and "embed" not in rows["model"]
     assert rows["speed"] == "trained in 0.70 s, 0.03 s per epoch"
     assert rows["baseline"] == "AR(9) least squares: rmse 17.4700"
+
+
+@pytest.fixture(scope="module")
+def sunspots_run(tmp_path_factory):
+    pytest.importorskip("statsmodels", reason="the sunspots data ships with statsmodels")
+    root = tmp_path_factory.mktemp("sun")
+    args = ["train", "--task", "sunspots", "--epochs", "2", "--hidden-size", "8", "--no-baseline",
+            "--no-progress", "--out-dir", str(root), "--name", "sun", "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    return root / "sun"
+
+
+def test_forecast_report_shows_the_test_forecasts(sunspots_run, tmp_path):
+    d, _ = gather(sunspots_run)
+    times, values = d.series
+    truth = values[d.test_start : d.test_start + len(d.forecasts)]
+    rmse = float(np.sqrt(np.mean((d.forecasts - truth) ** 2)))
+    assert rmse == pytest.approx(d.summary["test_rmse"], rel=1e-5)  # the run's own test score
+    assert times[d.test_start] == 1921 and len(d.forecasts) == 67
+    page = write_report(sunspots_run, tmp_path / "sun.html").read_text(encoding="utf-8")
+    assert "Test forecasts (67 one-step-ahead)" in page
+    model_row = re.search(r"<tr><th>model</th><td>([^<]*)", page).group(1)
+    assert "window 20" in model_row and "embed" not in model_row
+    assert page.count("data:image/png;base64,") == 2  # training curves + forecasts

@@ -86,6 +86,32 @@ def training_curves(metrics: list[dict], best_epoch: int | None = None):
     return fig
 
 
+def forecast_figure(times, values, test_start: int, forecasts):
+    """The series, and on its test part the one-step-ahead forecasts against the truth."""
+    import matplotlib.pyplot as plt
+
+    from lstmkit.viz.style import fonts
+
+    times, values, forecasts = np.asarray(times), np.asarray(values), np.asarray(forecasts)
+    test_t = times[test_start : test_start + len(forecasts)]
+    truth = values[test_start : test_start + len(forecasts)]
+    rmse = float(np.sqrt(np.mean((forecasts - truth) ** 2)))
+    with fonts():
+        fig, ax = plt.subplots(figsize=(10, 3.4))
+        ax.plot(times[: test_start + 1], values[: test_start + 1], color="#90a4ae", lw=1,
+                label="training and validation part")  # fmt: skip
+        ax.plot(test_t, truth, color=COLORS["ink"], lw=1.4, label="test part (truth)")
+        ax.plot(test_t, forecasts, color="#ef6c00", lw=1.4, ls="--",
+                label="one-step-ahead forecast")  # fmt: skip
+        ax.axvline(test_t[0], color="#b0bec5", lw=1, ls=":")
+        ax.set_title(f"test forecasts: RMSE {rmse:.2f} over {len(forecasts)} steps", fontsize=10)
+        ax.set_xlabel("time")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+        fig.tight_layout()
+    return fig
+
+
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
     """``m[i, j]`` = number of examples of true class i predicted as j."""
     m = np.zeros((n_classes, n_classes), dtype=np.int64)

@@ -59,6 +59,10 @@ class ReportData:
     data_sizes: dict[str, int] = field(default_factory=dict)
     data_source: str = ""
     examples: list[tuple[str, str]] = field(default_factory=list)  # (text, true label)
+    # forecast runs: the whole series, where its test part starts, one-step-ahead test forecasts
+    series: tuple[np.ndarray, np.ndarray] | None = None  # (times, values)
+    test_start: int = 0
+    forecasts: np.ndarray | None = None
 
 
 def _png_uri(fig) -> str:
@@ -91,6 +95,9 @@ def gather(
         rnn_params,
         run.kind,
     )
+    if run.kind == "forecast":
+        _gather_forecasts(data, run)
+        return data, run
     if run.kind != "classify" or run.tokenizer is None:
         return data, run
     from lstmkit.train.tasks import make_task
@@ -112,6 +119,24 @@ def gather(
     data.n_eval = len(texts)
     data.examples = _pick_examples(texts, y, pred, run.labels, n_examples)
     return data, run
+
+
+def _gather_forecasts(data: ReportData, run: Any) -> None:
+    """One-step-ahead forecasts of the test part, each from the ``window`` values before it."""
+    import torch
+
+    from lstmkit.train.tasks import make_task
+
+    task = make_task(run.config)
+    values = np.asarray(task.fc.values, dtype=np.float64)
+    targets = np.asarray(task.targets["test"])
+    window = int(run.config.window)
+    x = torch.tensor(values, dtype=torch.float32)[targets[:, None] + np.arange(-window, 0)]
+    with torch.no_grad():
+        data.forecasts = run.model(x).double().numpy()
+    data.series = (np.asarray(task.fc.times), values)
+    data.test_start = int(targets[0])
+    data.data_source = task.fc.source
 
 
 def _pick_examples(texts, y, pred, labels, n: int) -> list[tuple[str, str]]:
@@ -154,6 +179,11 @@ def _card_rows(d: ReportData) -> list[tuple[str, str]]:
         sizes = ", ".join(f"{k} {v:,}" for k, v in d.data_sizes.items())
         rows.append(("data", f"{d.data_source}: {sizes}; labels {', '.join(d.labels)}; "
                              f"max_len {c.get('max_len')}, min_freq {c.get('min_freq')}"))  # fmt: skip
+    if d.series is not None and d.forecasts is not None:
+        times = d.series[0]
+        rows.append(("data", f"{d.data_source}: {len(times):,} values ({times[0]}–{times[-1]}); "
+                             f"test {times[d.test_start]}–{times[d.test_start + len(d.forecasts) - 1]}"
+                             f", {len(d.forecasts)} one-step-ahead forecasts"))  # fmt: skip
     tests = [
         f"{k[5:]} {v:.4f}" for k, v in s.items() if k.startswith("test_") and isinstance(v, float)
     ]
@@ -206,6 +236,13 @@ def render(d: ReportData, run: Any = None, top_k: int = 6, explain_figures: bool
         )
     else:
         parts.append("<p>No metrics.jsonl in this run.</p>")
+    if d.forecasts is not None and d.series is not None:
+        from lstmkit.viz.plots import forecast_figure
+
+        times, values = d.series
+        fig = forecast_figure(times, values, d.test_start, d.forecasts)
+        parts.append(f"<h2>Test forecasts ({len(d.forecasts)} one-step-ahead)</h2>"
+                     f'<img class="plot" alt="test forecasts" src="{_png_uri(fig)}">')  # fmt: skip
     if d.confusion is not None:
         parts.append(f'<h2>Test set (first {d.n_eval} examples)</h2><div class="grid">')
         parts.append(
