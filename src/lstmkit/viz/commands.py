@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Draw a recurrent cell from the same graph that is checked against the "
         "reference equations, labelled in the tutorial's notation.",
     )
-    p.add_argument("cell", choices=["lstm", "gru", "rnn"])
+    from lstmkit.viz.cellgraph import GRAPHS
+
+    p.add_argument("cell", choices=list(GRAPHS))  # the cells that have a drawn graph
     p.add_argument("-o", "--output", help="output file, .svg or .png (default: CELL-cell.svg)")
     p.add_argument("--dpi", type=int, default=150, help="PNG resolution (default 150)")
     p.set_defaults(func=_guard(_diagram))

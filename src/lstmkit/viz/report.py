@@ -1,9 +1,11 @@
 """``lstmkit report RUN_DIR``: one self-contained HTML page about a training run.
 
-Sections: model card (config, parameter count, speed, data), training curves, confusion
-matrix on the test split, the "虽然…但是" showcase and per-character explanations of a few
-test examples. Every image is a PNG data URI and the CSS is inline: the page makes no
-network request and can be mailed or archived as one file.
+Sections: model card (config, parameter count, speed, data), training curves, then per kind
+of run: the confusion matrix on the test split, the "虽然…但是" showcase and per-character
+explanations of a few test examples (classifiers), or the test part's one-step-ahead
+forecasts (forecasters). Every image is a PNG data URI, the CSS is inline and the Chinese
+glyphs the page shows are an embedded font subset: the page makes no network request, needs
+no installed CJK font, and can be mailed or archived as one file.
 """
 
 from __future__ import annotations
