@@ -143,3 +143,13 @@ def test_a_lost_font_file_is_a_clear_error(monkeypatch, tmp_path):
 def test_missing_reports_characters_outside_the_subset():
     assert cjkfont.missing(TEXT + "abc") == []
     assert cjkfont.missing("好😀") == ["😀"]
+
+
+def test_svg_draws_the_chinese_as_outlines_of_the_bundled_font(tmp_path):
+    from lstmkit.viz.heatmap import save_explanation
+
+    svg = save_explanation(explain(FakeRun("但是好"), "但是好"), tmp_path / "e.svg", top_k=2)
+    text = svg.read_text(encoding="utf-8")
+    assert "<text" not in text  # no font needed to view it
+    glyphs = set(re.findall(r'<path id="lstmkitSansCJK-Regular-([0-9a-f]+)"', text))
+    assert len(glyphs) == 3  # 但, 是, 好: each drawn from the bundled font
