@@ -153,3 +153,9 @@ def test_svg_draws_the_chinese_as_outlines_of_the_bundled_font(tmp_path):
     assert "<text" not in text  # no font needed to view it
     glyphs = set(re.findall(r'<path id="lstmkitSansCJK-Regular-([0-9a-f]+)"', text))
     assert len(glyphs) == 3  # 但, 是, 好: each drawn from the bundled font
+
+
+def test_every_gb2312_and_big5_level1_hanzi_is_in_the_bundled_font():
+    hanzi = {ord(c) for c in cjkfont.charset() if 0x4E00 <= ord(c) <= 0x9FFF}
+    assert len(hanzi) > 6763 + 1500  # GB2312's 6,763 plus the traditional forms of Big5 level 1
+    assert hanzi <= cjkfont.covered()
