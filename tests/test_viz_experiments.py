@@ -108,3 +108,10 @@ def test_tips_variants_build_the_model_they_name():
             want = "rnn_tanh" if "RNN" in label else "lstm"
             assert spec(model.rnn.mode).mode == want, label  # (mode may be torch's "LSTM")
         assert ctor == before
+
+
+def test_every_listed_experiment_has_a_runner():
+    from lstmkit.viz.experiments import _runner
+
+    for name in EXPERIMENTS:
+        assert callable(_runner(name)), name

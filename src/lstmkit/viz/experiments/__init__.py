@@ -16,19 +16,20 @@ from lstmkit.viz.experiments.context import Context
 
 __all__ = ["EXPERIMENTS", "Context", "run_experiments"]
 
-# experiment name -> its module in this package (each has ``run(ctx) -> markdown``), in the
-# order of docs/experiments.md; modules load on demand, so the CLI starts without torch
-_MODULES = {
-    "gradient-flow": "gradient_flow",
-    "adding": "adding",
-    "tips": "tips",
-    "gru-vs-lstm": "compare",
+# experiment name -> "module:function" returning its markdown section from a Context, in the
+# order of docs/experiments.md; loaded on demand, so the CLI starts without them
+_RUNNERS = {
+    "gradient-flow": "lstmkit.viz.experiments.gradient_flow:run",
+    "adding": "lstmkit.viz.experiments.adding:run",
+    "tips": "lstmkit.viz.experiments.tips:run",
+    "gru-vs-lstm": "lstmkit.viz.experiments.compare:run",
 }
-EXPERIMENTS = tuple(_MODULES)
+EXPERIMENTS = tuple(_RUNNERS)
 
 
 def _runner(name: str) -> Callable[[Context], str]:
-    return importlib.import_module(f"{__name__}.{_MODULES[name]}").run
+    module, function = _RUNNERS[name].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def run_experiments(
@@ -48,7 +49,7 @@ def run_experiments(
     ctx = Context(Path(doc), Path(figures), quick=quick, seed=seed)
     out = {}
     for name in names or list(EXPERIMENTS):
-        if name not in _MODULES:
+        if name not in _RUNNERS:
             raise ValueError(f"unknown experiment {name!r}; choose from {list(EXPERIMENTS)}")
         t0 = time.perf_counter()
         print(f"[experiment] {name} ...", flush=True)
