@@ -199,3 +199,18 @@ def test_forecast_report_shows_the_test_forecasts(sunspots_run, tmp_path):
     model_row = re.search(r"<tr><th>model</th><td>([^<]*)", page).group(1)
     assert "window 20" in model_row and "embed" not in model_row
     assert page.count("data:image/png;base64,") == 2  # training curves + forecasts
+
+
+@needs_chromium
+def test_report_check_from_the_command_line(run_dir, tmp_path):
+    """``lstmkit report --check`` in a fresh process (where matplotlib's font files hold low
+    descriptors, so the DevTools pipe ends must be moved onto fds 3 and 4 with care)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.html"
+    cmd = [sys.executable, "-m", "lstmkit.cli", "report", str(run_dir), "-o", str(out),
+           "--examples", "1", "--check"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "screenshot:" in done.stdout and out.with_suffix(".png").exists()

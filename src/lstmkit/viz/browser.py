@@ -157,13 +157,19 @@ def check_page(
                 "--remote-debugging-pipe", f"--window-size={width},{height}", "about:blank"]  # fmt: skip
 
         def child_fds() -> None:  # the pipe ends Chromium expects at fds 3 and 4
-            r, w = os.dup(to_r), os.dup(from_w)  # (in case to_r or from_w is 3 or 4 already)
+            # copies first, in case to_r or from_w is 3 or 4 already; the copies may land on
+            # 3 or 4 themselves, and dup2 onto the same fd keeps close-on-exec, hence the
+            # explicit set_inheritable
+            r, w = os.dup(to_r), os.dup(from_w)
             os.dup2(r, 3)
             os.dup2(w, 4)
+            os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
 
         # close_fds=False rather than pass_fds=(3, 4): pass_fds fails (EBADF) when this
-        # process has nothing open at 3 or 4; Python's own descriptors are non-inheritable
-        # (PEP 446), so only the 3 and 4 made by child_fds reach Chromium
+        # process has nothing open at 3 or 4, and close_fds=True would close what child_fds
+        # made; Python's own descriptors are non-inheritable (PEP 446), so apart from 3 and 4
+        # Chromium only gets what this process was itself given to pass on
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, close_fds=False,
                                 preexec_fn=child_fds)  # fmt: skip

@@ -152,8 +152,11 @@ def _report(args: argparse.Namespace) -> int:
             print(f"browser error: {err}")
         for url in res.external_requests:
             print(f"network request: {url}")
+        broken = [family for family, status in res.font_faces if status != "loaded"]
+        for family in broken:
+            print(f"embedded font not loaded: {family}")
         print(f"screenshot: {res.screenshot}")
-        return 1 if res.errors or res.external_requests or not res.loaded else 0
+        return 1 if res.errors or res.external_requests or broken or not res.loaded else 0
     return 0
 
 
