@@ -22,6 +22,8 @@ from __future__ import annotations
 import csv
 import os
 import re
+import statistics
+from collections import Counter
 from dataclasses import dataclass
 
 from lstmkit.data.errors import DataError
@@ -116,3 +118,52 @@ def split_clauses(text: str, marker: str, where: str = "") -> tuple[str, str]:
         first = first[len("虽然") :]
     second = second.replace(turn, "", 1)
     return first, second
+
+
+def composition(reviews: list[TurningReview]) -> dict:
+    """Counts per marker and direction, per label and per domain, and the length range."""
+    lengths = [len(r.text) for r in reviews]
+    return {
+        "n": len(reviews),
+        "by_marker_direction": {
+            m: {d: sum(r.marker == m and r.direction == d for r in reviews) for d in DIRECTIONS}
+            for m in MARKERS
+        },
+        "by_label": dict(sorted(Counter(r.label for r in reviews).items())),
+        "by_domain": dict(sorted(Counter(r.domain for r in reviews).items())),
+        "length": (min(lengths), statistics.median(lengths), max(lengths)),
+    }
+
+
+def _bigrams(s: str) -> set[str]:
+    return {s[i : i + 2] for i in range(len(s) - 1)}
+
+
+def corpus_overlap(reviews: list[TurningReview], corpus: list[str]) -> dict:
+    """How close the reviews come to ``corpus`` (e.g. every text of the training data).
+
+    ``copies``: reviews whose text, without punctuation, equals a corpus text or lies inside
+    one, or contains a corpus text at least half its length. ``nearest``: the highest
+    character-bigram Jaccard similarity of any review to any corpus text, with the pair.
+    """
+    norm = [normalize(t) for t in corpus]
+    grams = [_bigrams(t) for t in norm]
+    index: dict[str, list[int]] = {}
+    for j, g in enumerate(grams):
+        for b in g:
+            index.setdefault(b, []).append(j)
+    copies, nearest = [], (0.0, "", "")
+    for r in reviews:
+        n, g = normalize(r.text), _bigrams(normalize(r.text))
+        shared: dict[int, int] = {}
+        for b in g:
+            for j in index.get(b, ()):
+                shared[j] = shared.get(j, 0) + 1
+        for j, k in shared.items():
+            m = norm[j]
+            if n in m or (len(m) * 2 >= len(n) and m in n):
+                copies.append((r.text, corpus[j]))
+            sim = k / len(g | grams[j])
+            if sim > nearest[0]:
+                nearest = (sim, r.text, corpus[j])
+    return {"copies": copies, "nearest": nearest}
