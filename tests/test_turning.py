@@ -122,6 +122,17 @@ def test_evaluate_run_on_a_tiny_run(tiny_run):
     assert res["models"]["baseline"]["test_accuracy"] == tfidf_logreg(data)["test_accuracy"]
 
 
+def test_evaluate_run_options_reuse_the_trainers_task(tiny_run, monkeypatch):
+    from lstmkit.train.tasks import make_task
+
+    cfg, run_dir = tiny_run
+    assert list(ev.evaluate_run(run_dir, baseline=False)["models"]) == ["lstm"]
+    monkeypatch.setattr(ev, "_BASELINE_CACHE", {})
+    monkeypatch.setattr("lstmkit.train.tasks.make_task", lambda _: pytest.fail("rebuilt"))
+    res = ev.evaluate_run(run_dir, contrast_baseline=False, task=make_task(cfg))
+    assert list(res["models"]) == ["lstm", "baseline"]
+
+
 def test_score_counts_halves_and_missed_turns():
     rs = [r for r in REVIEWS if r.marker == "但是"][::8]  # one of each direction
     whole = [r.label for r in rs]

@@ -35,7 +35,7 @@ _SHORT_DIR = {
     "praise-then-complaint": "praise→complaint",
     "complaint-then-praise": "complaint→praise",
 }
-_BASELINE_CACHE: dict[str, tuple] = {}
+_BASELINE_CACHE: dict[str, dict] = {}
 
 
 def _baseline_settings() -> dict:
@@ -98,36 +98,45 @@ def _inputs(reviews: list[turning.TurningReview]) -> list[str]:
     return [r.text for r in reviews] + [a for a, _ in halves] + [b for _, b in halves]
 
 
-def _baseline_scores(cfg, reviews, texts, labels: list[str]) -> dict:
-    """Both baselines for the run's training split (cached: they do not depend on --seed)."""
+def _baseline_scores(cfg, task, which: tuple[str, ...], reviews, texts, labels) -> dict:
+    """The ``which`` baselines for the run's training split, fitted once per split and
+    contrast setting (they do not depend on ``--seed``)."""
     from lstmkit.train.tasks import make_task
 
     keys = ("task", "data", "valid_data", "test_data", "text_column", "label_column",
             "split_seed", "max_train", "contrast_examples")  # fmt: skip
-    key = json.dumps([getattr(cfg, k) for k in keys])
-    if key not in _BASELINE_CACHE:
-        task = make_task(cfg)
-        data, n_real = task.data, getattr(task, "n_real_train", len(task.data.train))
-        fits = {"baseline": text_data.LabeledTexts(data.train.texts[:n_real],
-                                                   data.train.labels[:n_real])}  # fmt: skip
-        if n_real < len(data.train):
-            fits["baseline_contrast"] = data.train
-        out = {}
-        for name, train in fits.items():
+    out = {}
+    for name in which:
+        key = json.dumps([name] + [getattr(cfg, k) for k in keys])
+        if key not in _BASELINE_CACHE:
+            task = make_task(cfg) if task is None else task
+            data, n_real = task.data, getattr(task, "n_real_train", len(task.data.train))
+            if name == "baseline_contrast" and n_real == len(data.train):
+                continue  # the run had no contrast examples
+            train = data.train
+            if name == "baseline":  # what the demo prints: the real training texts only
+                train = text_data.LabeledTexts(train.texts[:n_real], train.labels[:n_real])
             predict = fit_baseline(train)
             s = score([labels[i] for i in predict(texts)], reviews)
             test = predict(data.test.texts)
             s["test_accuracy"] = sum(p == y for p, y in zip(test, data.test.labels)) / len(test)
-            out[name] = s
-        _BASELINE_CACHE[key] = out
-    return _BASELINE_CACHE[key]
+            _BASELINE_CACHE[key] = s
+        out[name] = _BASELINE_CACHE[key]
+    return out
 
 
-def evaluate_run(run_dir: str, baseline: bool = True) -> dict:
-    """Turning-review accuracy of a finished pos/neg text run and (``baseline``) of the
-    TF-IDF baseline fitted on its real training texts and, when the run had contrast
-    examples, on those too. Keys: ``run_dir``, ``seed``, ``contrast_examples``,
-    ``n_reviews``, ``models`` (``lstm``, ``baseline``[, ``baseline_contrast``] -> scores)."""
+def evaluate_run(
+    run_dir: str, baseline: bool = True, contrast_baseline: bool = True, task=None
+) -> dict:
+    """Turning-review accuracy of a finished pos/neg text run and of the TF-IDF baseline.
+
+    ``baseline``: also fit the demo's baseline (the run's real training texts) and, with
+    ``contrast_baseline`` and when the run had contrast examples, the baseline fitted on
+    those too. ``task``: the run's :class:`~lstmkit.train.tasks.ClassifyTask` when the caller
+    has it (the trainer), which saves rebuilding the data. Returns ``run_dir``, ``seed``,
+    ``contrast_examples``, ``n_reviews`` and ``models``: ``lstm``, ``baseline``,
+    ``baseline_contrast`` -> :func:`score` plus ``test_accuracy``.
+    """
     from lstmkit.train.run import load_run
 
     run = load_run(run_dir)
@@ -143,8 +152,9 @@ def evaluate_run(run_dir: str, baseline: bool = True) -> dict:
     lstm = score([run.labels[i] for i in best], reviews)
     lstm["test_accuracy"] = run.summary.get("test_accuracy")
     models = {"lstm": lstm}
-    if baseline:
-        models.update(_baseline_scores(run.config, reviews, texts, run.labels))
+    which = ("baseline", "baseline_contrast") if contrast_baseline else ("baseline",)
+    which = which if baseline else ()
+    models.update(_baseline_scores(run.config, task, which, reviews, texts, run.labels))
     return {
         "run_dir": run_dir,
         "seed": run.config.seed,
