@@ -208,3 +208,13 @@ def test_page_from_fake_results(monkeypatch):
     assert "the default LSTM is 32 points ahead of the TF-IDF baseline" in md
     assert "move the LSTM from 0.53 to 0.84 and the baseline from 0.52 to 0.62" in md
     assert "Commit " in md and "cores" in md and "None occurs in the 2 texts" in md
+
+
+def test_experiment_section_quick():
+    from types import SimpleNamespace
+
+    body = turning_page.experiment(SimpleNamespace(quick=True, seed=0))
+    assert body.startswith("## 5. Reviews that turn")
+    assert "| LSTM, 30 contrast examples (`lstmkit train`) |" in body
+    assert "| TF-IDF+LR, 0 contrast examples (the demo's baseline) |" in body
+    assert "**The demo's pair.**" in body and "[turning.md](turning.md)" in body
