@@ -21,6 +21,7 @@ import json
 import sys
 import time
 import unicodedata
+from collections.abc import Callable
 
 from lstmkit.data import text as text_data
 from lstmkit.data import turning
@@ -28,8 +29,8 @@ from lstmkit.data.errors import DataError
 
 MODELS = {
     "lstm": "LSTM (this run)",
-    "baseline": "TF-IDF+LR, real texts",
-    "baseline_contrast": "TF-IDF+LR, + contrast",
+    "baseline": "TF-IDF+LR",
+    "baseline_contrast": "TF-IDF+LR + contrast ex.",
 }
 _SHORT_DIR = {
     "praise-then-complaint": "praise→complaint",
@@ -173,7 +174,7 @@ def _pad(s: str, width: int, right: bool = False) -> str:
     return fill + s if right else s + fill
 
 
-def _columns() -> list[tuple[str, callable]]:
+def _columns() -> list[tuple[str, Callable[[dict], float | None]]]:
     cols = [("all", lambda s: s["accuracy"])]
     cols += [(_SHORT_DIR[d], lambda s, d=d: s["by_direction"][d]) for d in turning.DIRECTIONS]
     cols += [(m, lambda s, m=m: s["by_marker"][m]) for m in turning.MARKERS]
@@ -181,14 +182,17 @@ def _columns() -> list[tuple[str, callable]]:
     return cols
 
 
-def _cell(v) -> str:
-    return "—" if v is None else f"{v:.2f}"
+def _cell(v: float | None, digits: int = 2) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
 
 
 def format_table(result: dict) -> str:
     """A short plain-text table of :func:`evaluate_run`'s result, for the terminal."""
     cols = _columns()
-    rows = [(MODELS[k], [_cell(f(s)) for _, f in cols]) for k, s in result["models"].items()]
+    rows = [
+        (MODELS[k], [_cell(f(s), 3 if h == "test" else 2) for h, f in cols])
+        for k, s in result["models"].items()
+    ]
     names = [h for h, _ in cols]
     first = max(_width(r[0]) for r in rows)
     widths = [max(_width(h), 4) for h in names]
@@ -200,6 +204,12 @@ def format_table(result: dict) -> str:
     for name, cells in rows:
         lines.append(_pad(name, first) + "  " + "  ".join(
             _pad(c, w, True) for c, w in zip(cells, widths)))  # fmt: skip
+    lstm = result["models"]["lstm"]
+    lines.append(
+        f"LSTM on each half alone: first {lstm['first_clause']:.2f} (its own sentiment), second "
+        f"{lstm['second_clause']:.2f}; {lstm['turn_missed']} reviews with both halves right "
+        "but the whole wrong (docs/turning.md)"
+    )
     return "\n".join(lines)
 
 
@@ -209,7 +219,11 @@ def format_markdown(result: dict) -> str:
     lines = ["| model | " + " | ".join(h for h, _ in cols) + " |",
              "|---|" + "---|" * len(cols)]  # fmt: skip
     for k, s in result["models"].items():
-        lines.append(f"| {MODELS[k]} | " + " | ".join(_cell(f(s)) for _, f in cols) + " |")
+        lines.append(
+            f"| {MODELS[k]} | "
+            + " | ".join(_cell(f(s), 3 if h == "test" else 2) for h, f in cols)
+            + " |"
+        )
     return "\n".join(lines)
 
 
