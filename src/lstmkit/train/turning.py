@@ -186,24 +186,31 @@ def _cell(v: float | None, digits: int = 2) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-def format_table(result: dict) -> str:
-    """A short plain-text table of :func:`evaluate_run`'s result, for the terminal."""
+def _rows(result: dict) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Column heads, and (model name, cells) per model; test accuracy to 3 digits (its
+    split is large enough for them to mean something)."""
     cols = _columns()
     rows = [
-        (MODELS[k], [_cell(f(s), 3 if h == "test" else 2) for h, f in cols])
+        (MODELS[k], [_cell(get(s), 3 if head == "test" else 2) for head, get in cols])
         for k, s in result["models"].items()
     ]
-    names = [h for h, _ in cols]
-    first = max(_width(r[0]) for r in rows)
-    widths = [max(_width(h), 4) for h in names]
-    head = " " * first + "  " + "  ".join(_pad(h, w, True) for h, w in zip(names, widths))
+    return [head for head, _ in cols], rows
+
+
+def format_table(result: dict) -> str:
+    """A short plain-text table of :func:`evaluate_run`'s result, for the terminal."""
+    heads, rows = _rows(result)
+    first = max(_width(name) for name, _ in rows)
+    widths = [
+        max([_width(h)] + [_width(cells[i]) for _, cells in rows]) for i, h in enumerate(heads)
+    ]
     lines = [
         f"turning reviews ({result['n_reviews']}, the clause after the turn decides), accuracy:",
-        head,
+        " " * first + "  " + "  ".join(_pad(h, w, True) for h, w in zip(heads, widths)),
     ]
     for name, cells in rows:
-        lines.append(_pad(name, first) + "  " + "  ".join(
-            _pad(c, w, True) for c, w in zip(cells, widths)))  # fmt: skip
+        padded = [_pad(c, w, True) for c, w in zip(cells, widths)]
+        lines.append(_pad(name, first) + "  " + "  ".join(padded))
     lstm = result["models"]["lstm"]
     lines.append(
         f"LSTM on each half alone: first {lstm['first_clause']:.2f} (its own sentiment), second "
@@ -215,15 +222,9 @@ def format_table(result: dict) -> str:
 
 def format_markdown(result: dict) -> str:
     """The same table as :func:`format_table`, in markdown."""
-    cols = _columns()
-    lines = ["| model | " + " | ".join(h for h, _ in cols) + " |",
-             "|---|" + "---|" * len(cols)]  # fmt: skip
-    for k, s in result["models"].items():
-        lines.append(
-            f"| {MODELS[k]} | "
-            + " | ".join(_cell(f(s), 3 if h == "test" else 2) for h, f in cols)
-            + " |"
-        )
+    heads, rows = _rows(result)
+    lines = ["| model | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    lines += [f"| {name} | " + " | ".join(cells) + " |" for name, cells in rows]
     return "\n".join(lines)
 
 
