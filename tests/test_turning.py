@@ -208,6 +208,9 @@ def test_page_from_fake_results(monkeypatch):
     assert "| TF-IDF+LR, 0 contrast examples (the demo's baseline) | 0.52 (50/96) |" in md
     assert "the default LSTM is 32 points ahead of the TF-IDF baseline" in md
     assert "move the LSTM from 0.53 to 0.84 and the baseline from 0.52 to 0.62" in md
+    assert "the LSTM and the baseline are level (0.53 against 0.52)" in md
+    assert "although it labels each half alone about as well (1.00 against 1.00" in md
+    assert "So the LSTM makes more of the rule" in md
     assert "Commit " in md and "cores" in md and "None occurs in the 2 texts" in md
 
 
