@@ -161,6 +161,9 @@ def evaluate_run(
         "seed": run.config.seed,
         "contrast_examples": run.config.contrast_examples,
         "n_reviews": len(reviews),
+        "train_seconds": run.summary.get("train_seconds"),
+        "epochs_run": run.summary.get("epochs_run"),
+        "stopped_by_time_budget": run.summary.get("stopped_by_time_budget"),
         "models": models,
     }
 
