@@ -231,6 +231,8 @@ def _machine() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu += ", AVX-512" if " avx512f" in f.read() else ""
     except (OSError, StopIteration):
         pass
     return f"{cpu}, {os.cpu_count()} cores (shared), torch {torch.__version__}"
@@ -284,8 +286,8 @@ def _training_line(results: list[dict]) -> str:
         return ""
     return (f"Training took {min(secs):.0f}–{max(secs):.0f} s per run ({len(secs)} runs, "
             f"{'/'.join(map(str, epochs))} epochs; {cut} cut short by a time budget), on a "
-            "machine shared with other jobs: wall times are inflated, the accuracies are not "
-            "(the schedule counts steps).")  # fmt: skip
+            "machine shared with other jobs: the wall times are inflated; the accuracies do not "
+            "depend on the load (with no time budget the schedule counts steps).")  # fmt: skip
 
 
 def page(results: list[dict], settings: dict, seconds: float) -> str:
