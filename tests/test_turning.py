@@ -107,6 +107,9 @@ def test_evaluate_run_on_a_tiny_run(tiny_run):
     right = [p == r.label for p, r in zip(predicted, REVIEWS)]
     assert lstm["correct"] == sum(right) and lstm["accuracy"] == sum(right) / len(REVIEWS)
     assert lstm["wrong"] == [r.text for ok, r in zip(right, REVIEWS) if not ok]
+    # the same score from the caller's own labels of turning_texts()
+    own = ev.score([lab for lab, _ in load_run(run_dir).predict(ev.turning_texts())], REVIEWS)
+    assert own == {k: v for k, v in lstm.items() if k != "test_accuracy"}
     neg = [ok for ok, r in zip(right, REVIEWS) if r.direction == "praise-then-complaint"]
     assert lstm["by_direction"]["praise-then-complaint"] == sum(neg) / len(neg)
     assert set(lstm["by_marker"]) == set(turning.MARKERS)

@@ -94,7 +94,11 @@ def score(predicted: list[str], reviews: list[turning.TurningReview]) -> dict:
     }
 
 
-def _inputs(reviews: list[turning.TurningReview]) -> list[str]:
+def turning_texts(reviews: list[turning.TurningReview] | None = None) -> list[str]:
+    """The texts to label for :func:`score`: the whole reviews, then their first halves,
+    then their second halves (default: the shipped set). A caller that already holds a
+    model (the trainer) labels these and calls :func:`score` without loading anything."""
+    reviews = turning.load_turning_reviews() if reviews is None else reviews
     halves = [turning.split_clauses(r.text, r.marker) for r in reviews]
     return [r.text for r in reviews] + [a for a, _ in halves] + [b for _, b in halves]
 
@@ -148,7 +152,7 @@ def evaluate_run(
             "use a sentiment run (`lstmkit train`) or a --task text run with labels pos/neg",
         )
     reviews = turning.load_turning_reviews()
-    texts = _inputs(reviews)
+    texts = turning_texts(reviews)
     best = run.predict_proba(texts).argmax(1).tolist()
     lstm = score([run.labels[i] for i in best], reviews)
     lstm["test_accuracy"] = run.summary.get("test_accuracy")
