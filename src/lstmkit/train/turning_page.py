@@ -215,8 +215,8 @@ def reading(rows: list[dict], default: int, n: int) -> list[str]:
                  "wrong clause.")  # fmt: skip
     lines.append(
         "- **Scope.** No plain RNN is trained here: the tutorial's sentence is about "
-        "what a traditional RNN forgets, and docs/experiments.md measures that memory "
-        "directly (gradient flow, the adding problem). This page asks what the "
+        "what a traditional RNN forgets, and sections 1-2 of docs/experiments.md measure "
+        "that memory directly (gradient flow, the adding problem). This asks what the "
         "default LSTM model does with a turn, against the baseline it is shown with."
     )
     return lines
