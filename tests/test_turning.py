@@ -100,8 +100,9 @@ def test_evaluate_run_on_a_tiny_run(tiny_run):
     cfg, run_dir = tiny_run
     res = ev.evaluate_run(run_dir)
     assert (res["seed"], res["contrast_examples"], res["n_reviews"]) == (0, 30, len(REVIEWS))
-    assert list(res["models"]) == ["lstm", "baseline", "baseline_contrast"]
-    lstm = res["models"]["lstm"]
+    assert list(res["models"]) == ["run", "baseline", "baseline_contrast"]
+    assert res["cell"] == "lstm"
+    lstm = res["models"]["run"]
     # the LSTM's verdicts are the run's own predictions
     predicted = [lab for lab, _ in load_run(run_dir).predict([r.text for r in REVIEWS])]
     right = [p == r.label for p, r in zip(predicted, REVIEWS)]
@@ -129,11 +130,11 @@ def test_evaluate_run_options_reuse_the_trainers_task(tiny_run, monkeypatch):
     from lstmkit.train.tasks import make_task
 
     cfg, run_dir = tiny_run
-    assert list(ev.evaluate_run(run_dir, baseline=False)["models"]) == ["lstm"]
+    assert list(ev.evaluate_run(run_dir, baseline=False)["models"]) == ["run"]
     monkeypatch.setattr(ev, "_BASELINE_CACHE", {})
     monkeypatch.setattr("lstmkit.train.tasks.make_task", lambda _: pytest.fail("rebuilt"))
     res = ev.evaluate_run(run_dir, contrast_baseline=False, task=make_task(cfg))
-    assert list(res["models"]) == ["lstm", "baseline"]
+    assert list(res["models"]) == ["run", "baseline"]
 
 
 def test_score_counts_halves_and_missed_turns():
@@ -166,7 +167,7 @@ def test_tables(tiny_run):
     assert all(m in table[1] for m in turning.MARKERS) and "test" in table[1]
     assert len(table) == 2 + 3 + 1 and table[2].startswith("LSTM")
     assert table[-1].startswith("LSTM on each half alone: first ")
-    acc = res["models"]["lstm"]["accuracy"]
+    acc = res["models"]["run"]["accuracy"]
     assert f"{acc:.2f}" in table[2].split()
     md = ev.format_markdown(res).splitlines()
     assert len(md) == 2 + 3 and md[2].startswith(f"| LSTM (this run) | {acc:.2f} |")
@@ -192,7 +193,7 @@ def test_page_from_fake_results(monkeypatch):
             whole = [r.label if i < k else flip[r.label] for i, r in enumerate(REVIEWS)]
             return whole + [flip[r.label] for r in REVIEWS] + [r.label for r in REVIEWS]
 
-        models = {"lstm": ev.score(verdicts(lstm_acc), REVIEWS), "baseline": ev.score(
+        models = {"run": ev.score(verdicts(lstm_acc), REVIEWS), "baseline": ev.score(
             verdicts(50), REVIEWS)}  # fmt: skip
         if contrast:
             models["baseline_contrast"] = ev.score(verdicts(60), REVIEWS)
@@ -201,9 +202,12 @@ def test_page_from_fake_results(monkeypatch):
         return {"seed": seed, "contrast_examples": contrast, "n_reviews": 96, "models": models}
 
     results = [fake(0, 800, 80), fake(0, 0, 50), fake(1, 800, 82), fake(1, 0, 52)]
+    md = turning_page.page(results, {"threads": 1, "time_budget": 0.0, "runs_dir": "r"}, 60.0)
+    assert "**Scope.** No plain RNN" in md and "--models" not in md.splitlines()[2]
+    results += [{**fake(0, 800, 70), "cell": "rnn"}, {**fake(0, 0, 48), "cell": "rnn"}]
     rows = turning_page.combine(results)
     assert [(r["model"], r["contrast_examples"], r["seeds"]) for r in rows] == [
-        ("LSTM", 800, [0, 1]), ("LSTM", 0, [0, 1]),
+        ("LSTM", 800, [0, 1]), ("LSTM", 0, [0, 1]), ("RNN", 800, [0]), ("RNN", 0, [0]),
         ("TF-IDF+LR", 800, [0, 1]), ("TF-IDF+LR", 0, [0, 1]),
     ]  # fmt: skip
     md = turning_page.page(results, {"threads": 1, "time_budget": 0.0, "runs_dir": "r"}, 60.0)
@@ -214,6 +218,10 @@ def test_page_from_fake_results(monkeypatch):
     assert "the LSTM and the baseline are level (0.53 against 0.52)" in md
     assert "although it labels each half alone about as well (1.00 against 1.00" in md
     assert "So the LSTM makes more of the rule" in md
+    assert "--seeds 0 1 --models lstm rnn`" in md.splitlines()[2]
+    assert "| RNN, 800 contrast examples | 0.73 (70/96) |" in md
+    assert "gets 0.73 with the contrast examples and 0.50 without" in md
+    assert "the gated cell follows the turn more often" in md
     assert "Commit " in md and "cores" in md and "None occurs in the 2 texts" in md
 
 

@@ -28,7 +28,7 @@ from lstmkit.data import turning
 from lstmkit.data.errors import DataError
 
 MODELS = {
-    "lstm": "LSTM (this run)",
+    "run": "{cell} (this run)",
     "baseline": "TF-IDF+LR",
     "baseline_contrast": "TF-IDF+LR + contrast ex.",
 }
@@ -139,7 +139,8 @@ def evaluate_run(
     ``contrast_baseline`` and when the run had contrast examples, the baseline fitted on
     those too. ``task``: the run's :class:`~lstmkit.train.tasks.ClassifyTask` when the caller
     has it (the trainer), which saves rebuilding the data. Returns ``run_dir``, ``seed``,
-    ``contrast_examples``, ``n_reviews`` and ``models``: ``lstm``, ``baseline``,
+    ``contrast_examples``, ``cell`` (lstm, gru, rnn), ``n_reviews`` and ``models``: ``run``
+    (the run's own model), ``baseline``,
     ``baseline_contrast`` -> :func:`score` plus ``test_accuracy``.
     """
     from lstmkit.train.run import load_run
@@ -154,9 +155,9 @@ def evaluate_run(
     reviews = turning.load_turning_reviews()
     texts = turning_texts(reviews)
     best = run.predict_proba(texts).argmax(1).tolist()
-    lstm = score([run.labels[i] for i in best], reviews)
-    lstm["test_accuracy"] = run.summary.get("test_accuracy")
-    models = {"lstm": lstm}
+    own = score([run.labels[i] for i in best], reviews)
+    own["test_accuracy"] = run.summary.get("test_accuracy")
+    models = {"run": own}
     which = ("baseline", "baseline_contrast") if contrast_baseline else ("baseline",)
     which = which if baseline else ()
     models.update(_baseline_scores(run.config, task, which, reviews, texts, run.labels))
@@ -164,6 +165,7 @@ def evaluate_run(
         "run_dir": run_dir,
         "seed": run.config.seed,
         "contrast_examples": run.config.contrast_examples,
+        "cell": run.config.model,
         "n_reviews": len(reviews),
         "train_seconds": run.summary.get("train_seconds"),
         "epochs_run": run.summary.get("epochs_run"),
@@ -196,9 +198,9 @@ def _cell(v: float | None, digits: int = 2) -> str:
 def _rows(result: dict) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """Column heads, and (model name, cells) per model; test accuracy to 3 digits (its
     split is large enough for them to mean something)."""
-    cols = _columns()
+    cols, cell = _columns(), result.get("cell", "lstm").upper()
     rows = [
-        (MODELS[k], [_cell(get(s), 3 if head == "test" else 2) for head, get in cols])
+        (MODELS[k].format(cell=cell), [_cell(get(s), 3 if h == "test" else 2) for h, get in cols])
         for k, s in result["models"].items()
     ]
     return [head for head, _ in cols], rows
@@ -218,10 +220,10 @@ def format_table(result: dict) -> str:
     for name, cells in rows:
         padded = [_pad(c, w, True) for c, w in zip(cells, widths)]
         lines.append(_pad(name, first) + "  " + "  ".join(padded))
-    lstm = result["models"]["lstm"]
+    own, cell = result["models"]["run"], result.get("cell", "lstm").upper()
     lines.append(
-        f"LSTM on each half alone: first {lstm['first_clause']:.2f} (its own sentiment), second "
-        f"{lstm['second_clause']:.2f}; {lstm['turn_missed']} reviews with both halves right "
+        f"{cell} on each half alone: first {own['first_clause']:.2f} (its own sentiment), second "
+        f"{own['second_clause']:.2f}; {own['turn_missed']} reviews with both halves right "
         "but the whole wrong (docs/turning.md)"
     )
     return "\n".join(lines)
@@ -251,6 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="contrast-example counts to compare [the default recipe's, and 0]",
     )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["lstm"],
+        choices=["lstm", "gru", "rnn"],
+        help="recurrent cells to train and compare (--model of lstmkit train) [lstm]",
+    )
     p.add_argument("--runs-dir", default="runs/turning", help="[runs/turning]")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads [1]")
     p.add_argument(
@@ -275,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         contrasts = args.contrast or [TASK_DEFAULTS["sentiment"]["contrast_examples"], 0]
         log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
         results = measure(args.seeds, contrasts, args.runs_dir, args.threads,
-                          args.time_budget, log)  # fmt: skip
+                          args.time_budget, log, cells=args.models)  # fmt: skip
         if args.json:
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump(results, f, ensure_ascii=False, indent=1)
