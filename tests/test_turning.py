@@ -233,3 +233,11 @@ def test_experiment_section_quick():
     assert "| LSTM, 30 contrast examples (`lstmkit train`) |" in body
     assert "| TF-IDF+LR, 0 contrast examples (the demo's baseline) |" in body
     assert "**The demo's pair.**" in body and "[turning.md](turning.md)" in body
+
+
+def test_command_line_errors_are_clear(tmp_path, capsys):
+    assert ev.main([str(tmp_path / "missing")]) == 2
+    assert "run directory not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        ev.main([])
+    assert e.value.code == 2 and "--markdown PAGE" in capsys.readouterr().err
