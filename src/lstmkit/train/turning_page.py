@@ -286,34 +286,6 @@ def _commit() -> str:
     return out.stdout.strip() or "unknown (not a git checkout)"
 
 
-def _set_section(reviews: list[turning.TurningReview]) -> list[str]:
-    from lstmkit.data import text as text_data
-
-    comp = turning.composition(reviews)
-    corpus = [t for t, _ in text_data.sentiment_pairs()]
-    near = turning.corpus_overlap(reviews, corpus)
-    with_marker = sum(any(turning.TURN_WORD[m] in t for m in turning.MARKERS) for t in corpus)
-    lo, med, hi = comp["length"]
-    out = ["| marker | praise→complaint (neg) | complaint→praise (pos) |", "|---|---|---|"]
-    for m, by_dir in comp["by_marker_direction"].items():
-        out.append(f"| {m} | " + " | ".join(str(v) for v in by_dir.values()) + " |")
-    sim, ours, theirs = near["nearest"]
-    out += [
-        "",
-        f"{comp['n']} reviews, labels {comp['by_label']}, domains {comp['by_domain']}, "
-        f"{lo}–{hi} characters (median {med:g}). They are in "
-        "`src/lstmkit/data/turning_reviews.tsv` (columns text, label, direction, marker, domain).",
-        "",
-        f"None occurs in the {len(corpus):,} texts of the sentiment corpus (train, valid and "
-        f"test), compared without punctuation, nor contains or lies inside one "
-        f"({len(near['copies'])} found; `tests/test_turning.py` checks this). The closest "
-        f"corpus text shares {sim:.0%} of the character bigrams (Jaccard) of its review: "
-        f"「{ours}」 and 「{theirs}」. For scale: {with_marker:,} corpus texts "
-        f"({with_marker / len(corpus):.0%}) contain one of the six turn words.",
-    ]
-    return out
-
-
 def _training_line(results: list[dict]) -> str:
     secs = [r["train_seconds"] for r in results if r.get("train_seconds") is not None]
     epochs = sorted({r.get("epochs_run") for r in results} - {None})
@@ -330,6 +302,7 @@ def page(results: list[dict], settings: dict, seconds: float) -> str:
     """The markdown of ``docs/turning.md``."""
     import datetime
 
+    from lstmkit.data import text as text_data
     from lstmkit.train.config import TASK_DEFAULTS
 
     default = TASK_DEFAULTS["sentiment"]["contrast_examples"]
@@ -338,8 +311,8 @@ def page(results: list[dict], settings: dict, seconds: float) -> str:
     rows = combine(results)
     seeds = sorted({r["seed"] for r in results})
     cells = sorted({r.get("cell", "lstm") for r in results})
-    cmd = "python -m lstmkit.train.turning --markdown docs/turning.md --seeds " + " ".join(
-        map(str, seeds)) + (" --models " + " ".join(cells) if cells != ["lstm"] else "")  # fmt: skip
+    cmd = "python -m lstmkit.train.turning --markdown docs/turning.md --seeds "
+    cmd += " ".join(map(str, seeds)) + (" --models " + " ".join(cells) if cells != ["lstm"] else "")
     lines = [
         "# Reviews that turn: does the model follow the clause after 但是?",
         "",
@@ -357,7 +330,7 @@ def page(results: list[dict], settings: dict, seconds: float) -> str:
         "",
         "## The set: hand-written turning reviews",
         "",
-        *_set_section(reviews),
+        *turning.describe_markdown(reviews, [t for t, _ in text_data.sentiment_pairs()]),
         "",
         f"## Results: mean ± sd over seeds {', '.join(map(str, seeds))}",
         "",
