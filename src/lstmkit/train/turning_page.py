@@ -326,7 +326,13 @@ def page(results: list[dict], settings: dict, seconds: float) -> str:
         "whole, in order. This page measures how often the default `lstmkit train` model and "
         "the char TF-IDF + logistic-regression baseline printed beside it get such reviews "
         "right, each with and without the synthetic contrast examples the default recipe adds "
-        f"(`--contrast-examples {default}`, see docs/training.md).",
+        f"(`--contrast-examples {default}`, see docs/training.md)"
+        + (
+            "; and, for the tutorial's comparison, the same model with a plain RNN cell "
+            "(`--model rnn`)."
+            if "rnn" in cells
+            else "."
+        ),
         "",
         "## The set: hand-written turning reviews",
         "",
