@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -30,8 +32,21 @@ def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
             print(f"lstmkit train: {e}", file=sys.stderr)
             return 3
         except KeyboardInterrupt:
-            print("\ninterrupted; continue with `lstmkit train --resume RUN_DIR`", file=sys.stderr)
+            where = getattr(args, "run_dir_started", None)
+            hint = (
+                f"; continue with `lstmkit train --resume {where}`"
+                if where and os.path.isfile(os.path.join(where, "config.json"))
+                else ""
+            )
+            print(f"\ninterrupted{hint}", file=sys.stderr)
             return 130
+        except OSError as e:  # a full disk, a folder removed under a running job, ...
+            name = f" {e.filename}" if e.filename else ""
+            print(
+                f"lstmkit {args.command}: error: cannot read or write{name}: {e.strerror or e}",
+                file=sys.stderr,
+            )
+            return 2
 
     return run
 
@@ -44,9 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a model. With no arguments: the default sentiment "
         "model on CPU; prints test accuracy and the run directory.",
     )
-    groups = {
-        name: p.add_argument_group(name) for name in ("data", "model", "optimisation", "run")
-    }
+    groups = {name: p.add_argument_group(name) for name in ("data", "model", "optimisation", "run")}
     groups["data"].add_argument("--task", choices=list(TASKS), help=_TASK_HELP + " [sentiment]")
     for f in TrainConfig.options():
         _add_option(groups[f.metadata["group"]], f)
@@ -75,7 +88,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser("predict", help="label texts with a trained text classifier")
     q.add_argument("run_dir", metavar="RUN_DIR", help="a text-classification run directory")
-    q.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label (default: stdin lines)")
+    q.add_argument(
+        "texts",
+        nargs="*",
+        metavar="TEXT",
+        help="texts to label (default: stdin, one per line; a blank line gives a blank verdict). "
+        "Words after -- are texts even if they start with -",
+    )
     q.add_argument(
         "--json",
         action="store_true",
@@ -98,18 +117,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.set_defaults(func=_guard(cmd_generate))
 
 
+_OPTION_LIKE = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*(=.*)?")
+
+
 def _intermix_texts(parser: argparse.ArgumentParser) -> None:
     """Let options and TEXTs mix in any order (``predict RUN --json A B`` = ``predict RUN A B --json``).
 
     argparse fills a ``nargs="*"`` positional at its first chance, so texts after an option
-    would be "unrecognized arguments". Leftover words that are not options are texts.
+    would be "unrecognized arguments". Leftover words that are not options are texts: a word
+    that does not look like an option (``-_-差评``, ``-5分``) is a text too, and after ``--``
+    every word is one.
     """
     plain = parser.parse_known_args
 
     def parse_known_args(args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        tail = []
+        if "--" in args:  # everything after "--" is a text, whatever it looks like
+            cut = args.index("--")
+            args, tail = args[:cut], args[cut + 1 :]
+        # a text that starts with "-" but is no option must not reach argparse as one: it
+        # travels as a placeholder (keeping its place among the texts) and is put back after
+        held = {}
+        for i, a in enumerate(args):
+            if a.startswith("-") and len(a) > 1 and not _OPTION_LIKE.fullmatch(a):
+                held[f"\0text{i}"] = a
+                args[i] = f"\0text{i}"
         ns, rest = plain(args, namespace)
         words = [a for a in rest if not a.startswith("-") or a == "-"]
-        ns.texts = list(ns.texts or []) + words
+        texts = list(ns.texts or []) + words + tail
+        ns.texts = [held.get(t, t) for t in texts]
+        if isinstance(getattr(ns, "run_dir", None), str):
+            ns.run_dir = held.get(ns.run_dir, ns.run_dir)
         return ns, [a for a in rest if a not in words]
 
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
@@ -173,6 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = TrainConfig.for_task(args.task or "sentiment", **given)
         trainer = Trainer(cfg, progress=args.progress, log=log)
+    args.run_dir_started = trainer.run_dir  # for the Ctrl-C hint
     summary = trainer.fit()
     if trainer.dist.main:
         print(
@@ -234,19 +274,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """Label TEXTs, or stdin: one output line per input line, always (a blank line gets a
+    line with an empty label and probability, ``null`` in JSON); no input at all is exit 2."""
     from lstmkit.train import load_run
 
     run = load_run(args.run_dir)
-    texts = list(args.texts) if args.texts else [ln.rstrip("\n") for ln in sys.stdin]
-    texts = texts if args.texts else [t for t in texts if t.strip()]
-    for text, (label, prob) in zip(texts, run.predict(texts)):
-        if args.json:
-            print(
-                json.dumps(
-                    {"text": text, "label": label, "probability": round(prob, 6)},
-                    ensure_ascii=False,
-                )
+    from_stdin = not args.texts
+    if from_stdin:
+        if sys.stdin.isatty():
+            print("reading texts from stdin, one per line (Ctrl-D ends)", file=sys.stderr)
+        texts = [ln.rstrip("\r\n") for ln in sys.stdin]
+        if not texts:
+            raise DataError(
+                "no input: stdin was empty",
+                fix='give texts as arguments (`lstmkit predict RUN "很好"`) or one per line on stdin',
             )
+    else:
+        texts = list(args.texts)
+    keep = [t for t in texts if t.strip()] if from_stdin else texts
+    verdicts = iter(run.predict(keep))
+    for text in texts:
+        label, prob = next(verdicts) if (text.strip() or not from_stdin) else (None, None)
+        if args.json:
+            p = None if prob is None else round(prob, 6)
+            print(json.dumps({"text": text, "label": label, "probability": p}, ensure_ascii=False))
+        elif label is None:
+            print(f"\t\t{text}")
         else:
             print(f"{label}\t{prob:.3f}\t{text}")
     return 0

@@ -136,7 +136,9 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise :class:`DataError` naming the option for any value that cannot be trained."""
         if self.task not in TASK_SPECS:
-            raise DataError(f"unknown task '{self.task}'", fix="choose one of: " + ", ".join(TASK_SPECS))
+            raise DataError(
+                f"unknown task '{self.task}'", fix="choose one of: " + ", ".join(TASK_SPECS)
+            )
         spec = self.task_spec
         if self.model not in KINDS:
             known = ", ".join(sorted(KINDS))
@@ -164,7 +166,9 @@ class TrainConfig:
                           ("time_budget", "no limit")):  # fmt: skip
             value = getattr(self, name)
             if value is not None and not 0 <= value < math.inf:
-                raise DataError(f"{_flag(name)} must be 0 ({off}) or a positive number, got {value}")
+                raise DataError(
+                    f"{_flag(name)} must be 0 ({off}) or a positive number, got {value}"
+                )
         for name in ("patience", "stall_steps", "contrast_examples", "max_len"):
             if getattr(self, name) < 0:
                 raise DataError(

@@ -56,7 +56,7 @@ def load_weights(model: torch.nn.Module, path: str, dist=None) -> None:
     """Load a safetensors state dict into ``model`` (no pickle involved)."""
     if dist is not None:
         dist.barrier()
-    state = ck.load_tensors(path, "retrain this run")
+    state = ck.load_tensors(path, _RETRAIN)
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -70,7 +70,9 @@ def _forecast(cfg):
 def _lm(cfg):
     from lstmkit.data import corpus
 
-    return corpus.load_text_corpus(cfg.data) if cfg.data else corpus.load_peoples_daily(cfg.max_chars)
+    return (
+        corpus.load_text_corpus(cfg.data) if cfg.data else corpus.load_peoples_daily(cfg.max_chars)
+    )
 
 
 # Only what differs from the TrainConfig defaults.

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 import time
 from collections.abc import Callable
 
 import torch
 
 from lstmkit import __version__
-from lstmkit.data.errors import DataError
+from lstmkit.data.errors import DataError, check_writable_dir
 from lstmkit.train import checkpoint as ck
 from lstmkit.train.config import TrainConfig
 from lstmkit.train.diagnostics import Monitor, Problem
 from lstmkit.train.distributed import Dist, setup, teardown
 from lstmkit.train.optim import make_optimizer, update_average, warmup_cosine
+from lstmkit.train.progress import Progress
 from lstmkit.train.state import TrainState
 from lstmkit.train.tasks import make_task
 
@@ -72,6 +72,8 @@ class Trainer:
                     "start a new run, or evaluate it with `lstmkit evaluate`",
                 )
             config = TrainConfig.from_dict(saved["config"])
+            # a damaged checkpoint is reported now, before the data loads
+            self._checkpoint = ck.load_checkpoint(run_dir)
         self.config = config or TrainConfig.for_task("sentiment")
         self.config.validate()
         # before any data is loaded: a device or backend this machine lacks fails at once
@@ -82,6 +84,8 @@ class Trainer:
             run_dir = os.path.join(
                 self.config.out_dir, self.config.name or _timestamp_name(self.config, stamp)
             )
+        # a run directory that cannot be written fails now, not after the data has loaded
+        check_writable_dir(run_dir, "--resume" if resume else "--out-dir")
         if not resume and os.path.exists(os.path.join(run_dir, "config.json")):
             raise DataError(
                 "the run directory already exists",
@@ -204,7 +208,7 @@ class Trainer:
         state = TrainState()
         if not self.resume:
             return state
-        loaded = ck.load_checkpoint(self.run_dir)
+        loaded, self._checkpoint = self._checkpoint, None
         if loaded is None:
             self.log(f"no checkpoint in {self.run_dir} yet: starting from scratch")
             return state
@@ -315,16 +319,7 @@ class Trainer:
         self._done, self._total = 0, len(batches)
         bar = None
         if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=len(batches),
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                unit="batch",
-                leave=False,
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
+            bar = Progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", self.log)
         self.model.train()
         total, count = 0.0, 0
         try:
@@ -364,8 +359,7 @@ class Trainer:
                 if cfg.time_budget and self._spent(state) > cfg.time_budget:
                     break
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+                    bar.update(total / count)
         finally:
             if bar is not None:
                 bar.close()
