@@ -224,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def format_summary(s: dict) -> str:
-    """The human lines printed at the end of `lstmkit train`."""
+    """The human lines printed at the end of `lstmkit train` (the one place they are made)."""
     lines = []
     base = s.get("baseline") or {}
     if "test_accuracy" in s:
@@ -254,6 +254,12 @@ def format_summary(s: dict) -> str:
     lines.append(
         f"trained in {s['train_seconds']:.0f}s ({s['epochs_run']} epochs, best {s['best_epoch']})"
     )
+    if s.get("stopped_by_time_budget"):
+        lines.append(
+            f"stopped by the time budget ({s.get('time_budget') or 0:g}s) after step "
+            f"{s.get('steps', '?')} of {s.get('planned_steps', '?')}: this result depends on "
+            "the machine's speed and load (--time-budget 0 trains every epoch)"
+        )
     lines.append(f"run directory: {s['run_dir']}")
     return "\n".join(lines)
 

@@ -221,7 +221,11 @@ def _refuse_unused(task: str, given: dict) -> None:
         only = f.metadata["only"]
         if f.name in given and only and not spec.uses(only):
             users = [n for n, t in TASK_SPECS.items() if t.uses(only)]
-            raise DataError(
-                f"{_flag(f.name)} has no effect on task '{task}'",
-                fix=f"leave it out (it applies to: {', '.join(users)})",
-            )
+            fix = f"leave it out (it applies to: {', '.join(users)})"
+            if f.name == "data":  # the likely slip: your own file without naming its task
+                fix = (
+                    "to train on your file, name its task: --task text (.csv/.tsv/.jsonl "
+                    "texts with labels), series (.npz), forecast (.csv of numbers) or lm "
+                    f"(plain text); task '{task}' uses its built-in data"
+                )
+            raise DataError(f"{_flag(f.name)} has no effect on task '{task}'", fix=fix)

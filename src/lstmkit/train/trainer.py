@@ -117,6 +117,7 @@ class Trainer:
         # validated, saved and tested (smoother than any single step's weights)
         self.avg = copy.deepcopy(self.model).requires_grad_(False) if cfg.average else None
         self.monitor = Monitor(lr=cfg.lr, clip=cfg.clip, stall_steps=cfg.stall_steps)
+        self._done, self._total = 0, len(self.task.train_batches(0))  # batches per epoch
 
     def _pick_device(self) -> torch.device:
         want = self.config.device
@@ -391,6 +392,9 @@ class Trainer:
             summary["examples"] = extra(self.model)
         summary["stopped_by_diagnostics"] = None if stopped is None else stopped.kind
         summary["stopped_by_time_budget"] = state.time_budget_hit
+        summary["time_budget"] = self.config.time_budget or None
+        summary["steps"] = state.step
+        summary["planned_steps"] = self.config.epochs * self._total
         summary["diagnostics"] = [str(p) for p in self.monitor.problems]
         summary["train_seconds"] = round(state.elapsed, 1)
         summary["total_seconds"] = round(seconds, 1)
