@@ -156,9 +156,11 @@ class Trainer:
         if name == "auto":
             return
         from lstmkit.backends import Request, select_backend
+        from lstmkit.reference.spec import spec
 
-        mode = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}[self.config.model]
-        request = Request(mode=mode, device=self.device, dtype=torch.float32)
+        request = Request(
+            mode=spec(self.config.model).mode, device=self.device, dtype=torch.float32
+        )
         try:
             select_backend(name, request)
         except (ValueError, RuntimeError) as e:
