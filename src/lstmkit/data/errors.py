@@ -69,31 +69,33 @@ def _nearest_existing(path: str) -> str:
     return probe
 
 
-def check_writable_dir(path: str, option: str) -> None:
+def check_writable_dir(path: str, option: str, shown: str | None = None) -> None:
     """Raise :class:`DataError` unless ``path`` is (or can be made) a writable directory.
 
     Checked by creating and removing a temporary directory where ``path`` would go, so it
     holds for root too (permission bits do not stop root; a read-only or system file system
-    does). Nothing is left behind. ``option`` names the option in the message (``--out-dir``).
+    does). Nothing is left behind. ``option`` names the option in the message (``--out-dir``),
+    ``shown`` the value the user gave (default ``path``).
     """
+    shown = shown or path
     real = os.path.realpath(path)
     if any(real == t or real.startswith(t + "/") for t in _SYSTEM_TREES):
         raise DataError(
-            f"{option} {path} is inside /{real.split('/')[1]}, a system file system, "
+            f"{option} {shown} is inside /{real.split('/')[1]}, a system file system, "
             "not a place for files",
             fix=f"pick a folder of your own for {option}",
         )
     base = _nearest_existing(path)
     if not os.path.isdir(base):
         raise DataError(
-            f"{option} {path}: {base} is a file, not a directory",
+            f"{option} {shown}: {base} is a file, not a directory",
             fix=f"pick another {option}, or move that file away",
         )
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".lstmkit-write-test-", dir=base))
     except OSError as e:
         raise DataError(
-            f"{option} {path}: cannot write in {base} ({e.strerror})",
+            f"{option} {shown}: cannot write in {base} ({e.strerror})",
             fix=f"pick a folder you can write to for {option}, or fix its permissions",
         ) from e
 
@@ -106,4 +108,4 @@ def check_writable_file(path: str, option: str) -> None:
             f"{option} {path} is a directory; it needs a file name",
             fix=f"give {option} a file path, e.g. {os.path.join(path, 'out.png')}",
         )
-    check_writable_dir(os.path.dirname(os.path.abspath(path)), option)
+    check_writable_dir(os.path.dirname(os.path.abspath(path)), option, path)
