@@ -203,9 +203,16 @@ def trim_metrics(run_dir: str, epochs_done: int) -> None:
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.isfile(path):
         return
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(x) for x in f if x.strip()]
-    keep = [r for r in rows if r["epoch"] <= epochs_done]
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(x) for x in f if x.strip()]
+        keep = [r for r in rows if r["epoch"] <= epochs_done]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(
+            f"metrics.jsonl is damaged ({e})",
+            path,
+            "delete it (the per-epoch log starts again; the checkpoint is unaffected)",
+        ) from e
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 
