@@ -100,8 +100,9 @@ class TrainConfig:
     time_budget: float | None = option(None, "stop training after this many seconds (mid-epoch "
                                        "if need be; 0 = no limit); a run it stops says so",
                                        "optimisation")  # fmt: skip
-    threads: int | None = option(None, "CPU threads for torch [all cores; 1 helps when other "
-                                 "jobs load the machine]", "optimisation")  # fmt: skip
+    threads: int | None = option(None, "CPU threads for torch [sentiment: 1, else all cores; "
+                                 "1 helps when other jobs load the machine]",
+                                 "optimisation")  # fmt: skip
     baseline: bool = option(True, "fit the classical baseline (TF-IDF + LR, AR(9))", "run")
     out_dir: str = option("runs", "where run directories go", "run")
     name: str | None = option(None, "run directory name [TASK-MODEL-TIME]", "run")
