@@ -272,7 +272,12 @@ def test_cosine_schedule_and_weight_average(tmp_path):
 def test_default_recipe_and_contrast_examples_stay_out_of_the_baseline(monkeypatch):
     cfg = TrainConfig.for_task("sentiment")
     assert (cfg.schedule, cfg.average, cfg.contrast_examples) == ("cosine", 0.995, 800)
-    assert cfg.weight_decay > 0 and cfg.label_smoothing > 0 and cfg.time_budget == 180 and cfg.threads == 1
+    assert (
+        cfg.weight_decay > 0
+        and cfg.label_smoothing > 0
+        and cfg.time_budget == 180
+        and cfg.threads == 1
+    )
     assert TrainConfig.for_task("vowels").schedule == "constant"  # other tasks unchanged
     from lstmkit.train import baselines, tasks
 
