@@ -16,7 +16,6 @@ a time, into ``runs/turning``) and writes the page.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
 import time
@@ -39,29 +38,15 @@ _SHORT_DIR = {
 _BASELINE_CACHE: dict[str, dict] = {}
 
 
-def _baseline_settings() -> dict:
-    """The demo baseline's own defaults (so this module cannot drift from it)."""
-    from lstmkit.train.baselines import tfidf_logreg
-
-    params = inspect.signature(tfidf_logreg).parameters
-    return {"ngram_range": params["ngram_range"].default, "C": params["C"].default}
-
-
 def fit_baseline(train: text_data.LabeledTexts):
-    """Char TF-IDF + logistic regression as in :func:`baselines.tfidf_logreg`; returns
-    ``predict(texts) -> list[label index]``. Needs scikit-learn."""
+    """The demo's baseline (:func:`baselines.fit_tfidf_logreg`, its defaults) fitted on
+    ``train``; returns ``predict(texts) -> list[label index]``. Needs scikit-learn."""
     from lstmkit.data.errors import require
+    from lstmkit.train.baselines import fit_tfidf_logreg
 
     require("sklearn", "scikit-learn", why="the TF-IDF baseline needs it")
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-
-    s = _baseline_settings()
-    vec = TfidfVectorizer(analyzer="char", ngram_range=s["ngram_range"], sublinear_tf=True,
-                          min_df=2)  # fmt: skip
-    clf = LogisticRegression(C=s["C"], max_iter=2000).fit(vec.fit_transform(train.texts),
-                                                          train.labels)  # fmt: skip
-    return lambda texts: [int(y) for y in clf.predict(vec.transform(texts))]
+    predict = fit_tfidf_logreg(train)
+    return lambda texts: [int(y) for y in predict(texts)]
 
 
 def score(predicted: list[str], reviews: list[turning.TurningReview]) -> dict:

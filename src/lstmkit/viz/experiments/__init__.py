@@ -2,7 +2,7 @@
 
 >>> from lstmkit.viz.experiments import EXPERIMENTS
 >>> list(EXPERIMENTS)
-['gradient-flow', 'adding', 'tips', 'gru-vs-lstm']
+['gradient-flow', 'adding', 'tips', 'gru-vs-lstm', 'turning']
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ _RUNNERS = {
     "adding": "lstmkit.viz.experiments.adding:run",
     "tips": "lstmkit.viz.experiments.tips:run",
     "gru-vs-lstm": "lstmkit.viz.experiments.compare:run",
+    "turning": "lstmkit.train.turning_page:experiment",
 }
 EXPERIMENTS = tuple(_RUNNERS)
 
