@@ -34,20 +34,26 @@ import time
 import traceback
 
 import gpu_common
+import gpu_extras
+import gpu_fixed
 import gpu_parity
 import torch
 from gpu_common import GRID, LOG, T0, say
 from gpu_extras import EXTRAS, run_extras
+from gpu_fixed import run_fixed
 from gpu_parity import run_parity
 from gpu_report import header, summarize, write
+from gpu_report_parts import dispatch_points
 from gpu_sweep import TUNE, bench_point, run_tune
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", action="append", default=[], help="markdown path(s)")
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--budget", type=float, default=420.0, help="seconds for the whole run")
+    ap.add_argument("--json", default=None, help="every number and the log, as JSON")
+    ap.add_argument("--dispatch-json", default="benchmarks/gpu-cudnn-faster.json",
+                    help="where cuDNN beats triton (for native.CUDNN_FASTER); '' to skip")
+    ap.add_argument("--budget", type=float, default=300.0, help="seconds for the whole run")
     ap.add_argument("--quick", action="store_true", help="a few points only")
     ap.add_argument("--tune", action="store_true", help="time launch configurations instead")
     ap.add_argument("--smoke", "--dry-run", dest="dry_run", action="store_true",
@@ -57,17 +63,21 @@ def main() -> int:
     if args.dry_run:
         gpu_common.DEV = "cpu"
         os.environ["TRITON_INTERPRET"] = "1"
-        GRID.update(B=[2, 96], H=[16], T=8, dtypes=["float32"])
+        GRID.update(B=[2], H=[16], T=8, dtypes=["float32"])
+        gpu_fixed.FIXED_T[:] = [3]
+        gpu_fixed.FIXED[:] = [("LSTM", "float32", 1, 16)]
+        gpu_common.REPS.update(warm=1, min=1, max=1)
         TUNE[:] = [("LSTM", "float32", 2, 16, [{}, {"BK": "16", "STAGES": "3"}])]
         gpu_parity.PARITY[:] = [(k, torch.float32, 3, 16, 5, pk, bd, 1) for k, pk, bd in
-                  [("LSTM", False, False), ("GRU", True, True), ("RNN", True, False)]]  # fmt: skip
+                  [("LSTM", False, False), ("GRU", True, True)]]  # fmt: skip
         gpu_parity.PARITY_EXTRAS[:] = [(e, torch.float32, 3, 16, 5, pk, bd) for e, pk, bd in
-                         [("layer_norm+peephole", True, True), ("peephole", False, False),
-                          ("gru:layer_norm", True, True)]]  # fmt: skip
+                         [("layer_norm+peephole", True, False), ("gru:layer_norm", False, False)]]  # fmt: skip
         EXTRAS[:] = [("layer_norm+peephole", "float32", 2, 16, False, None),
-                     ("peephole", "float32", 2, 16, True, None),
-                     ("gru:layer_norm", "float32", 2, 16, True, None),
-                     ("layer_norm+peephole", "float32", 2, 16, True, "1")]  # fmt: skip
+                     ("peephole", "float32", 2, 16, False, None),
+                     ("gru:layer_norm", "float32", 2, 16, False, None),
+                     ("layer_norm", "float32", 2, 16, True, "1")]  # fmt: skip
+        gpu_extras.COMPILE_AT[:] = [("peephole", "float32", 2, 16), ("gru:layer_norm", "float32", 2, 16)]
+        gpu_extras.COMPILE_BACKEND[:] = ["aot_eager"]
     elif not torch.cuda.is_available():
         print("no CUDA device: nothing to benchmark", flush=True)
         return 1
@@ -91,14 +101,21 @@ def main() -> int:
         return 0
     parity: list = []
     run_parity(parity)
+    fixed: list = []
+    run_fixed(fixed, args.budget)
     T = GRID["T"]
     dts = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     todo = [(k, d, B, H, T, False) for B in GRID["B"] if B <= 64 for d in GRID["dtypes"]
             for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
     Hp = GRID["H"][min(1, len(GRID["H"]) - 1)]
-    todo += [("LSTM", "float32", 64, Hp, T, True), ("LSTM", "bfloat16", 64, Hp, T, True),
-             ("GRU", "float32", 64, Hp, T, True), ("LSTM", "float32", 16, 2 * Hp, T, True)]  # fmt: skip
-    todo += [("LSTM", "float32", 16, 2 * Hp, T, "step"), ("LSTM", "float32", 64, 4 * Hp, T, "step")]
+    Bp = [b for b in GRID["B"] if b <= 64]  # packed at the sweep's B, so padded points compare
+    Bs, Bl = Bp[min(1, len(Bp) - 1)], Bp[-1]
+    todo += [("LSTM", "float32", Bl, Hp, T, True), ("LSTM", "bfloat16", Bl, Hp, T, True),
+             ("GRU", "float32", Bl, Hp, T, True), ("LSTM", "float32", Bs, 2 * Hp, T, True),
+             ("LSTM", "float32", Bl, Hp // 2, T, True)]  # fmt: skip
+    todo += [("LSTM", "float32", Bs, 2 * Hp, T, "step"), ("LSTM", "float32", Bl, 4 * Hp, T, "step")]
+    if args.dry_run:  # one point of each kind: padded, packed, one launch per step
+        todo = todo[:1] + [t for t in todo if t[5] is True][:1] + [t for t in todo if t[5] == "step"][:1]
     todo += [(k, d, B, H, T, False) for B in GRID["B"] if B > 64 for d in GRID["dtypes"]
              for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
     if args.quick:
@@ -107,12 +124,18 @@ def main() -> int:
     points: list = []
     extras: list = []  # run after the B <= 64 and packed points, before "step" and B > 64
 
+    gpu_name = torch.cuda.get_device_name(0) if gpu_common.DEV == "cuda" else "cpu (dry run)"
+
     def save() -> None:
-        write(outs, parity, points, summarize(points, extras), extras)
+        dispatch = dispatch_points(points, gpu_name)
+        write(outs, parity, points, summarize(points, extras), extras, fixed, dispatch)
+        if args.dispatch_json:
+            with open(args.dispatch_json, "w") as f:
+                json.dump(dispatch, f, indent=1)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"parity": parity, "points": points, "extras": extras, "log": LOG},
-                          f, indent=1)  # fmt: skip
+                json.dump({"parity": parity, "fixed": fixed, "points": points, "extras": extras,
+                           "dispatch": dispatch, "log": LOG}, f, indent=1)  # fmt: skip
 
     for item in [*todo, None]:
         if not extras and (item is None or item[5] == "step" or item[2] > 64):
@@ -130,7 +153,7 @@ def main() -> int:
                 packed = p["packed"] = False
                 p["mode"] = "step"
             try:
-                p.update(bench_point(kind, dts[dname], B, H, T_, packed))
+                p.update(bench_point(kind, dts[dname], B, H, T_, packed, with_auto=not p.get("mode")))
                 say(kind, dname, B, H, "packed" if packed else "", p["cfg"],
                     "fwd {:.3f}/{:.3f} ms".format(*p["fwd"]), f"({p['fwd'][0] / p['fwd'][1]:.2f}x)",
                     "train {:.3f}/{:.3f} ms".format(*p["train"]),
@@ -146,6 +169,15 @@ def main() -> int:
         save()
     for n in summarize(points, extras):
         say(n)
+    dispatch = dispatch_points(points, gpu_name)
+    say(f"cuDNN faster than triton at {len(dispatch['cudnn_faster'])} of "
+        f"{len(dispatch['points'])} padded points (fwd or fwd+bwd):")
+    for r in dispatch["cudnn_faster"]:
+        say(f"  {r['mode']} {r['dtype']} B={r['B']} H={r['H']}: fwd {r['fwd_ratio']:.2f}x, "
+            f"fwd+bwd {r['train_ratio']:.2f}x")
+    for k, v in sorted(dispatch["by_mode_dtype"].items()):
+        say(f"  {k}: cuDNN faster at {v['cudnn_faster_fwd']} (fwd) / {v['cudnn_faster_train']} "
+            f"(fwd+bwd) of {v['points']} points, H in {v['H']}")
     return 0
 
 

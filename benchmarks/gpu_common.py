@@ -12,6 +12,7 @@ GRID = {"B": [1, 16, 64, 256], "H": [128, 256, 512, 1024], "T": 256,
 T0 = time.time()
 LOG: list[str] = []
 DEV = "cuda"  # --dry-run: "cpu" under TRITON_INTERPRET=1 with tiny shapes, to test this script
+REPS = {"warm": 2, "min": 3, "max": 15}  # --dry-run: one of each (the interpreter is slow)
 
 
 def say(*parts) -> None:
@@ -69,13 +70,15 @@ def extras_modules(extras: str, H: int, dtype: torch.dtype, **kw):
 
 
 # ---- timing ---------------------------------------------------------------------------------
-def time_pair(fa, fb, budget_s: float = 0.25) -> tuple[float, float]:
-    """Interleaved A/B timing with CUDA events; medians in ms (after two warm-ups each)."""
-    for f in (fa, fb, fa, fb):
-        f()
+def time_many(fns, budget_s: float = 0.25) -> list[float]:
+    """Interleaved timing of several calls with CUDA events (wall clock on the CPU dry run):
+    medians in ms, after two warm-ups each, round-robin so drift hits every call alike."""
+    for _ in range(REPS["warm"]):
+        for f in fns:
+            f()
     if DEV == "cuda":
         torch.cuda.synchronize()
-    times: tuple[list, list] = ([], [])
+    times: list[list[float]] = [[] for _ in fns]
 
     def one(f, sink):
         if DEV == "cpu":
@@ -90,33 +93,51 @@ def time_pair(fa, fb, budget_s: float = 0.25) -> tuple[float, float]:
         e.synchronize()
         sink.append(s.elapsed_time(e))
 
-    one(fa, times[0])
-    one(fb, times[1])
-    reps = int(max(3, min(15, budget_s * 1e3 / max(times[0][0] + times[1][0], 1e-3))))
+    for f, sink in zip(fns, times):
+        one(f, sink)
+    total = sum(t[0] for t in times)
+    reps = int(max(REPS["min"], min(REPS["max"], budget_s * 1e3 / max(total, 1e-3))))
     for _ in range(reps):
-        one(fa, times[0])
-        one(fb, times[1])
-    return statistics.median(times[0]), statistics.median(times[1])
+        for f, sink in zip(fns, times):
+            one(f, sink)
+    return [statistics.median(t) for t in times]
 
 
-def time_modules(ref, fast, x) -> dict:
-    """Forward (no_grad) and fwd+bwd medians (ms) of two modules on the same input."""
+def time_pair(fa, fb, budget_s: float = 0.25) -> tuple[float, float]:
+    """Interleaved A/B timing (see time_many): medians in ms."""
+    a, b = time_many([fa, fb], budget_s)
+    return a, b
+
+
+def fwd_call(m, x):
+    """A forward call under no_grad (inference)."""
+
+    def f():
+        with torch.no_grad():
+            m(x)
+
+    return f
+
+
+def train_call(m, x, gy):
+    """One training step's forward and backward (gradients of the output against ``gy``)."""
+
+    def f():
+        m.zero_grad(set_to_none=True)
+        data_of(m(x)[0]).backward(gy)
+
+    return f
+
+
+def time_modules(ref, fast, x, *more) -> dict:
+    """Forward (no_grad) and fwd+bwd medians (ms) of modules on the same input, interleaved:
+    ``fwd`` / ``train`` are (ref, fast) pairs, and ``more`` modules add ``fwd_more`` /
+    ``train_more`` lists in their order."""
     gy = torch.randn_like(data_of(ref(x)[0]))
-
-    def fwd(m):
-        def f():
-            with torch.no_grad():
-                m(x)
-
-        return f
-
-    def train(m):
-        def f():
-            m.zero_grad(set_to_none=True)
-            data_of(m(x)[0]).backward(gy)
-
-        return f
-
-    f_ref, f_fast = time_pair(fwd(ref), fwd(fast))
-    t_ref, t_fast = time_pair(train(ref), train(fast))
-    return {"fwd": (f_ref, f_fast), "train": (t_ref, t_fast)}
+    mods = [ref, fast, *more]
+    fw = time_many([fwd_call(m, x) for m in mods])
+    tr = time_many([train_call(m, x, gy) for m in mods])
+    out = {"fwd": (fw[0], fw[1]), "train": (tr[0], tr[1])}
+    if more:
+        out.update(fwd_more=fw[2:], train_more=tr[2:])
+    return out

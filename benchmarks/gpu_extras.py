@@ -1,5 +1,6 @@
 """Part 3 of benchmarks/gpu.py: the fused LSTM/GRU extras (layer norm, peepholes) vs the plain
-PyTorch loop of the same cell, and a hand-written eager loop as a stricter comparator."""
+PyTorch loop of the same cell (lstmkit's reference backend), a hand-written eager loop and
+torch.compile of that loop's cell (gpu_loops.py) as stricter comparators."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import traceback
 
 import gpu_common
 import torch
-from gpu_common import GRID, T0, extras_modules, packed_input, rel, say, time_modules
+from gpu_common import GRID, T0, data_of, extras_modules, packed_input, rel, say, time_modules
+from gpu_loops import HandLoop
 
 # ---- LSTM extras: fused Triton kernels vs the plain PyTorch loop of the same cell -------------
 EXTRAS = [  # extras, dtype, B, H, packed, layer-norm split mode (None: the default choice)
@@ -30,33 +32,34 @@ EXTRAS = [  # extras, dtype, B, H, packed, layer-norm split mode (None: the defa
 ]
 
 
-class HandLoop(torch.nn.Module):
-    """The same LSTM extras cell as the eager loop a user would write: the input GEMM and LN_ih
-    hoisted out of the loop, then per step F.linear, F.layer_norm and the gate math (padded,
-    one layer, zero initial state). Shares ``m``'s parameters; checked against the reference."""
+# Points where the per-step torch.compile'd loop is timed too (each costs a compile of the
+# step's forward and backward graphs, ~10-30 s on a GPU): (extras, dtype, B, H).
+COMPILE_AT = [("layer_norm", "float32", 64, 256), ("peephole", "float32", 64, 256),
+              ("gru:layer_norm", "float32", 64, 256)]  # fmt: skip
+COMPILE_BACKEND = ["inductor"]  # --smoke: "aot_eager" (no C++ build on the CPU dry run)
 
-    def __init__(self, m) -> None:
-        super().__init__()
-        self.m = m
 
-    def forward(self, x):
-        import torch.nn.functional as F
+def _checked(loop_mod, cand, x, dname: str, what: str):
+    """``cand`` when its output matches the reference loop's, else None (and say so)."""
+    with torch.no_grad():
+        err = rel(data_of(cand(x)[0]).float(), data_of(loop_mod(x)[0]).float())
+    if err < (5e-2 if dname == "bfloat16" else 1e-3):
+        return cand
+    say(f"{what} differs from the reference loop:", f"{err:.1e}", "(not timed)")
+    return None
 
-        m, H, B = self.m, self.m.hidden_size, x.shape[1]
-        p = lambda n: getattr(m, n + "_l0", None)  # noqa: E731
-        ln = lambda z, n: F.layer_norm(z, z.shape[-1:], p(f"weight_ln_{n}"), p(f"bias_ln_{n}"))  # noqa: E731
-        zx = ln(F.linear(x, p("weight_ih"), p("bias_ih")), "ih")  # (T, B, 4H)
-        h, c, ys = x.new_zeros(B, H), x.new_zeros(B, H), []
-        for t in range(x.shape[0]):
-            i, f, g, o = (zx[t] + ln(F.linear(h, p("weight_hh"), p("bias_hh")), "hh")).chunk(4, 1)
-            if m.peephole:
-                i, f = i + p("weight_ci") * c, f + p("weight_cf") * c
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            if m.peephole:
-                o = o + p("weight_co") * c
-            h = torch.sigmoid(o) * torch.tanh(ln(c, "c"))
-            ys.append(h)
-        return torch.stack(ys), (h[None], c[None])
+
+def _compile_seconds(m, x) -> float:
+    """Wall seconds of the first forward and fwd+bwd calls (the compiles), run once here."""
+    t = time.perf_counter()
+    with torch.no_grad():
+        m(x)
+    y = m(x)[0]
+    y.backward(torch.ones_like(y))
+    m.zero_grad(set_to_none=True)
+    if gpu_common.DEV == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t
 
 
 def run_extras(rows: list, budget: float) -> None:
@@ -76,20 +79,27 @@ def run_extras(rows: list, budget: float) -> None:
             try:
                 loop, fast = extras_modules(extras, H, dts[dname])
                 x = packed_input(GRID["T"], B, H, dts[dname], packed)
-                p.update(time_modules(loop, fast, x))
-                if extras.startswith("layer_norm") and not packed and split is None:
-                    hand = HandLoop(fast)
-                    with torch.no_grad():
-                        err = rel(hand(x)[0].float(), loop(x)[0].float())
-                    if err < (5e-2 if dname == "bfloat16" else 1e-3):
-                        p["hand"] = time_modules(hand, fast, x)["train"]
-                    else:  # keep the point; say why the hand loop has no number
-                        say("hand-written loop differs from the reference loop:", f"{err:.1e}")
+                more, names = [], []
+                if not packed and split is None:  # the user's own loops of the same cell
+                    hand = _checked(loop, HandLoop(fast), x, dname, "hand-written loop")
+                    if hand is not None:
+                        more, names = [hand], ["hand"]
+                    if (extras, dname, B, H) in COMPILE_AT:
+                        comp = HandLoop(fast, compiled=True, compile_backend=COMPILE_BACKEND[0])
+                        p["compile_s"] = _compile_seconds(comp, x)
+                        comp = _checked(loop, comp, x, dname, "torch.compile'd loop")
+                        if comp is not None:
+                            more, names = [*more, comp], [*names, "compiled"]
+                p.update(time_modules(loop, fast, x, *more))
+                for i, name in enumerate(names):
+                    p[name] = (p["fwd_more"][i], p["train_more"][i])
+                p.pop("fwd_more", None), p.pop("train_more", None)
                 say(extras, dname, B, H, "packed" if packed else "", p["mode"],
                     "fwd {:.3f}/{:.3f} ms".format(*p["fwd"]), f"({p['fwd'][0] / p['fwd'][1]:.2f}x)",
                     "train {:.3f}/{:.3f} ms".format(*p["train"]),
                     f"({p['train'][0] / p['train'][1]:.2f}x)",
-                    "hand loop train {:.3f}/{:.3f} ms".format(*p["hand"]) if "hand" in p else "")  # fmt: skip
+                    "hand loop train {:.3f} ms".format(p["hand"][1]) if "hand" in p else "",
+                    "compiled loop train {:.3f} ms".format(p["compiled"][1]) if "compiled" in p else "")  # fmt: skip
             except Exception as exc:  # noqa: BLE001 - record and go on
                 p["error"] = f"error: {type(exc).__name__}: {exc}"[:160].replace("|", "/")
                 say(extras, dname, B, H, p["error"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gpu_report_parts import dispatch_lines, fixed_lines, packed_lines
+
 import os
 import platform
 import statistics
@@ -48,37 +50,51 @@ def timing_cells(p) -> str:
     return f"{fmt(fr)} | {fmt(ff)} | {fr / ff:.2f}x | {fmt(tr)} | {fmt(tf)} | {tr / tf:.2f}x"
 
 
-def write(path, parity, points, notes, extras=()) -> None:
+def write(path, parity, points, notes, extras=(), fixed=(), dispatch=None) -> None:
     lines = header() + ["", "## Parity on CUDA (vs torch.nn in float64, same weights)", ""]
     lines += ["| case | worst rel. error (tensor) | tol | |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in parity]
-    lines += ["", "## Sweep", ""]
+    lines += fixed_lines(fixed)
+    lines += ["", "## Sweep", "", "`auto` = lstmkit with the default backend (what a user who "
+              "swaps torch.nn for lstmkit gets); `ran` = the backend it picked (`torch` = cuDNN "
+              "through native.prefer_cudnn). Its ratio is cuDNN ms / auto ms.", ""]
     lines += ["| kind | dtype | B | H | T | packed | cuDNN fwd ms | lstmkit fwd ms | fwd ratio "
-              "| cuDNN fwd+bwd ms | lstmkit fwd+bwd ms | fwd+bwd ratio | cfg |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| cuDNN fwd+bwd ms | lstmkit fwd+bwd ms | fwd+bwd ratio | cfg | auto fwd ms "
+              "| auto fwd+bwd ms | auto ratio fwd / fwd+bwd | ran |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for p in points:
         key = f"| {p['kind']} | {p['dtype']} | {p['B']} | {p['H']} | {p['T']} | {p['packed']} |"
         if "error" in p:
-            lines.append(f"{key} {p['error']} | | | | | | |")
+            lines.append(f"{key} {p['error']} | | | | | | | | | | |")
             continue
-        lines.append(f"{key} {timing_cells(p)} | {p['cfg']} |")
+        auto = " | | |"
+        if "auto" in p:
+            (fa, ta), fr, tr = p["auto"], p["fwd"][0], p["train"][0]
+            auto = f"{fmt(fa)} | {fmt(ta)} | {fr / fa:.2f}x / {tr / ta:.2f}x | {p['auto_backend']}"
+        lines.append(f"{key} {timing_cells(p)} | {p['cfg']} | {auto} |")
+    lines += packed_lines(points)
     lines += ["", "## LSTM extras: fused Triton kernels vs the plain PyTorch loop of the same cell",
               "", "Loop = lstmkit's reference backend (one cell call per step: GEMMs, F.layer_norm, "
               "gate math). Ratio = loop ms / triton ms (target: >= 5x). `hand` = a hand-written eager loop "
-              "of the same cell with the input GEMM and LN hoisted (benchmarks/gpu_extras.py HandLoop), "
-              "fwd+bwd, padded layer-norm points. Layer-norm mode: `row-tile` = one "
+              "of the same cell with the input GEMM and LN hoisted (benchmarks/gpu_loops.py HandLoop), "
+              "`compiled` = that loop with its cell step under torch.compile (inductor; `compile s` = "
+              "the first fwd and fwd+bwd calls), fwd+bwd, padded points. Layer-norm mode: `row-tile` = one "
               "launch, a program per BB rows streaming all of W_hh each step; `split` = per step, "
               "the recurrent product on a (rows, columns) grid, then the row-tile step.", "",
               "| extras | dtype | B | H | T | packed | loop fwd ms | triton fwd ms | fwd ratio "
               "| loop fwd+bwd ms | triton fwd+bwd ms | fwd+bwd ratio | mode | hand fwd+bwd ms "
-              "| hand ratio |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "| hand ratio | compiled fwd+bwd ms | compiled ratio | compile s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for p in extras:
         key = f"| {p['extras']} | {p['dtype']} | {p['B']} | {p['H']} | {p['T']} | {p['packed']} |"
         if "error" in p:
-            lines.append(f"{key} {p['error']} | | | | | | {p['mode']} | | |")
+            lines.append(f"{key} {p['error']} | | | | | | {p['mode']} | | | | | |")
             continue
-        hand = f"{fmt(p['hand'][0])} | {p['hand'][0] / p['hand'][1]:.2f}x" if "hand" in p else " |"
-        lines.append(f"{key} {timing_cells(p)} | {p['mode']} | {hand} |")
+        tf = p["train"][1]
+        loops = [f"{fmt(p[n][1])} | {p[n][1] / tf:.2f}x" if n in p else " | " for n in ("hand", "compiled")]
+        comp_s = f"{p['compile_s']:.1f}" if "compile_s" in p else ""
+        lines.append(f"{key} {timing_cells(p)} | {p['mode']} | {' | '.join(loops)} | {comp_s} |")
+    lines += dispatch_lines(dispatch)
     lines += ["", "## Summary", "", *notes, ""]
     text = "\n".join(lines)
     for target in path:
@@ -118,11 +134,12 @@ def summarize(points, extras=()) -> list[str]:
                          f">= 5x the plain PyTorch loop; min {min(r):.2f}x, geomean "
                          f"{statistics.geometric_mean(r):.2f}x, max {max(r):.2f}x "
                          "(default mode per shape).")  # fmt: skip
-    hand = [p["hand"][0] / p["hand"][1] for p in extras if "hand" in p and "error" not in p]
-    if hand:
-        notes.append(f"- vs the hand-written loop (input GEMM + LN hoisted): fwd+bwd "
-                     f"{sum(x >= 5 for x in hand)}/{len(hand)} points >= 5x; min {min(hand):.2f}x, "
-                     f"max {max(hand):.2f}x.")  # fmt: skip
+    for name, what in (("hand", "the hand-written loop (input GEMM + LN hoisted)"),
+                       ("compiled", "the torch.compile'd loop")):
+        r = [p[name][1] / p["train"][1] for p in extras if name in p and "error" not in p]
+        if r:
+            notes.append(f"- vs {what}: fwd+bwd {sum(x >= 5 for x in r)}/{len(r)} points >= 5x; "
+                         f"min {min(r):.2f}x, max {max(r):.2f}x.")  # fmt: skip
     for p in extras:
         if p.get("forced") and "error" not in p:
             notes.append(f"- {p['extras']} {p['dtype']} B={p['B']} H={p['H']} forced {p['mode']}: "

@@ -12,9 +12,26 @@ import torch
 from gpu_common import GRID, T0, modules, packed_input, say, time_modules
 
 
-def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: bool) -> dict:
+def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: bool,
+                with_auto: bool = False) -> dict:  # fmt: skip
+    """cuDNN (torch.nn) vs lstmkit's triton backend at one point; ``with_auto`` adds a third
+    module, lstmkit with ``backend="auto"`` (what a user who swaps the class gets: triton, or
+    cuDNN through the ``torch`` backend where native.prefer_cudnn says so), in the same rounds."""
     ref, fast = modules(kind, H, H, dtype)
-    out = time_modules(ref, fast, packed_input(T, B, H, dtype, packed))
+    more = []
+    if with_auto:
+        import lstmkit
+
+        auto = getattr(lstmkit, kind)(H, H, device=gpu_common.DEV, dtype=dtype)
+        auto.load_state_dict(ref.state_dict())
+        more = [auto]
+    x = packed_input(T, B, H, dtype, packed)
+    out = time_modules(ref, fast, x, *more)
+    if packed:  # for the per-step analysis: steps and rows actually computed
+        out["steps"], out["rows"] = len(x.batch_sizes), int(x.batch_sizes.sum())
+    if with_auto:
+        out["auto"] = (out.pop("fwd_more")[0], out.pop("train_more")[0])
+        out["auto_backend"] = more[0]._last_backend
     from lstmkit.backends.triton import ops
 
     G = {"LSTM": 4, "GRU": 3}[kind]
@@ -25,7 +42,7 @@ def bench_point(kind: str, dtype: torch.dtype, B: int, H: int, T: int, packed: b
         if cfg.persistent and os.environ.get("LSTMKIT_TRITON_MODE") != "step"
         else " step"
     )
-    if any(k[2] == B and k[3] == H and k[4] == dtype for k in ops._BROKEN):
+    if any(len(k) > 4 and k[2:5] == (B, H, dtype) for k in getattr(ops, "_BROKEN", ())):
         how += " (barrier timed out: fell back to step)"
     return {**out, "cfg": how}
 
