@@ -21,8 +21,17 @@ import traceback
 
 import gpu_common
 import torch
-from gpu_common import GRID, T0, data_of, fwd_call, modules, packed_input, say, time_many
-from gpu_common import train_call
+from gpu_common import (
+    GRID,
+    T0,
+    data_of,
+    fwd_call,
+    modules,
+    packed_input,
+    say,
+    time_many,
+    train_call,
+)
 
 GRAPH_ENV = "LSTMKIT_TRITON_CUDA_GRAPH"
 FIXED = [("LSTM", "float32", 1, 128), ("GRU", "float32", 1, 128)]  # kind, dtype, B, H

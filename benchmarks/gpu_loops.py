@@ -50,7 +50,9 @@ class HandLoop(torch.nn.Module):
         self.m = m
         self.gru = m.mode == "GRU"
         step = gru_step if self.gru else lstm_step
-        self.step = torch.compile(step, dynamic=False, backend=compile_backend) if compiled else step
+        self.step = (
+            torch.compile(step, dynamic=False, backend=compile_backend) if compiled else step
+        )
 
     def forward(self, x):
         m, H, B = self.m, self.m.hidden_size, x.shape[1]

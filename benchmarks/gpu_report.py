@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from gpu_report_parts import dispatch_lines, fixed_lines, packed_lines
-
 import os
 import platform
 import statistics
@@ -11,6 +9,7 @@ import time
 
 import gpu_common
 import torch
+from gpu_report_parts import dispatch_lines, fixed_lines, packed_lines
 
 
 # ---- report ---------------------------------------------------------------------------------
@@ -55,9 +54,15 @@ def write(path, parity, points, notes, extras=(), fixed=(), dispatch=None) -> No
     lines += ["| case | worst rel. error (tensor) | tol | |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(r)} |" for r in parity]
     lines += fixed_lines(fixed)
-    lines += ["", "## Sweep", "", "`auto` = lstmkit with the default backend (what a user who "
-              "swaps torch.nn for lstmkit gets); `ran` = the backend it picked (`torch` = cuDNN "
-              "through native.prefer_cudnn). Its ratio is cuDNN ms / auto ms.", ""]
+    lines += [
+        "",
+        "## Sweep",
+        "",
+        "`auto` = lstmkit with the default backend (what a user who "
+        "swaps torch.nn for lstmkit gets); `ran` = the backend it picked (`torch` = cuDNN "
+        "through native.prefer_cudnn). Its ratio is cuDNN ms / auto ms.",
+        "",
+    ]
     lines += ["| kind | dtype | B | H | T | packed | cuDNN fwd ms | lstmkit fwd ms | fwd ratio "
               "| cuDNN fwd+bwd ms | lstmkit fwd+bwd ms | fwd+bwd ratio | cfg | auto fwd ms "
               "| auto fwd+bwd ms | auto ratio fwd / fwd+bwd | ran |",
@@ -91,7 +96,10 @@ def write(path, parity, points, notes, extras=(), fixed=(), dispatch=None) -> No
             lines.append(f"{key} {p['error']} | | | | | | {p['mode']} | | | | | |")
             continue
         tf = p["train"][1]
-        loops = [f"{fmt(p[n][1])} | {p[n][1] / tf:.2f}x" if n in p else " | " for n in ("hand", "compiled")]
+        loops = [
+            f"{fmt(p[n][1])} | {p[n][1] / tf:.2f}x" if n in p else " | "
+            for n in ("hand", "compiled")
+        ]
         comp_s = f"{p['compile_s']:.1f}" if "compile_s" in p else ""
         lines.append(f"{key} {timing_cells(p)} | {p['mode']} | {' | '.join(loops)} | {comp_s} |")
     lines += dispatch_lines(dispatch)
@@ -134,8 +142,10 @@ def summarize(points, extras=()) -> list[str]:
                          f">= 5x the plain PyTorch loop; min {min(r):.2f}x, geomean "
                          f"{statistics.geometric_mean(r):.2f}x, max {max(r):.2f}x "
                          "(default mode per shape).")  # fmt: skip
-    for name, what in (("hand", "the hand-written loop (input GEMM + LN hoisted)"),
-                       ("compiled", "the torch.compile'd loop")):
+    for name, what in (
+        ("hand", "the hand-written loop (input GEMM + LN hoisted)"),
+        ("compiled", "the torch.compile'd loop"),
+    ):
         r = [p[name][1] / p["train"][1] for p in extras if name in p and "error" not in p]
         if r:
             notes.append(f"- vs {what}: fwd+bwd {sum(x >= 5 for x in r)}/{len(r)} points >= 5x; "

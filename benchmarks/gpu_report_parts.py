@@ -89,8 +89,13 @@ def dispatch_points(points, gpu: str) -> dict:
             faster.append(row)
             pair["H"].add(p["H"])
     pairs = {k: {**v, "H": sorted(v["H"])} for k, v in by_pair.items()}
-    return {"gpu": gpu, "ratio": "cuDNN ms / triton ms (below 1: cuDNN faster)",
-            "cudnn_faster": faster, "by_mode_dtype": pairs, "points": rows}
+    return {
+        "gpu": gpu,
+        "ratio": "cuDNN ms / triton ms (below 1: cuDNN faster)",
+        "cudnn_faster": faster,
+        "by_mode_dtype": pairs,
+        "points": rows,
+    }
 
 
 def dispatch_lines(dispatch) -> list[str]:
