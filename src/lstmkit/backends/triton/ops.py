@@ -15,82 +15,35 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from lstmkit.backends._opsupport import named_needs
 from lstmkit.backends.triton import kernels as K
+from lstmkit.backends.triton import ops_ln
+from lstmkit.backends.triton.common import (
+    dummy_ptr,
+    gemm_math,
+    get_plan,
+    next_pow2,
+    precision,
+    refuse_double_backward,
+)
 
 MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
 GATES = {0: 4, 1: 3, 2: 1, 3: 1}
 MAX_SPIN = 1 << 20
 RESIDENT_BYTES = 64 * 1024  # on-chip budget for one program's W_hh tiles
 SMEM_BUDGET = 200 * 1024  # pipelined tiles of the backward contraction (stages - 1 buffers)
-_PLANS: dict = {}
 _VERIFIED: set = set()  # persistent configs whose first launch met every barrier
 _BROKEN: set = set()  # persistent configs that timed out: run them step by step
 _SYNC: dict = {}  # (device, stream, NB, NHP) -> [flags (NB, NHP) int32, base]
 _ERR: dict = {}  # device -> (1,) int32 timeout flag
 _N_SM: dict = {}  # device -> multiprocessor count
 _CONFIGS: dict = {}  # (B, H, G, dtype, device, env knobs) -> Config
-_DUMMIES: dict = {}  # device -> (1,) fp32 stand-in for pointers a mode never touches
-
-
-def _dummy(dev: torch.device) -> Tensor:
-    t = _DUMMIES.get(str(dev))
-    if t is None:
-        t = _DUMMIES[str(dev)] = torch.zeros(1, dtype=torch.float32, device=dev)
-    return t
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
-@dataclass
-class Plan:
-    """Host-side index data for one (batch_sizes, reverse, device)."""
-
-    T: int
-    B: int
-    N: int
-    off: Tensor  # (T,) int32 row offset of step t
-    bsz: Tensor  # (T,) int32
-    prev_idx: Tensor  # (N,) int64 row of the previous executed step of the same b, or N + b
-    first_idx: Tensor  # (B,) int64 row of each b's first executed step
-
-
-def get_plan(batch_sizes: Sequence[int], reverse: bool, device: torch.device) -> Plan:
-    if isinstance(batch_sizes, Tensor):
-        batch_sizes = batch_sizes.tolist()
-    key = (tuple(batch_sizes), bool(reverse), str(device))
-    plan = _PLANS.get(key)
-    if plan is not None:
-        return plan
-    bs = [int(b) for b in batch_sizes]
-    T, B, N = len(bs), bs[0], sum(bs)
-    off = [0] * T
-    for t in range(1, T):
-        off[t] = off[t - 1] + bs[t - 1]
-    order = range(T - 1, -1, -1) if reverse else range(T)
-    prev = torch.empty(N, dtype=torch.int64)
-    first = torch.full((B,), -1, dtype=torch.int64)
-    last_row = torch.arange(N, N + B)  # row of b's latest executed step so far
-    for t in order:
-        rows = torch.arange(off[t], off[t] + bs[t])
-        prev[rows] = last_row[: bs[t]]
-        fresh = first[: bs[t]] < 0
-        first[: bs[t]][fresh] = rows[fresh]
-        last_row[: bs[t]] = rows
-    i32 = dict(dtype=torch.int32, device=device)
-    plan = Plan(T, B, N, torch.tensor(off, **i32), torch.tensor(bs, **i32), prev.to(device),
-                first.to(device))  # fmt: skip
-    if len(_PLANS) > 256:
-        _PLANS.clear()
-    _PLANS[key] = plan
-    return plan
 
 
 @dataclass(frozen=True)
@@ -130,7 +83,7 @@ def _choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.dev
     force = os.environ.get("LSTMKIT_TRITON_MODE", "")
     BB = 16 if B <= 16 else 32 if B <= 64 else 64
     NB = -(-B // BB)
-    HP = _next_pow2(max(H, 16))
+    HP = next_pow2(max(H, 16))
     if device.type == "cuda":
         n_sm = _N_SM.get(str(device))
         if n_sm is None:
@@ -172,37 +125,6 @@ def _choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.dev
                   num_warps=warps, num_stages=stages)  # fmt: skip
 
 
-def _precision(dtype: torch.dtype, device: torch.device) -> str:
-    """fp32 dots follow cuDNN's own switch: TF32 when torch.backends.cudnn.allow_tf32."""
-    if dtype == torch.float32 and (device.type != "cuda" or not torch.backends.cudnn.allow_tf32):
-        return "ieee"
-    return "tf32"
-
-
-@contextmanager
-def _gemm_math(dtype: torch.dtype, device: torch.device):
-    """fp32 GEMMs use TF32 exactly when cuDNN's RNNs would (torch.backends.cudnn.allow_tf32)."""
-    on = dtype == torch.float32 and _precision(dtype, device) == "tf32"
-    mm = torch.backends.cuda.matmul
-    switched = False
-    if on:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                switched = not mm.allow_tf32
-                if switched:
-                    mm.allow_tf32 = True
-            except RuntimeError:  # torch's newer fp32_precision API in use: leave it alone
-                switched = False
-    try:
-        yield
-    finally:
-        if switched:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mm.allow_tf32 = False
-
-
 def _barrier_state(dev: torch.device, nb: int, nhp: int, steps: int) -> tuple[Tensor, int]:
     """Reusable arrival counters: a launch waits for base + k, so nothing is re-zeroed."""
     stream = torch.cuda.current_stream(dev).cuda_stream if dev.type == "cuda" else 0
@@ -224,7 +146,7 @@ def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: d
     dev = args[0].device
     persistent = cfg.persistent and key not in _BROKEN
     sync = cfg.sync and persistent
-    nhp = max(8, _next_pow2(cfg.NH))
+    nhp = max(8, next_pow2(cfg.NH))
     err = _ERR.get(str(dev))
     if err is None:
         err = _ERR[str(dev)] = torch.zeros(1, dtype=torch.int32, device=dev)
@@ -253,6 +175,36 @@ def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: d
             kernel[grid](*args, err, err, 0, T, H, s, 1, cfg.NH, cfg.KT, *extra, **common)
 
 
+class RecurrentInputs(NamedTuple):
+    """The differentiable inputs of the plain / peephole recurrence (in backward: gradients)."""
+
+    x: Tensor  # (N, I)
+    h0: Tensor  # (B, H)
+    c0: Tensor | None  # (B, H), LSTM only
+    w_ih: Tensor  # (G*H, I)
+    w_hh: Tensor  # (G*H, H)
+    b_ih: Tensor | None
+    b_hh: Tensor | None
+    peep: Tensor | None  # (3, H): w_ci, w_cf, w_co
+
+
+class RecurrentSaved(NamedTuple):
+    """What the recurrence's backward reads (float32 where the kernels keep float32)."""
+
+    x: Tensor  # contiguous (N, I)
+    h0: Tensor  # contiguous (B, H)
+    c0f: Tensor  # c0 as float32 (B, H), or the dummy
+    w_ih: Tensor
+    w_hh: Tensor
+    y: Tensor  # outputs h_t (N, H)
+    cs: Tensor  # cell states C_t, float32 (N, H) (LSTM), or the dummy
+    gs: Tensor  # gate activations, float32 (N, 4H) (gated cells), or the dummy
+    pw: Tensor  # peephole weights, float32 (3, H), or the dummy
+
+
+_RECURRENT_ARGS = ("mode", "reverse", "plan", *RecurrentInputs._fields)
+
+
 class _Recurrent(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mode, reverse, plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep):
@@ -268,15 +220,15 @@ class _Recurrent(torch.autograd.Function):
             if mode == 1:
                 rest = b_ih[nb:] if b_ih is not None else torch.zeros_like(b_hh[nb:])
                 bias = torch.cat([bias, rest])
-        with _gemm_math(dt, dev):
+        with gemm_math(dt, dev):
             if bias is None:
                 xp = x @ w_ih.t()  # (N, G*H) one GEMM
             else:
                 xp = torch.addmm(bias, x, w_ih.t())
-        dummy = _dummy(dev)
+        dummy = dummy_ptr(dev)
         bhn = b_hh[nb:].float() if (mode == 1 and b_hh is not None) else None
         bhn = bhn if bhn is not None else (torch.zeros(H, **f32) if mode == 1 else dummy)
-        save = any(ctx.needs_input_grad[3:])
+        save = any(named_needs(ctx.needs_input_grad, _RECURRENT_ARGS, RecurrentInputs))
         c0f = c0.float().contiguous() if c0 is not None else dummy
         y = torch.empty((N, H), dtype=dt, device=dev)
         cs = torch.empty((N, H), **f32) if mode == 0 else dummy
@@ -289,59 +241,61 @@ class _Recurrent(torch.autograd.Function):
         pw = peep.float().contiguous() if peep is not None else dummy  # (3, H) w_ci, w_cf, w_co
         args = (xp, w_hh.t().contiguous(), bhn, pw, h0, c0f, y, cs, gs, hn, cn, plan.off,
                 plan.bsz)  # fmt: skip
-        meta = dict(REVERSE=reverse, PREC=_precision(dt, dev), PEEP=peep is not None)
+        meta = dict(REVERSE=reverse, PREC=precision(dt, dev), PEEP=peep is not None)
         _launch(K._fwd_kernel, args, cfg, T, H, mode, meta, key, (int(save),))
         ctx.mode, ctx.reverse, ctx.plan, ctx.cfg = mode, reverse, plan, cfg
-        ctx.c0none = c0 is None
-        ctx.bias = (b_ih is not None, b_hh is not None)
-        ctx.save_for_backward(x, h0, c0f, w_ih, w_hh, y, cs, gs, pw)
-        ctx.peep = peep is not None
+        ctx.given = RecurrentInputs(*(t is not None for t in (x, h0, c0, w_ih, w_hh, b_ih, b_hh,
+                                                              peep)))  # fmt: skip
+        ctx.save_for_backward(*RecurrentSaved(x, h0, c0f, w_ih, w_hh, y, cs, gs, pw))
         cn_out = cn.to(dt) if mode == 0 else None
         return y, hn, cn_out
 
     @staticmethod
     def backward(ctx, dy, dhn, dcn):
-        x, h0, c0f, w_ih, w_hh, y, cs, gs, pw = ctx.saved_tensors
-        mode, plan, cfg = ctx.mode, ctx.plan, ctx.cfg
-        G, H, N, B, T = GATES[mode], w_hh.shape[1], plan.N, plan.B, plan.T
-        dev, dt = x.device, x.dtype
+        refuse_double_backward("the plain / peephole recurrence")
+        s = RecurrentSaved(*ctx.saved_tensors)
+        mode, plan, cfg, given = ctx.mode, ctx.plan, ctx.cfg, ctx.given
+        G, H, N, B, T = GATES[mode], s.w_hh.shape[1], plan.N, plan.B, plan.T
+        dev, dt = s.x.device, s.x.dtype
         f32 = dict(dtype=torch.float32, device=dev)
-        dy = torch.zeros_like(y) if dy is None else dy.contiguous()
+        dy = torch.zeros_like(s.y) if dy is None else dy.contiguous()
         dhn = torch.zeros((B, H), **f32) if dhn is None else dhn.float().contiguous()
         dcn = torch.zeros((B, H), **f32) if dcn is None else dcn.float().contiguous()
-        hprev = torch.cat([y, h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
+        hprev = torch.cat([s.y, s.h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
         GD = 4 * H if G > 1 else H
         dg = torch.empty((N, GD), dtype=dt, device=dev)
-        dcar = torch.empty((N, H), **f32) if G > 1 else _dummy(dev)
-        args = (w_hh, dy, dhn, dcn, gs, cs, c0f, pw, hprev, y, dg, dcar, plan.off, plan.bsz)
-        meta = dict(REVERSE=ctx.reverse, PREC=_precision(dt, dev), PEEP=ctx.peep)
-        key = ("bwd", mode, B, H, dt, str(dev), cfg, ctx.peep, bool(ctx.reverse))
+        dcar = torch.empty((N, H), **f32) if G > 1 else dummy_ptr(dev)
+        args = (s.w_hh, dy, dhn, dcn, s.gs, s.cs, s.c0f, s.pw, hprev, s.y, dg, dcar, plan.off,
+                plan.bsz)  # fmt: skip
+        meta = dict(REVERSE=ctx.reverse, PREC=precision(dt, dev), PEEP=given.peep)
+        key = ("bwd", mode, B, H, dt, str(dev), cfg, given.peep, bool(ctx.reverse))
         _launch(K._bwd_kernel, args, cfg, T, H, mode, meta, key)
         dgh = dg[:, : G * H]  # gradients w.r.t. h_prev @ W_hh^T (+ b_hh)
         dgx = torch.cat([dg[:, : 2 * H], dg[:, 3 * H :]], 1) if mode == 1 else dgh
-        need = ctx.needs_input_grad
-        with _gemm_math(dt, dev):
-            dx = dgx @ w_ih if need[3] else None
+        need = named_needs(ctx.needs_input_grad, _RECURRENT_ARGS, RecurrentInputs)
+        with gemm_math(dt, dev):
+            dx = dgx @ s.w_ih if need.x else None
             dh0 = dc0 = None
-            if need[4]:
+            if need.h0:
                 first = dgh.index_select(0, plan.first_idx)  # (B, G*H)
-                dh0 = (first @ w_hh).float()
+                dh0 = (first @ s.w_hh).float()
                 if mode == 1:
                     dh0 = dh0 + dcar.index_select(0, plan.first_idx)
-                dh0 = dh0.to(h0.dtype)
-            if mode == 0 and need[5] and not ctx.c0none:
+                dh0 = dh0.to(s.h0.dtype)
+            if mode == 0 and need.c0 and given.c0:
                 dc0 = dcar.index_select(0, plan.first_idx).to(dt)
-            dw_ih = dgx.t() @ x if need[6] else None
-            dw_hh = dgh.t() @ hprev if need[7] else None
-            db_ih = dgx.float().sum(0).to(dt) if (need[8] and ctx.bias[0]) else None
-            db_hh = dgh.float().sum(0).to(dt) if (need[9] and ctx.bias[1]) else None
+            dw_ih = dgx.t() @ s.x if need.w_ih else None
+            dw_hh = dgh.t() @ hprev if need.w_hh else None
+            db_ih = dgx.float().sum(0).to(dt) if (need.b_ih and given.b_ih) else None
+            db_hh = dgh.float().sum(0).to(dt) if (need.b_hh and given.b_hh) else None
         dpeep = None
-        if ctx.peep and need[10]:  # sum over rows of dz_{i,f} * C_{t-1} and dz_o * C_t
-            cprev = torch.cat([cs, c0f]).index_select(0, plan.prev_idx)  # (N, H)
+        if given.peep and need.peep:  # sum over rows of dz_{i,f} * C_{t-1} and dz_o * C_t
+            cprev = torch.cat([s.cs, s.c0f]).index_select(0, plan.prev_idx)  # (N, H)
             dgf = dg.float()
             dpeep = torch.stack([(dgf[:, :H] * cprev).sum(0), (dgf[:, H : 2 * H] * cprev).sum(0),
-                                 (dgf[:, 3 * H :] * cs).sum(0)]).to(dt)  # fmt: skip
-        return None, None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dpeep
+                                 (dgf[:, 3 * H :] * s.cs).sum(0)]).to(dt)  # fmt: skip
+        grads = RecurrentInputs(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dpeep)
+        return None, None, None, *grads
 
 
 FUSED = {0: ("peephole", "norms"), 1: ("norms",)}  # extras the kernels run, per mode
@@ -358,8 +312,6 @@ def _run(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw):
     if peep is not None:
         peep = torch.stack(tuple(peep))  # (3, H): w_ci, w_cf, w_co
     if kw.get("norms") is not None:  # layer norm: its own kernels
-        from lstmkit.backends.triton import ops_ln
-
         if mode == 1:
             y, hn = ops_ln.gru_ln(plan, bool(reverse), x, h0, w_ih, w_hh, b_ih, b_hh, kw["norms"])
             return y, hn, None

@@ -13,13 +13,23 @@ and the carry; every parameter gradient is then a GEMM or a row sum.
 from __future__ import annotations
 
 import os
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lstmkit.backends._opsupport import named_needs
 from lstmkit.backends.triton import kernels_ln as K
-from lstmkit.backends.triton.ops import Plan, _dummy, _gemm_math, _next_pow2, _precision
+from lstmkit.backends.triton import kernels_ln_gru as KG
+from lstmkit.backends.triton.common import (
+    Plan,
+    dummy_ptr,
+    gemm_math,
+    next_pow2,
+    precision,
+    refuse_double_backward,
+)
 from lstmkit.reference.cells import EPS
 
 SPLIT_BYTES = 4 << 20  # W_hh bytes above which split mode spreads the product over programs
@@ -39,11 +49,39 @@ def ln_config(B: int, H: int) -> tuple[int, int, int, int]:
     chunk and reduction tile. 8 warps with BH 32 (BH 64 for _ln_mm_kernel) compile for sm_90
     without register spills (cuobjdump -res-usage; BH 64 / 4 warps spilled 0.6-0.9 KB)."""
     BB = 16  # the row-tile kernel streams all of W_hh per program: more programs, not wider
-    HP = _next_pow2(max(H, 16))
+    HP = next_pow2(max(H, 16))
     env = os.environ.get
     BH = int(env("LSTMKIT_TRITON_BH") or min(32, HP))
     BK = int(env("LSTMKIT_TRITON_BK") or min(64, HP))
     return BB, BH, BK, int(env("LSTMKIT_TRITON_BH") or min(64, HP))
+
+
+class LNInputs(NamedTuple):
+    """The differentiable inputs of the layer-norm LSTM recurrence (in backward: gradients)."""
+
+    xp: Tensor  # LN_ih(x W_ih^T + b_ih) (N, 4H)
+    h0: Tensor
+    c0: Tensor | None
+    w_hh: Tensor
+    b_hh: Tensor | None
+    peep: Tensor | None  # (3, H) w_ci, w_cf, w_co
+    lnp: Tensor  # LN_hh gain, bias (4H each), LN_c gain, bias (H each)
+
+
+class LNSaved(NamedTuple):
+    h0: Tensor
+    c0f: Tensor  # float32 (B, H), zeros when c0 is None
+    w_hh: Tensor
+    y: Tensor  # (N, H)
+    zr: Tensor  # W_hh h_{t-1} + b_hh, LN_hh's input (N, 4H) float32
+    gs: Tensor  # gate activations (N, 4H) float32
+    cs: Tensor  # C_t (N, H) float32
+    st: Tensor  # per row mean / rstd of LN_hh and LN_c (N, 4) float32
+    pw: Tensor  # peephole weights float32, or the dummy
+    lnp: Tensor
+
+
+_LN_ARGS = ("reverse", "plan", *LNInputs._fields)
 
 
 class _LNRecurrent(torch.autograd.Function):
@@ -52,7 +90,7 @@ class _LNRecurrent(torch.autograd.Function):
         H = w_hh.shape[1]
         GH, N, B, T, dev, dt = 4 * H, plan.N, plan.B, plan.T, xp.device, xp.dtype
         f32 = dict(dtype=torch.float32, device=dev)
-        dummy = _dummy(dev)
+        dummy = dummy_ptr(dev)
         xp, w_hh, h0 = xp.contiguous(), w_hh.contiguous(), h0.contiguous()
         c0f = c0.float().contiguous() if c0 is not None else torch.zeros((B, H), **f32)
         bhh = b_hh.float().contiguous() if b_hh is not None else torch.zeros(GH, **f32)
@@ -63,7 +101,7 @@ class _LNRecurrent(torch.autograd.Function):
         cs, st = torch.empty((N, H), **f32), torch.empty((N, 4), **f32)
         hn, cn = torch.empty((B, H), dtype=dt, device=dev), torch.empty((B, H), **f32)
         BB, BH, BK, BHM = ln_config(B, H)
-        mm = dict(REVERSE=reverse, BB=BB, BH=BHM, BK=BK, PREC=_precision(dt, dev), num_warps=8,
+        mm = dict(REVERSE=reverse, BB=BB, BH=BHM, BK=BK, PREC=precision(dt, dev), num_warps=8,
                   num_stages=2)  # fmt: skip
         meta = dict(mm, PEEP=peep is not None, BH=BH)
         grid, split = (-(-B // BB),), ln_split(H, dt, dev)
@@ -77,14 +115,16 @@ class _LNRecurrent(torch.autograd.Function):
             K._ln_mm_kernel[(grid[0], -(-GH // BHM))](*mm_args, FWD=True, G=4, **mm)
             K._ln_fwd_kernel[grid](*args, e, 1, *tail, MM=False, **meta)
         ctx.plan, ctx.meta, ctx.mm, ctx.grid, ctx.split = plan, meta, mm, grid, split
-        ctx.flags = (c0 is not None, b_hh is not None, peep is not None)
-        ctx.save_for_backward(h0, c0f, w_hh, y, zr, gs, cs, st, pw, lnp)
+        given = (xp, h0, c0, w_hh, b_hh, peep, lnp)
+        ctx.given = LNInputs(*(t is not None for t in given))  # which optional inputs exist
+        ctx.save_for_backward(*LNSaved(h0, c0f, w_hh, y, zr, gs, cs, st, pw, lnp))
         return y, hn, cn.to(dt)
 
     @staticmethod
     def backward(ctx, dy, dhn, dcn):
-        h0, c0f, w_hh, y, zr, gs, cs, st, pw, lnp = ctx.saved_tensors
-        plan, meta = ctx.plan, ctx.meta
+        refuse_double_backward("the layer-norm LSTM kernels")
+        h0, c0f, w_hh, y, zr, gs, cs, st, pw, lnp = LNSaved(*ctx.saved_tensors)
+        plan, meta, given = ctx.plan, ctx.meta, ctx.given
         H = w_hh.shape[1]
         GH, N, B, T, dev, dt = 4 * H, plan.N, plan.B, plan.T, y.device, y.dtype
         f32 = dict(dtype=torch.float32, device=dev)
@@ -105,28 +145,30 @@ class _LNRecurrent(torch.autograd.Function):
             mm_args = (dgr, h0, w_hh, lnp, dhs, plan.off, plan.bsz, T - 1 - j, T, H, -(-GH // BK))
             K._ln_mm_kernel[(grid[0], -(-H // mm["BH"]))](*mm_args, FWD=False, G=4, **mm)
             K._ln_bwd_kernel[grid](*args, j, 1, *tail, MM=False, **meta)
-        need = ctx.needs_input_grad
+        need = named_needs(ctx.needs_input_grad, _LN_ARGS, LNInputs)
         hprev = torch.cat([y, h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
-        with _gemm_math(dt, dev):
-            dw_hh = dgr.t() @ hprev if need[5] else None
-            dh0 = (dgr.index_select(0, plan.first_idx) @ w_hh).to(h0.dtype) if need[3] else None
-        db_hh = dgr.float().sum(0).to(dt) if (need[6] and ctx.flags[1]) else None
-        dc0 = dcar.index_select(0, plan.first_idx).to(dt) if (need[4] and ctx.flags[0]) else None
+        first = plan.first_idx
+        with gemm_math(dt, dev):
+            dw_hh = dgr.t() @ hprev if need.w_hh else None
+            dh0 = (dgr.index_select(0, first) @ w_hh).to(h0.dtype) if need.h0 else None
+        db_hh = dgr.float().sum(0).to(dt) if (need.b_hh and given.b_hh) else None
+        dc0 = dcar.index_select(0, first).to(dt) if (need.c0 and given.c0) else None
         dpeep = dlnp = None
-        if need[7] and ctx.flags[2]:  # sum over rows of dz_{i,f} * C_{t-1} and dz_o * C_t
+        if need.peep and given.peep:  # sum over rows of dz_{i,f} * C_{t-1} and dz_o * C_t
             cprev = torch.cat([cs, c0f]).index_select(0, plan.prev_idx)
             dpeep = torch.stack([(dg[:, :H] * cprev).sum(0), (dg[:, H : 2 * H] * cprev).sum(0),
                                  (dg[:, 3 * H :] * cs).sum(0)]).to(dt)  # fmt: skip
-        if need[8]:
+        if need.lnp:
             zh = (zr - st[:, :1]) * st[:, 1:2]  # LN_hh's normalised input
             ch = (cs - st[:, 2:3]) * st[:, 3:4]  # LN_c's normalised input
             dlnp = torch.cat([(dg * zh).sum(0), dg.sum(0), (dcl * ch).sum(0), dcl.sum(0)])
-        return None, None, dg.to(dt), dh0, dc0, dw_hh, db_hh, dpeep, dlnp
+        grads = LNInputs(dg.to(dt), dh0, dc0, dw_hh, db_hh, dpeep, dlnp)
+        return None, None, *grads
 
 
 def _ln_input(x: Tensor, w_ih: Tensor, b_ih: Tensor | None, norms) -> Tensor:
     """xp = LN_ih(x @ W_ih^T + b_ih) (N, GH): one GEMM and one layer_norm over all rows."""
-    with _gemm_math(x.dtype, x.device):
+    with gemm_math(x.dtype, x.device):
         z = F.linear(x, w_ih, b_ih)
     return F.layer_norm(z, (w_ih.shape[0],), norms.w_ih, norms.b_ih, EPS)
 
@@ -152,13 +194,34 @@ def lstm_ln(plan: Plan, reverse: bool, x: Tensor, h0: Tensor, c0: Tensor | None,
     return _LNRecurrent.apply(reverse, plan, xp, h0, c0, w_hh, b_hh, peep, lnp)
 
 
+class LNGRUInputs(NamedTuple):
+    """The differentiable inputs of the layer-norm GRU recurrence (in backward: gradients)."""
+
+    xp: Tensor  # LN_ih(x W_ih^T + b_ih) (N, 3H)
+    h0: Tensor
+    w_hh: Tensor
+    b_hh: Tensor | None
+    lnp: Tensor  # LN_hh gain, bias (3H each)
+
+
+class LNGRUSaved(NamedTuple):
+    h0: Tensor
+    w_hh: Tensor
+    y: Tensor  # (N, H)
+    zr: Tensor  # W_hh h_{t-1} + b_hh (N, 3H) float32
+    gs: Tensor  # r, z, n and LN_hh's output of the n block (N, 4H) float32
+    st: Tensor  # per row mean / rstd of LN_hh (N, 2) float32
+    lnp: Tensor
+
+
+_LNGRU_ARGS = ("reverse", "plan", *LNGRUInputs._fields)
+
+
 class _LNGRU(torch.autograd.Function):
     """Layer-norm GRU recurrence (kernels_ln_gru.py); xp = LN_ih(x W_ih^T + b_ih) (N, 3H)."""
 
     @staticmethod
     def forward(ctx, reverse, plan, xp, h0, w_hh, b_hh, lnp):
-        from lstmkit.backends.triton import kernels_ln_gru as KG
-
         H = w_hh.shape[1]
         GH, N, B, T, dev, dt = 3 * H, plan.N, plan.B, plan.T, xp.device, xp.dtype
         f32 = dict(dtype=torch.float32, device=dev)
@@ -168,7 +231,7 @@ class _LNGRU(torch.autograd.Function):
         zr, gs, st = torch.empty((N, GH), **f32), torch.empty((N, 4 * H), **f32), torch.empty((N, 2), **f32)  # fmt: skip
         hn = torch.empty((B, H), dtype=dt, device=dev)
         BB, BH, BK, BHM = ln_config(B, H)
-        meta = dict(REVERSE=reverse, BB=BB, BH=BH, BK=BK, PREC=_precision(dt, dev), num_warps=8,
+        meta = dict(REVERSE=reverse, BB=BB, BH=BH, BK=BK, PREC=precision(dt, dev), num_warps=8,
                     num_stages=2)  # fmt: skip
         mm = dict(meta, BH=BHM, G=3)
         grid, split = (-(-B // BB),), ln_split(H, dt, dev)
@@ -183,14 +246,13 @@ class _LNGRU(torch.autograd.Function):
             KG._lngru_fwd_kernel[grid](*args, e, 1, *tail, MM=False, **meta)
         ctx.plan, ctx.meta, ctx.mm, ctx.grid, ctx.split = plan, meta, mm, grid, split
         ctx.has_bias = b_hh is not None
-        ctx.save_for_backward(h0, w_hh, y, zr, gs, st, lnp)
+        ctx.save_for_backward(*LNGRUSaved(h0, w_hh, y, zr, gs, st, lnp))
         return y, hn
 
     @staticmethod
     def backward(ctx, dy, dhn):
-        from lstmkit.backends.triton import kernels_ln_gru as KG
-
-        h0, w_hh, y, zr, gs, st, lnp = ctx.saved_tensors
+        refuse_double_backward("the layer-norm GRU kernels")
+        h0, w_hh, y, zr, gs, st, lnp = LNGRUSaved(*ctx.saved_tensors)
         plan, meta, mm, grid = ctx.plan, ctx.meta, ctx.mm, ctx.grid
         H = w_hh.shape[1]
         GH, N, B, T, dev, dt = 3 * H, plan.N, plan.B, plan.T, y.device, y.dtype
@@ -208,22 +270,22 @@ class _LNGRU(torch.autograd.Function):
             mm_args = (dgr, h0, w_hh, lnp, dhs, plan.off, plan.bsz, T - 1 - j, T, H, -(-GH // BK))
             K._ln_mm_kernel[(grid[0], -(-H // mm["BH"]))](*mm_args, FWD=False, **mm)
             KG._lngru_bwd_kernel[grid](*args, j, 1, *tail, MM=False, **meta)
-        need = ctx.needs_input_grad
+        need = named_needs(ctx.needs_input_grad, _LNGRU_ARGS, LNGRUInputs)
         hprev = torch.cat([y, h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
         first = plan.first_idx
-        with _gemm_math(dt, dev):
-            dw_hh = dgr.t() @ hprev if need[4] else None
+        with gemm_math(dt, dev):
+            dw_hh = dgr.t() @ hprev if need.w_hh else None
             dh0 = None
-            if need[3]:
+            if need.h0:
                 dh0 = (dgr.index_select(0, first) @ w_hh).float() + dcar.index_select(0, first)
                 dh0 = dh0.to(h0.dtype)
-        db_hh = dgr.float().sum(0).to(dt) if (need[5] and ctx.has_bias) else None
+        db_hh = dgr.float().sum(0).to(dt) if (need.b_hh and ctx.has_bias) else None
         dlnp = None
-        if need[6]:
+        if need.lnp:
             da = torch.cat([dg[:, : 2 * H], dg[:, 3 * H :]], 1)  # grads of LN_hh's output
             zh = (zr - st[:, :1]) * st[:, 1:2]
             dlnp = torch.cat([(da * zh).sum(0), da.sum(0)])
-        return None, None, dg[:, :GH].to(dt), dh0, dw_hh, db_hh, dlnp
+        return None, None, *LNGRUInputs(dg[:, :GH].to(dt), dh0, dw_hh, db_hh, dlnp)
 
 
 def gru_ln(plan: Plan, reverse: bool, x: Tensor, h0: Tensor, w_ih: Tensor, w_hh: Tensor,
