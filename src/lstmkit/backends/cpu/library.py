@@ -21,41 +21,7 @@ from lstmkit.backends.cpu.fused import GRUInputs, GRUSaved, LSTMInputs, LSTMSave
 _I64 = torch.int64
 
 
-def _define(name: str, schema: str, impl, fake):
-    qualname = f"lstmkit::{name}"
-    torch.library.define(qualname, schema)
-    torch.library.impl(qualname, "cpu", impl)
-    torch.library.register_fake(qualname, fake)
-    op = getattr(torch.ops.lstmkit, name).default
-    torch.library.register_vmap(qualname, S.vmap_by_loop(op))
-    return op
-
-
-def _with_autograd(name: str, op, setup_context, backward):
-    """Register ``backward`` for ``op`` with torch.library, and return the same formula as an
-    autograd.Function with setup_context: torch.func (grad, vmap, jacrev) needs that form, and
-    torch.library's generated one does not have it (torch 2.13)."""
-    torch.library.register_autograd(f"lstmkit::{name}", backward, setup_context=setup_context)
-    body = {
-        "forward": staticmethod(lambda *args: op(*args)),
-        "setup_context": staticmethod(setup_context),
-        "backward": staticmethod(backward),
-        "generate_vmap_rule": True,
-    }
-    function = type(f"{name}_function", (torch.autograd.Function,), body)
-
-    def call(*args):
-        if S.functorch_active():
-            return function.apply(*args)
-        return op(*args)
-
-    return call
-
-
-def _op_args(schema: str) -> tuple[str, ...]:
-    """The argument names of a schema, for needs_input_grad by name."""
-    args = schema[schema.index("(") + 1 : schema.index(") ->")]
-    return tuple(a.split()[-1] for a in args.split(","))
+_define, _op_args, _with_autograd = S.define, S.op_args, S.with_autograd
 
 
 # ---- LSTM -------------------------------------------------------------------------------

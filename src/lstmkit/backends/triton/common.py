@@ -102,10 +102,12 @@ def gemm_math(dtype: torch.dtype, device: torch.device):
                 mm.allow_tf32 = False
 
 
-def refuse_double_backward(what: str) -> None:
+def refuse_double_backward(what: str, saved: Sequence[Tensor | None]) -> None:
     """The Triton backward is analytic, not differentiable: under ``create_graph=True`` (a
     gradient penalty) say so instead of returning a gradient without its graph."""
-    if torch.is_grad_enabled():
+    from lstmkit.backends._opsupport import gradient_needs_graph
+
+    if gradient_needs_graph(saved):
         raise RuntimeError(
             f"lstmkit triton: double backward (create_graph=True) through {what} is not "
             "supported; use backend='reference' for gradient penalties and other higher-order "
