@@ -354,3 +354,116 @@ def test_layer_norm_ops_do_not_import_the_plain_ops():
     tree = ast.parse(inspect.getsource(ops_ln))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert "lstmkit.backends.triton.ops" not in imported
+
+
+# ---- the torch.library custom ops (triton/library.py), under the interpreter ------------------
+
+
+def _op_inputs(mode, peephole=False, layer_norm=False, H=8):
+    t = _inputs(mode, PACKED, H=H)
+    kw = _extras(H, peephole, layer_norm, mode) if (peephole or layer_norm) else {}
+    return t, kw
+
+
+def _via(path, mode, t, kw, reverse=False):
+    """One layer through the eager Functions (path "eager") or the custom ops (path "op")."""
+    peep = torch.stack(tuple(kw["peephole"])) if "peephole" in kw else None
+    m = ops.MODES[mode]
+    c0 = t.get("c0")
+    w = (t["w_ih"], t["w_hh"], t["b_ih"], t["b_hh"])
+    if path == "op":
+        out = ops.library.layer(m, t["x"], PACKED, t["h0"], c0, *w, reverse, peep, kw.get("norms"))
+    elif mode == "lstm":
+        out = tb.lstm_layer(t["x"], PACKED, t["h0"], c0, *w, None, reverse, **kw)
+    elif mode == "gru":
+        out = tb.gru_layer(t["x"], PACKED, t["h0"], *w, reverse, **kw)
+    else:
+        out = tb.rnn_layer(t["x"], PACKED, t["h0"], *w, reverse, mode[4:])
+    return [o for o in out if o is not None]
+
+
+OP_CASES = [("lstm", False, False), ("lstm", True, False), ("gru", False, False),
+            ("rnn_relu", False, False), ("lstm", True, True), ("gru", False, True)]  # fmt: skip
+OP_IDS = ["lstm", "lstm-peephole", "gru", "rnn_relu", "lstm-ln-peephole", "gru-ln"]
+
+
+@pytest.mark.parametrize("mode, peephole, layer_norm", OP_CASES, ids=OP_IDS)
+def test_custom_op_path_equals_eager_path(mode, peephole, layer_norm):
+    """Forward and every gradient through torch.ops.lstmkit.triton_* equal the eager path."""
+    t, kw = _op_inputs(mode, peephole, layer_norm)
+    leaves = [v for v in t.values() if v is not None]
+    leaves += [*kw.get("peephole", ()), *(v for v in kw.get("norms", ()) if v is not None)]
+    results = []
+    for path in ("eager", "op"):
+        outs = _via(path, mode, t, kw, reverse=True)
+        gen = torch.Generator().manual_seed(3)
+        ups = [torch.randn(o.shape, generator=gen) for o in outs]
+        results.append([*outs, *torch.autograd.grad(outs, leaves, ups, allow_unused=True)])
+    for i, (a, e) in enumerate(zip(*results)):
+        assert (a is None) == (e is None), f"{mode} #{i}"
+        if a is not None:
+            assert_close(a, e, f"{mode} op path vs eager, output/grad #{i}")
+
+
+def test_custom_ops_opcheck():
+    """opcheck (schema, autograd registration, fake kernels, AOT dispatch) on every op."""
+    g = torch.Generator().manual_seed(0)
+    bs, H = torch.tensor(PACKED), 8
+    N, B = int(bs.sum()), PACKED[0]
+
+    def leaf(*shape):
+        return (torch.randn(*shape, generator=g) * 0.4).requires_grad_()
+
+    for mode, G in ((0, 4), (1, 3), (3, 1)):
+        peep = leaf(3, H) if mode == 0 else None
+        c0 = leaf(B, H) if mode == 0 else None
+        args = (mode, True, bs, leaf(N, 5), leaf(B, H), c0, leaf(G * H, 5), leaf(G * H, H),
+                leaf(G * H), None, peep, True)  # fmt: skip
+        torch.library.opcheck(torch.ops.lstmkit.triton_recurrent.default, args)
+    ln = (False, bs, leaf(N, 4 * H), leaf(B, H), leaf(B, H), leaf(4 * H, H), leaf(4 * H),
+          leaf(3, H), leaf(10 * H))  # fmt: skip
+    torch.library.opcheck(torch.ops.lstmkit.triton_ln_lstm.default, ln)
+    lngru = (True, bs, leaf(N, 3 * H), leaf(B, H), leaf(3 * H, H), None, leaf(6 * H))
+    torch.library.opcheck(torch.ops.lstmkit.triton_ln_gru.default, lngru)
+
+
+@pytest.mark.parametrize("mode, peephole, layer_norm", [OP_CASES[1], OP_CASES[5]],
+                         ids=[OP_IDS[1], OP_IDS[5]])  # fmt: skip
+def test_compile_fullgraph_and_export_hold_the_triton_op(mode, peephole, layer_norm):
+    t, kw = _op_inputs(mode, peephole, layer_norm)
+    w = [t["w_ih"], t["w_hh"]]
+
+    def loss_of(t, kw):
+        def f(x, w_ih, w_hh):
+            if mode == "lstm":
+                out = tb.lstm_layer(x, PACKED, t["h0"], t["c0"], w_ih, w_hh, t["b_ih"],
+                                    t["b_hh"], None, False, **kw)  # fmt: skip
+            else:
+                out = tb.gru_layer(x, PACKED, t["h0"], w_ih, w_hh, t["b_ih"], t["b_hh"], False,
+                                   **kw)  # fmt: skip
+            return out[0].tanh().sum() + out[1].sum()
+
+        return f
+
+    f = loss_of(t, kw)
+    want = f(t["x"], *w)
+    g_want = torch.autograd.grad(want, [t["x"], *w])
+    torch._dynamo.reset()
+    got = torch.compile(f, fullgraph=True, backend="aot_eager")(t["x"], *w)
+    assert_close(got, want, f"{mode} compiled")
+    for i, (a, e) in enumerate(zip(torch.autograd.grad(got, [t["x"], *w]), g_want)):
+        assert_close(a, e, f"{mode} compiled grad #{i}")
+
+    detach = lambda v: None if v is None else v.detach()  # noqa: E731
+    frozen = loss_of({k: detach(v) for k, v in t.items()},
+                     {k: type(e)(*map(detach, e)) for k, e in kw.items()})  # fmt: skip
+
+    class Layer(torch.nn.Module):
+        def forward(self, x):
+            return frozen(x, *(v.detach() for v in w))
+
+    x = t["x"].detach()
+    ep = torch.export.export(Layer(), (x,))
+    name = "triton_recurrent" if not layer_norm else f"triton_ln_{mode}"
+    assert getattr(torch.ops.lstmkit, name).default in {n.target for n in ep.graph.nodes}
+    assert_close(ep.module()(x), Layer()(x), f"{mode} exported")
