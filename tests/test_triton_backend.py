@@ -467,3 +467,71 @@ def test_compile_fullgraph_and_export_hold_the_triton_op(mode, peephole, layer_n
     name = "triton_recurrent" if not layer_norm else f"triton_ln_{mode}"
     assert getattr(torch.ops.lstmkit, name).default in {n.target for n in ep.graph.nodes}
     assert_close(ep.module()(x), Layer()(x), f"{mode} exported")
+
+
+# ---- opt-in CUDA-graph capture (triton/graphs.py): the bookkeeping, with a stand-in graph ----
+
+
+class _FakeGraph:
+    """Stands in for torch.cuda.CUDAGraph: replay() re-runs the captured call on the static
+    inputs and writes into the static outputs, as a real replay would."""
+
+    def __init__(self, fn, static):
+        self.fn, self.static, self.outputs, self.replays = fn, static, None, 0
+
+    def replay(self):
+        self.replays += 1
+        for out, new in zip(self.outputs, self.fn(*self.static)):
+            if out is not None:
+                out.copy_(new)
+
+
+@pytest.fixture
+def fake_graphs(monkeypatch):
+    from lstmkit.backends.triton import graphs
+
+    def capture(self, fn, static):
+        assert graphs.capturing()
+        g = _FakeGraph(fn, static)
+        g.outputs = fn(*static)
+        return g, g.outputs
+
+    monkeypatch.setattr(graphs.GraphCache, "_capture", capture)
+    monkeypatch.setattr(graphs, "applies_to", lambda x: graphs.enabled())  # CPU tensors too
+    monkeypatch.setenv(graphs.ENV, "1")
+    monkeypatch.setattr(graphs, "CACHE", graphs.GraphCache(max_graphs=2))
+    return graphs
+
+
+def test_cuda_graph_cache_key_copy_in_and_invalidation(fake_graphs):
+    t = {k: None if v is None else v.detach() for k, v in _inputs("lstm", PACKED, H=8).items()}
+    w = [t["w_ih"], t["w_hh"], t["b_ih"], t["b_hh"]]
+
+    def call(x, bs=PACKED, weights=w):
+        return tb.lstm_layer(x, bs, t["h0"], t["c0"], *weights, None, False)
+
+    def eager(x, bs=PACKED, weights=w):
+        with fake_graphs.disabled():
+            return call(x, bs, weights)
+
+    cache = fake_graphs.CACHE
+    for k in range(3):  # same shapes and weights: one capture, then replays with new x
+        x = t["x"] + k
+        got = call(x)
+        for a, e in zip(got, eager(x)):
+            assert_close(a, e, f"replay {k}")
+    assert cache.captures == 1 and next(iter(cache.entries.values())).graph.replays == 3
+    got[0].zero_()  # outputs are copies: the next replay does not see this, nor overwrite it
+    assert_close(call(t["x"])[0], eager(t["x"])[0], "after a caller edited an output")
+    moved = [v.clone() for v in w]  # new weight tensors (new addresses): a new graph
+    assert_close(call(t["x"], weights=moved)[0], eager(t["x"], weights=moved)[0], "new weights")
+    assert cache.captures == 2
+    w[1].mul_(0.5)  # an in-place update keeps the address: the captured graph sees it
+    assert_close(call(t["x"])[0], eager(t["x"])[0], "in-place weight update")
+    assert cache.captures == 2
+    bs = [4, 3, 3, 2, 2, 1]  # new batch_sizes: a new key; at most 2 graphs are kept
+    assert_close(call(t["x"][:15], bs)[0], eager(t["x"][:15], bs)[0], "new batch_sizes")
+    assert cache.captures == 3 and len(cache.entries) == 2
+    x = t["x"].clone().requires_grad_()  # a call that needs grad is never captured
+    call(x)[0].sum().backward()
+    assert cache.captures == 3 and x.grad is not None

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from lstmkit.backends import _opsupport as S
-from lstmkit.backends.triton import library, ops_ln
+from lstmkit.backends.triton import graphs, library, ops_ln
 from lstmkit.backends.triton.common import get_plan, refuse_double_backward
 from lstmkit.backends.triton.recurrent import (  # noqa: F401 - re-exported (tests, benchmarks)
     _BROKEN,
@@ -63,15 +63,28 @@ def _run(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw):
         trivial = trivial or (name == "zoneout" and not any(value))
         if not trivial and name not in FUSED.get(mode, ()):
             raise ValueError(f"the triton backend does not run the extra {name!r}")
-    peep, norms = kw.get("peephole"), kw.get("norms")
-    if peep is not None:
-        peep = torch.stack(tuple(peep))  # (3, H): w_ci, w_cf, w_co
-    reverse = bool(reverse)
-    tensors = (x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep, *(norms or ()))
-    if not S.plain_eager(*tensors):  # traced or transformed: the custom ops
+    peephole, norms, reverse = kw.get("peephole"), kw.get("norms"), bool(reverse)
+    weights = (w_ih, w_hh, b_ih, b_hh, *(peephole or ()), *(norms or ()))
+    if not S.plain_eager(x, h0, c0, *weights):  # traced or transformed: the custom ops
         return library.layer(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse,
-                             peep, norms)  # fmt: skip
-    plan = get_plan(batch_sizes, reverse, x.device)
+                             _stacked(peephole), norms)  # fmt: skip
+    if graphs.applies_to(x) and not S.needs_grad(x, h0, c0, *weights):  # opt-in CUDA graphs
+        bs = S.batch_sizes_list(batch_sizes)
+        key = graphs.make_key(f"mode{mode}", reverse, bs, (x, h0, c0), weights)
+
+        def call(x, h0, c0):
+            return _eager(mode, x, bs, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, peephole, norms)
+
+        return graphs.CACHE.run(key, call, (x, h0, c0))
+    return _eager(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, peephole, norms)
+
+
+def _stacked(peephole) -> Tensor | None:
+    return None if peephole is None else torch.stack(tuple(peephole))  # (3, H): w_ci, w_cf, w_co
+
+
+def _eager(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, peephole, norms):
+    plan, peep = get_plan(batch_sizes, reverse, x.device), _stacked(peephole)
     if norms is not None:  # layer norm: its own kernels
         if mode == 1:
             y, hn = ops_ln.gru_ln(plan, reverse, x, h0, w_ih, w_hh, b_ih, b_hh, norms)

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from lstmkit.backends.triton import graphs
 from lstmkit.backends.triton import kernels as K
 from lstmkit.backends.triton.common import (
     Plan,
@@ -140,7 +141,8 @@ def _barrier_done(dev: torch.device, nb: int, nhp: int, steps: int) -> None:
 def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: dict, key,
             extra: tuple = ()) -> None:  # fmt: skip
     dev = args[0].device
-    persistent = cfg.persistent and key not in _BROKEN
+    # a captured CUDA graph cannot advance the barrier counters between replays: step mode
+    persistent = cfg.persistent and key not in _BROKEN and not (cfg.sync and graphs.capturing())
     sync = cfg.sync and persistent
     nhp = max(8, next_pow2(cfg.NH))
     err = _ERR.get(str(dev))
