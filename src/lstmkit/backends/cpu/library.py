@@ -245,11 +245,16 @@ def _rnn_bwd_fake(x, b_ih, w, xh, y, hb, dy, dhn, batch_sizes, reverse, relu, ne
             new(H) if b_ih is not None else S.empty(x))  # fmt: skip
 
 
-def _gru_setup(ctx, inputs, output):
-    x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse, *flags = inputs
-    ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, *output)
-    ctx.reverse, ctx.keep = reverse, flags[-1]
-    ctx.relu = flags[0] if len(flags) == 2 else None  # RNN: (relu, keep); GRU: (keep,)
+def _gru_like_setup(op_args: tuple[str, ...]):
+    """setup_context of cpu_gru / cpu_rnn (their inputs read by name: the RNN adds ``relu``)."""
+
+    def setup(ctx, inputs, output):
+        a = dict(zip(op_args, inputs))
+        ctx.save_for_backward(*(a[k] for k in ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh")),
+                              a["batch_sizes"], *output)  # fmt: skip
+        ctx.reverse, ctx.keep, ctx.relu = a["reverse"], a["keep"], a.get("relu")
+
+    return setup
 
 
 def _gru_backward(ctx, dy, dhn, *_):
@@ -283,8 +288,8 @@ _GRU_OP = _define("cpu_gru", _GRU_SCHEMA, _gru_impl, _gru_fake)
 _GRU_BWD = _define("cpu_gru_backward", _GRU_BWD_SCHEMA, _gru_bwd_impl, _gru_bwd_fake)
 _RNN_OP = _define("cpu_rnn", _RNN_SCHEMA, _rnn_impl, _rnn_fake)
 _RNN_BWD = _define("cpu_rnn_backward", _RNN_BWD_SCHEMA, _rnn_bwd_impl, _rnn_bwd_fake)
-_GRU_CALL = _with_autograd("cpu_gru", _GRU_OP, _gru_setup, _gru_backward)
-_RNN_CALL = _with_autograd("cpu_rnn", _RNN_OP, _gru_setup, _gru_backward)
+_GRU_CALL = _with_autograd("cpu_gru", _GRU_OP, _gru_like_setup(_GRU_ARGS), _gru_backward)
+_RNN_CALL = _with_autograd("cpu_rnn", _RNN_OP, _gru_like_setup(_RNN_ARGS), _gru_backward)
 
 
 def gru(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse):
