@@ -99,6 +99,7 @@ def _lstm_setup(ctx, inputs, output):
     x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse, keep = inputs
     ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, *output[3:])
     ctx.reverse, ctx.keep = reverse, keep
+    ctx.set_materialize_grads(False)  # unused outputs: None, not zero-filled
 
 
 def _lstm_backward(ctx, dy, dhn, dcn, *_):
@@ -253,6 +254,7 @@ def _gru_like_setup(op_args: tuple[str, ...]):
         ctx.save_for_backward(*(a[k] for k in ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh")),
                               a["batch_sizes"], *output)  # fmt: skip
         ctx.reverse, ctx.keep, ctx.relu = a["reverse"], a["keep"], a.get("relu")
+        ctx.set_materialize_grads(False)  # unused outputs: None, not zero-filled
 
     return setup
 

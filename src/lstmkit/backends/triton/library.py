@@ -114,6 +114,7 @@ def _rec_setup(ctx, inputs, output):
     mode, reverse, batch_sizes, *tensors, save = inputs
     ctx.save_for_backward(batch_sizes, *tensors, output[0], output[3], output[4])
     ctx.mode, ctx.reverse, ctx.save = mode, reverse, save
+    ctx.set_materialize_grads(False)  # unused outputs: None, not zero-filled
 
 
 def _rec_backward(ctx, dy, dhn, dcn, *_):
@@ -201,6 +202,7 @@ def _ln_setup(ctx, inputs, output):
     reverse, batch_sizes, *tensors = inputs
     ctx.save_for_backward(batch_sizes, *tensors, output[0], *output[3:])
     ctx.reverse = reverse
+    ctx.set_materialize_grads(False)  # unused outputs: None, not zero-filled
 
 
 def _ln_backward(ctx, dy, dhn, dcn, *_):
@@ -247,6 +249,7 @@ def _lngru_setup(ctx, inputs, output):
     reverse, batch_sizes, *tensors = inputs
     ctx.save_for_backward(batch_sizes, *tensors, output[0], *output[2:])
     ctx.reverse = reverse
+    ctx.set_materialize_grads(False)  # unused outputs: None, not zero-filled
 
 
 def _lngru_backward(ctx, dy, dhn, *_):
