@@ -76,3 +76,13 @@ def test_layer_op_raises_on_unknown_mode():
 
 def test_reference_is_always_available():
     assert {"reference", "torch"} <= set(lstmkit.available_backends())
+
+
+def test_tables_derive_from_the_cell_specs():
+    from lstmkit.nn import init
+    from lstmkit.reference import spec
+
+    assert registry.MODES == spec.MODES
+    assert init.GATES == {m: s.G for m, s in spec.SPECS.items()}
+    assert init.KEEP_GATE == {"lstm": 1, "gru": 1}
+    assert set(REFERENCE.layers) == set(spec.MODES)

@@ -109,7 +109,7 @@ def _layer(mode: str):
 
 def supports(request: Request) -> str | None:
     """None when torch's kernel runs ``request`` as torch.nn would, else a :class:`Decline`."""
-    if request.mode not in SPECS:
+    if request.mode not in SPECS or SPECS[request.mode].torch_mode is None:
         return Decline("cell", f"mode {request.mode!r} is not one of torch.nn's cells")
     if request.extras:
         names = ", ".join(sorted(request.extras))
@@ -126,7 +126,7 @@ BACKEND = Backend(
     name="torch",
     priority=40,
     supports=supports,
-    layers={mode: _layer(mode) for mode in SPECS},
+    layers={mode: _layer(mode) for mode, s in SPECS.items() if s.torch_mode is not None},
     stack=stack,
 )
 register(BACKEND)

@@ -56,6 +56,10 @@ DECLINE_KINDS = {
     "tracing": "a tracer/exporter is running that cannot capture this backend's ops",
     "autocast": "autocast is on and this backend would not honour it correctly",
 }
+# Tracers whose output should hold torch's standard op (portable: ONNX nodes, aten::lstm in a
+# TorchScript graph or an ExportedProgram): under these "auto" leaves the fused backends aside
+# even when their custom ops could be captured; naming a backend still captures its op.
+STANDARD_OP_TRACERS = frozenset({"jit.trace", "onnx", "torch.export"})
 SILENT_KINDS = frozenset({"device", "extras", "cell", "slower", "tracing", "autocast"})
 
 
@@ -69,7 +73,9 @@ class Decline:
 
     def __init__(self, kind: str, reason: str) -> None:
         if kind not in DECLINE_KINDS:
-            raise ValueError(f"unknown decline kind {kind!r}; expected one of {sorted(DECLINE_KINDS)}")
+            raise ValueError(
+                f"unknown decline kind {kind!r}; expected one of {sorted(DECLINE_KINDS)}"
+            )
         self.kind, self.reason = kind, reason
 
     def __str__(self) -> str:
@@ -94,6 +100,14 @@ class Decline:
 
     def startswith(self, prefix: str | tuple[str, ...]) -> bool:
         return self.reason.startswith(prefix)
+
+
+def tracing_decline(request: Request, traceable, what: str) -> Decline | None:
+    """The decline of a fused backend whose ops ``traceable`` tracers can capture, if any."""
+    t = request.tracing
+    if t is None or (t in traceable and (request.explicit or t not in STANDARD_OP_TRACERS)):
+        return None
+    return Decline("tracing", f"{t} records torch's standard op, not the {what}")
 
 
 def decline_kind(reason: str) -> str:
@@ -240,10 +254,14 @@ def _load(name: str) -> None:
 
 def available_backends() -> list[str]:
     """Names of every known backend (loaded or loadable), best first."""
-    if not torch.compiler.is_compiling():  # no imports while Dynamo traces (lstmkit.compile
-        for name in list(_LOADERS):  # loads them before it compiles)
+    return [b.name for b in _ranked()]
+
+
+def _ranked() -> list[Backend]:
+    if _LOADERS and not torch.compiler.is_compiling():  # no imports while Dynamo traces
+        for name in list(_LOADERS):  # (lstmkit.compile loads them before it compiles)
             _load(name)
-    return [b.name for b in sorted(_BACKENDS.values(), key=lambda b: -b.priority)]
+    return sorted(_BACKENDS.values(), key=lambda b: -b.priority)
 
 
 def get_backend(name: str) -> Backend:
@@ -290,8 +308,11 @@ def select_backend(name: str, request: Request) -> Backend:
     opt-in extra, a faster alternative, a tracer), it warns once saying why.
     A named backend that cannot serve the request raises ``ValueError`` with its reason.
     """
-    request = replace(request, tracing=tracing_context(),
-                      autocast=torch.is_autocast_enabled(torch.device(request.device).type))  # fmt: skip
+    if request.tracing is None and not request.autocast:  # the caller may have filled them in
+        tracing = tracing_context()
+        autocast = torch.is_autocast_enabled(torch.device(request.device).type)
+        if tracing is not None or autocast:
+            request = replace(request, tracing=tracing, autocast=autocast)
     if name != "auto":
         backend = get_backend(name)
         reason = backend.supports(replace(request, explicit=True))
@@ -299,8 +320,8 @@ def select_backend(name: str, request: Request) -> Backend:
             raise ValueError(f"backend={name!r} cannot run this call: {reason}")
         return backend
     reasons = []
-    for cand in available_backends():  # best first
-        backend = _BACKENDS[cand]
+    for backend in _ranked():  # best first
+        cand = backend.name
         reason = backend.supports(request)
         if reason is None:
             unexpected = [(n, r) for n, r in reasons if decline_kind(r) not in SILENT_KINDS]

@@ -90,7 +90,9 @@ class _CellBase(compat.TorchTwin, nn.RNNCellBase):
             for k, s in enumerate(hx):
                 if s.dim() not in (1, 2):  # torch.nn's cells raise ValueError here
                     what = "hx" if len(hx) == 1 else f"hx[{k}]"
-                    raise ValueError(f"{name}: Expected {what} to be 1D or 2D, got {s.dim()}D instead")
+                    raise ValueError(
+                        f"{name}: Expected {what} to be 1D or 2D, got {s.dim()}D instead"
+                    )
             if any(s.dim() != input.dim() for s in hx):
                 raise RuntimeError(
                     f"{name}: hx must have the same rank as input ({input.dim()}-D), "

@@ -84,15 +84,11 @@ class TorchTwin:
         try:
             return self.as_torch()
         except ValueError as err:
-            raise torch.jit.frontend.NotSupportedError(None, f"torch.jit.script: {err}") from None
+            raise RuntimeError(f"torch.jit.script: {err}") from None
 
 
 def check_exportable(module: nn.Module, backend) -> None:
     """Under ONNX export, refuse what would export as something else than the module computes."""
-    from lstmkit.backends.registry import tracing_context
-
-    if tracing_context() != "onnx":
-        return
     extra = non_torch_options(module)
     if extra:
         raise RuntimeError(
@@ -116,9 +112,12 @@ def compile(model: nn.Module, **kwargs) -> Callable:  # noqa: A001 - mirrors tor
     (when Dynamo traces it), not process-wide. Plain torch.nn RNNs inside ``model`` are then
     traced too, as with torch's own switch.
     """
-    from lstmkit.backends import available_backends
+    from lstmkit.backends import Request, available_backends, get_backend
 
-    available_backends()  # import the lazy backends now, not while Dynamo traces
+    # Import the lazy backends and let them load their kernels now (the CPU extension stats
+    # and imports files): Dynamo cannot trace that, so it must not happen inside the trace.
+    for name in available_backends():
+        get_backend(name).supports(Request("lstm", torch.device("cpu"), torch.float32))
     compiled = torch.compile(model, **kwargs)
 
     @functools.wraps(compiled)
@@ -150,5 +149,7 @@ def register_quantization(classes: dict[type, str]) -> None:
     except ImportError:  # a torch build without quantization
         return
     for cls, target in classes.items():
-        twin = type(f"Quantized{cls.__name__}", (_QuantizedTwin,), {"target": getattr(nnqd, target)})
+        twin = type(
+            f"Quantized{cls.__name__}", (_QuantizedTwin,), {"target": getattr(nnqd, target)}
+        )
         qm.DEFAULT_DYNAMIC_QUANT_MODULE_MAPPINGS.setdefault(cls, twin)

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from lstmkit.backends import LayerWeights, Request, select_backend
+from lstmkit.backends.registry import tracing_context
 from lstmkit.nn import checks, compat, extras
 from lstmkit.nn.init import check_init, init_layer, torch_default_bound
 from lstmkit.reference.cells import LayerNorms, Peephole
@@ -98,6 +99,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         self.input_dropout, self.recurrent_dropout = float(input_dropout), float(recurrent_dropout)
         self.weight_drop, self.zoneout = float(weight_drop), extras.as_zoneout_pair(zoneout)
         self._gate_record = None
+        self._dispatch_log: dict[str, str] = {}
         factory = {"device": device, "dtype": dtype}
 
         D, G, H = self.num_directions, cell.G, hidden_size
@@ -262,35 +264,42 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         states = self._initial_states(hx, batch, batched, sorted_idx, data)
 
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
+        active = self._active_extras()
         request = Request(self.spec.mode, data.device, dtype, self.proj_size > 0, packed,
-                          self._active_extras(), batch=batch, steps=len(batch_sizes),
+                          active, batch=batch, steps=len(batch_sizes),
                           input_size=self.input_size, hidden_size=self.hidden_size,
                           num_layers=self.num_layers, bidirectional=self.bidirectional,
-                          grad=grad or data.requires_grad)  # fmt: skip
+                          grad=grad or data.requires_grad, tracing=tracing_context(),
+                          autocast=torch.is_autocast_enabled(data.device.type))  # fmt: skip
         chosen = "reference" if self._gate_record is not None else self.backend  # see record.py
         backend = select_backend(chosen, request)
-        compat.check_exportable(self, backend)
-        self._last_backend = backend.name  # which backend ran the last call (tests, toolchain)
+        if request.tracing == "onnx":
+            compat.check_exportable(self, backend)
+        self._dispatch_log["backend"] = backend.name  # read by tests and lstmkit.toolchain
         if backend.stack is not None and not self._module_extras():
             y, final = backend.stack(self, data if packed else x, batch_sizes_t, states)
-            layer_input = y if packed else y.reshape(T * B, -1)
+            layer_input = y  # padded: (T, B, ·) already
         else:
-            layer_input, final = self._run_layers(backend.layer_op(self.spec), data, batch_sizes,
-                                                  states, unsorted_idx)  # fmt: skip
+            op, pass_kwargs = (
+                backend.layer_op(self.spec),
+                bool(active) or self.spec.cell is not None,
+            )
+            layer_input, final = self._run_layers(op, data, batch_sizes, states, unsorted_idx,
+                                                  pass_kwargs)  # fmt: skip
         final = list(final)
         if packed:
             output = PackedSequence(layer_input, batch_sizes_t, sorted_idx, unsorted_idx)
             if unsorted_idx is not None:
                 final = [s.index_select(1, unsorted_idx) for s in final]
         else:
-            output = layer_input.view(T, B, -1)
+            output = layer_input if layer_input.dim() == 3 else layer_input.view(T, B, -1)
             if self.batch_first and batched:
                 output = output.transpose(0, 1)
             if not batched:
                 output, final = output.squeeze(1), [s.squeeze(1) for s in final]
         return output, (tuple(final) if len(final) > 1 else final[0])
 
-    def _run_layers(self, op, data, batch_sizes, states, unsorted_idx):
+    def _run_layers(self, op, data, batch_sizes, states, unsorted_idx, pass_kwargs: bool):
         """Every (layer, direction) through one layer op; returns (y, final states)."""
         batch = batch_sizes[0]
         layer_input = data
@@ -305,7 +314,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
                 idx = layer * self.num_directions + d
                 w = self._layer_weights(layer, d)
                 w = w._replace(w_hh=extras.weight_drop(w.w_hh, self.weight_drop, self.training))
-                kw = self._extra_kwargs(layer, d, batch, data) if self._needs_kwargs() else {}
+                kw = self._extra_kwargs(layer, d, batch, data) if pass_kwargs else {}
                 y, state_n = op(layer_input, batch_sizes, tuple(s[idx] for s in states), w,
                                 d == 1, **kw)  # fmt: skip
                 if "record" in kw:
@@ -316,8 +325,10 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
             layer_input = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # (N, D*H_out)
         return layer_input, [torch.stack(f) for f in finals]
 
-    def _needs_kwargs(self) -> bool:
-        return bool(self._active_extras()) or self.spec.cell is not None
+    @property
+    def _last_backend(self) -> str | None:
+        """The backend that ran this module's last forward call (None before the first)."""
+        return self._dispatch_log.get("backend")
 
     def extra_repr(self) -> str:
         s = super().extra_repr()  # torch's part, in torch's words
@@ -333,6 +344,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         for key, default in _EXTRA_DEFAULTS.items():
             self.__dict__.setdefault(key, default)
         self.__dict__.setdefault("_gate_record", None)
+        self.__dict__.setdefault("_dispatch_log", {})
 
 
 class LSTM(RNNBase, nn.LSTM):

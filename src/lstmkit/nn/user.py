@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from lstmkit.nn.rnn import RNNBase
-from lstmkit.reference.spec import SPECS, CellSpec, Gate
+from lstmkit.reference.spec import SPECS, USER_SPECS, CellSpec, Gate
 
 USER_EXTRAS = frozenset({"zoneout", "recurrent_dropout", "record"})
 
@@ -59,6 +59,8 @@ def define_cell(
     carries, the first being the output (``("h",)``, or ``("h", "c")`` like an LSTM);
     ``sigmoid``: the gates whose values lie in (0, 1) (pictures scale them so); ``keep_gate``:
     the gate that keeps old memory, which ``forget_bias=`` and ``init="chrono"`` set.
+    The spec is also registered under ``name``, so ``lstmkit.reference.spec.spec(name)``
+    (and a module's ``mode``, which is ``name``) finds it; defining a name again replaces it.
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"define_cell: name must be an identifier such as 'mgu', got {name!r}")
@@ -78,10 +80,12 @@ def define_cell(
     titles = titles or {}
     made = tuple(Gate(g, titles.get(g, f"{g}_t"), f"${g}_t$", g in sigmoid) for g in gates)
     shown = tuple(Gate(s, titles.get(s, f"{s}_t"), f"${s}_t$", False) for s in states)
-    return CellSpec(mode=name, kind=name, class_name="Recurrent", torch_class=nn.RNNBase,
+    made = CellSpec(mode=name, kind=name, class_name="Recurrent", torch_class=nn.RNNBase,
                     gates=made, states=states,
                     keep_gate=gates.index(keep_gate) if keep_gate else None,
                     extras=USER_EXTRAS, panels=made + shown, cell=cell)  # fmt: skip
+    USER_SPECS[name] = made  # spec(name) finds it (e.g. for the explain figures)
+    return made
 
 
 class Recurrent(RNNBase):

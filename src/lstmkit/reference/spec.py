@@ -87,11 +87,14 @@ SPECS: dict[str, CellSpec] = {
 MODES: tuple[str, ...] = tuple(SPECS)
 KINDS: dict[str, CellSpec] = {s.kind: s for s in reversed(SPECS.values())}  # rnn -> rnn_tanh
 TORCH_MODES: dict[str, CellSpec] = {s.torch_mode: s for s in SPECS.values() if s.torch_mode}
+# User-defined cells (lstmkit.define_cell), by name: spec() finds them, the tables above do not
+# list them (the CLI and the built-in figures stay about the built-in cells).
+USER_SPECS: dict[str, CellSpec] = {}
 
 
 def spec(mode: str) -> CellSpec:
     """The spec of ``mode`` (a layer mode such as ``"rnn_tanh"`` or a kind such as ``"rnn"``)."""
-    found = SPECS.get(mode) or KINDS.get(mode) or TORCH_MODES.get(mode)
+    found = SPECS.get(mode) or KINDS.get(mode) or TORCH_MODES.get(mode) or USER_SPECS.get(mode)
     if found is None:
         known = ", ".join(sorted(set(SPECS) | set(KINDS)))
         raise ValueError(f"unknown cell type {mode!r}; expected one of: {known}")

@@ -13,10 +13,17 @@ import torch
 
 from lstmkit.backends.cpu import _build, ops, policy
 from lstmkit.backends.cpu.ops import gru_layer, lstm_layer, rnn_layer
-from lstmkit.backends.registry import Backend, Decline, Request, per_mode_layers, register
-from lstmkit.reference.spec import SPECS
+from lstmkit.backends.registry import (
+    Backend,
+    Decline,
+    Request,
+    per_mode_layers,
+    register,
+    tracing_decline,
+)
 
 DTYPES = (torch.float32, torch.float64)
+LAYERS = per_mode_layers(lstm_layer, gru_layer, rnn_layer)  # the modes with a compiled kernel
 
 __all__ = ["BACKEND", "supports", "lstm_layer", "gru_layer", "rnn_layer"]
 
@@ -25,7 +32,7 @@ def supports(request: Request) -> str | None:
     """None when this backend can run ``request``, else a :class:`Decline` saying why not."""
     if torch.device(request.device).type != "cpu":
         return Decline("device", f"device {request.device} is not the CPU")
-    if request.mode not in SPECS:
+    if request.mode not in LAYERS:
         return Decline("cell", f"mode {request.mode!r} has no compiled kernel (built-ins only)")
     if request.dtype not in DTYPES:
         return Decline("dtype", f"dtype {request.dtype} is not supported (float32, float64 only)")
@@ -33,10 +40,10 @@ def supports(request: Request) -> str | None:
         names = ", ".join(sorted(request.extras))
         return Decline("extras", f"extras {names} run on the reference only")
     # ops.TRACEABLE: the tracers that capture the fused ops (torch.library custom ops with fake
-    # kernels capture under torch.compile); the rest (jit.trace, onnx, torch.export) need the
-    # standard aten op, which the "torch" backend runs.
-    if request.tracing is not None and request.tracing not in getattr(ops, "TRACEABLE", ()):
-        return Decline("tracing", f"{request.tracing} cannot capture the compiled CPU kernels")
+    # kernels); jit.trace, onnx and torch.export under "auto" record torch's standard op.
+    traced = tracing_decline(request, getattr(ops, "TRACEABLE", ()), "compiled CPU kernels")
+    if traced is not None:
+        return traced
     reason = _build.load_error()
     if reason is not None:
         return Decline("unavailable", reason)
@@ -50,6 +57,6 @@ BACKEND = Backend(
     name="cpu",
     priority=50,
     supports=supports,
-    layers=per_mode_layers(lstm_layer, gru_layer, rnn_layer),
+    layers=LAYERS,
 )
 register(BACKEND)

@@ -18,8 +18,14 @@ import os
 import torch
 
 from lstmkit.backends.native import prefer_cudnn
-from lstmkit.backends.registry import Backend, Decline, Request, per_mode_layers, register
-from lstmkit.reference.spec import SPECS
+from lstmkit.backends.registry import (
+    Backend,
+    Decline,
+    Request,
+    per_mode_layers,
+    register,
+    tracing_decline,
+)
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 FUSED = {"lstm": frozenset({"peephole", "layer_norm"}), "gru": frozenset({"layer_norm"})}
@@ -47,7 +53,7 @@ def supports(request: Request) -> str | None:
             )
     elif not triton_available():
         return Decline("unavailable", "triton is not installed (pip install lstmkit[gpu])")
-    if request.mode not in SPECS:
+    if request.mode not in LAYERS:
         return Decline("cell", f"mode {request.mode!r} has no triton kernel (built-ins only)")
     if request.dtype not in DTYPES:
         return Decline(
@@ -62,10 +68,12 @@ def supports(request: Request) -> str | None:
     if request.extras - fused:
         names = ", ".join(sorted(request.extras - fused))
         return Decline(
-            "extras", f"extras ({names}) are not fused in the triton backend; the reference runs them"
+            "extras",
+            f"extras ({names}) are not fused in the triton backend; the reference runs them",
         )
-    if request.tracing is not None and request.tracing not in TRACEABLE:
-        return Decline("tracing", f"{request.tracing} cannot capture the triton kernels")
+    traced = tracing_decline(request, TRACEABLE, "triton kernels")
+    if traced is not None:
+        return traced
     slower = None if request.explicit or request.extras else prefer_cudnn(request)
     if slower is not None:
         return Decline("slower", slower)
@@ -91,13 +99,14 @@ def _on_input_device(name: str):
 lstm_layer = _on_input_device("lstm_layer")
 gru_layer = _on_input_device("gru_layer")
 rnn_layer = _on_input_device("rnn_layer")
+LAYERS = per_mode_layers(lstm_layer, gru_layer, rnn_layer)  # the modes with a triton kernel
 
 
 BACKEND = Backend(
     name="triton",
     priority=60,
     supports=supports,
-    layers=per_mode_layers(lstm_layer, gru_layer, rnn_layer),
+    layers=LAYERS,
 )
 register(BACKEND)
 
