@@ -85,6 +85,31 @@ def test_onnx_export_of_an_extra_names_it():
         torch.onnx.export(m, (torch.randn(2, 3, 5),), dynamo=False)
 
 
+def test_onnx_default_exporter_runs_extras_as_an_unrolled_static_graph():
+    import io
+
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    m = toolchain.Tagger(lstmkit.LSTM(5, 8, batch_first=True, peephole=True, layer_norm=True))
+    m.eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # peepholes and LN scales away from 0 / 1
+    x = torch.randn(2, 3, 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(m, (x,), dynamo=True, verbose=False)
+    buf = io.BytesIO()
+    program.save(buf)
+    session = ort.InferenceSession(buf.getvalue(), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    got = session.run(None, {name: x.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(got), m(x).detach(), atol=1e-5, rtol=1e-5)
+    with pytest.raises(Exception, match="(?i)dimension|shape|invalid"):
+        session.run(None, {name: torch.randn(2, 4, 5).numpy()})  # another length: refused
+
+
 def test_jit_script_of_an_extra_names_it():
     m = lstmkit.GRU(5, 8, layer_norm=True)
     with pytest.raises(Exception, match="layer_norm=True"):
@@ -145,6 +170,19 @@ def test_pickle_roundtrip_and_old_pickle_without_proj_size():
     fresh.__setstate__(state)
     assert fresh.proj_size == 0 and fresh.zoneout == (0.0, 0.0)
     assert_close(fresh(x)[0], m(x)[0], "old pickle")
+
+
+def test_pickle_of_lstmkit_before_subclassing_loads():
+    m = lstmkit.GRU(3, 4, bidirectional=True)
+    state = m.__getstate__()
+    for key in ("_all_weights", "_flat_weights"):
+        del state[key]
+    state["mode"] = "gru"  # lstmkit's own lower-case mode, before it subclassed torch.nn
+    fresh = lstmkit.GRU.__new__(lstmkit.GRU)
+    fresh.__setstate__(state)
+    assert fresh.mode == "GRU" and len(fresh.all_weights) == 2
+    x = torch.randn(5, 2, 3)
+    assert_close(fresh(x)[0], m(x)[0], "pre-subclass pickle")
 
 
 def test_device_move_keeps_flat_weights():

@@ -281,13 +281,17 @@ def tracing_context() -> str | None:
     ``"torch.compile"`` (dynamo) or ``"torch.func"`` (a functorch transform); None in eager
     mode.
     """
-    if torch.onnx.is_in_onnx_export():
+    tracing, exporting = torch.jit.is_tracing(), torch.compiler.is_exporting()
+    compiling = torch.compiler.is_compiling()
+    # ONNX export runs under TorchScript tracing or torch.export (non-strict, or strict through
+    # Dynamo): ask it only then, so eager calls skip its imports.
+    if (tracing or exporting or compiling) and torch.onnx.is_in_onnx_export():
         return "onnx"
-    if torch.jit.is_tracing():
+    if tracing:
         return "jit.trace"
-    if torch.compiler.is_exporting():
+    if exporting:
         return "torch.export"
-    if torch.compiler.is_compiling():
+    if compiling:
         return "torch.compile"
     if torch._C._are_functorch_transforms_active():
         return "torch.func"  # grad / vmap / jacrev: autograd.Functions need setup_context

@@ -4,8 +4,10 @@
   torch.nn module sharing the parameters (plain configurations); with an extra it raises an
   error naming the extra.
 * ``torch.onnx.export``: plain configurations export through torch's own kernel (the standard
-  ONNX ``LSTM``/``GRU``/``RNN`` node); an lstmkit extra, or a backend that would unroll the
-  time loop into a fixed-length graph, fails at export with an error naming it.
+  ONNX ``LSTM``/``GRU``/``RNN`` node). With ``dynamo=False`` an lstmkit extra, or a backend
+  that would unroll the time loop into a fixed-length graph, fails at export with an error
+  naming it; the default exporter exports an extra as the unrolled loop with static shapes,
+  which onnxruntime runs with equal results (and refuses other shapes).
 * ``torch.ao.quantization.quantize_dynamic``: lstmkit's classes are added to torch's default
   dynamic-quantization mapping, so naming them in ``qconfig_spec`` gives torch's int8 modules.
   (torch's *default* spec is keyed by exact type and does not match a subclass.)
@@ -87,8 +89,30 @@ class TorchTwin:
             raise RuntimeError(f"torch.jit.script: {err}") from None
 
 
+def upgrade_pickle(d: dict, specs: dict) -> None:
+    """A layer's pickled ``__dict__`` from lstmkit before it subclassed torch.nn, made current:
+    torch's ``_all_weights``/``_flat_weights`` and torch's ``mode`` value."""
+    if "_all_weights" in d or "_flat_weights_names" not in d:
+        return
+    names, groups = d["_flat_weights_names"], d["num_layers"] * (1 + d["bidirectional"])
+    per = len(names) // groups
+    d["_all_weights"] = [names[i : i + per] for i in range(0, len(names), per)]
+    d["_flat_weights"] = [d["_parameters"].get(n) for n in names]
+    if d.get("mode") in specs:
+        d["mode"] = specs[d["mode"]].torch_mode
+
+
 def check_exportable(module: nn.Module, backend) -> None:
-    """Under ONNX export, refuse what would export as something else than the module computes."""
+    """Under ONNX export, refuse what would export as something else than the module computes.
+
+    Only the TorchScript-based exporter (``dynamo=False``) needs this: its trace unrolls the
+    time loop for the example's length and batch layout, yet ``dynamic_axes`` may declare them
+    dynamic. The default exporter goes through torch.export, whose graph keeps static (or
+    guarded) shapes, so an extra exports as the unrolled loop that onnxruntime runs with the
+    module's results and refuses other shapes.
+    """
+    if not torch.jit.is_tracing():
+        return
     extra = non_torch_options(module)
     if extra:
         raise RuntimeError(

@@ -340,6 +340,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         return s
 
     def __setstate__(self, d: dict) -> None:
+        compat.upgrade_pickle(d, SPECS)
         super().__setstate__(d)  # torch's: old pickles without proj_size, all_weights lists
         for key, default in _EXTRA_DEFAULTS.items():
             self.__dict__.setdefault(key, default)
