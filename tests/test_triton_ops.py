@@ -202,3 +202,8 @@ def test_cuda_graph_cache_key_copy_in_and_invalidation(fake_graphs):
     x = t["x"].clone().requires_grad_()  # a call that needs grad is never captured
     call(x)[0].sum().backward()
     assert cache.captures == 3 and x.grad is not None
+
+
+def test_dispatch_knows_the_tracers_that_capture_the_ops():
+    """The registry's copy (kept apart so that asking does not import triton) matches ops."""
+    assert tb.TRACEABLE == frozenset(ops.TRACEABLE)
