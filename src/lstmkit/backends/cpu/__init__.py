@@ -47,9 +47,11 @@ def supports(request: Request) -> str | None:
     reason = _build.load_error()
     if reason is not None:
         return Decline("unavailable", reason)
-    slower = policy.prefer_torch(request)
-    if slower is not None and not request.explicit:
-        return Decline("slower", slower)
+    if request.tracing is None and not request.explicit:
+        # No speed choice inside torch.compile/torch.func: the fused op is what they capture.
+        slower = policy.prefer_torch(request)
+        if slower is not None:
+            return Decline("slower", slower)
     return None
 
 
