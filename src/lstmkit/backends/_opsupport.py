@@ -151,6 +151,45 @@ def differentiable_backward(reference: Callable[[Any], tuple], inputs: NamedTupl
     return type(inputs)(*(next(got) if n and t is not None else None for t, n in zip(inputs, need)))
 
 
+def define(name: str, schema: str, impl: Callable, fake: Callable,
+           devices: tuple[str, ...] = ("cpu",)):  # fmt: skip
+    """Define ``torch.ops.lstmkit.<name>``: its kernel on ``devices``, its fake kernel (exact
+    output shapes from the inputs' shapes) and a vmap rule (a loop); returns the overload."""
+    qualname = f"lstmkit::{name}"
+    torch.library.define(qualname, schema)
+    torch.library.impl(qualname, devices, impl)
+    torch.library.register_fake(qualname, fake)
+    op = getattr(torch.ops.lstmkit, name).default
+    torch.library.register_vmap(qualname, vmap_by_loop(op))
+    return op
+
+
+def op_args(schema: str) -> tuple[str, ...]:
+    """The argument names of a schema, for needs_input_grad by name."""
+    args = schema[schema.index("(") + 1 : schema.index(") ->")]
+    return tuple(a.split()[-1] for a in args.split(","))
+
+
+def with_autograd(name: str, op, setup_context: Callable, backward: Callable) -> Callable:
+    """Register ``backward`` for ``op`` with torch.library, and return a caller that runs the op,
+    or, under torch.func, the same formula as an autograd.Function with setup_context: torch.func
+    (grad, vmap, jacrev) needs that form, and torch.library's generated one lacks it (torch
+    2.13)."""
+    torch.library.register_autograd(f"lstmkit::{name}", backward, setup_context=setup_context)
+    body = {
+        "forward": staticmethod(lambda *args: op(*args)),
+        "setup_context": staticmethod(setup_context),
+        "backward": staticmethod(backward),
+        "generate_vmap_rule": True,
+    }
+    function = type(f"{name}_function", (torch.autograd.Function,), body)
+
+    def call(*args):
+        return (function.apply if functorch_active() else op)(*args)
+
+    return call
+
+
 def vmap_by_loop(op) -> Callable:
     """A vmap rule that runs ``op`` once per batch entry and stacks the results: correct for
     any layer op (no batched kernel; vmap over a layer is a convenience, not a fast path)."""

@@ -41,15 +41,17 @@ def supports(request: Request) -> str | None:
         return Decline("extras", f"extras {names} run on the reference only")
     # ops.TRACEABLE: the tracers that capture the fused ops (torch.library custom ops with fake
     # kernels); jit.trace, onnx and torch.export under "auto" record torch's standard op.
-    traced = tracing_decline(request, getattr(ops, "TRACEABLE", ()), "compiled CPU kernels")
+    traced = tracing_decline(request, ops.TRACEABLE, "compiled CPU kernels")
     if traced is not None:
         return traced
     reason = _build.load_error()
     if reason is not None:
         return Decline("unavailable", reason)
-    slower = policy.prefer_torch(request)
-    if slower is not None and not request.explicit:
-        return Decline("slower", slower)
+    if request.tracing is None and not request.explicit:
+        # No speed choice inside torch.compile/torch.func: the fused op is what they capture.
+        slower = policy.prefer_torch(request)
+        if slower is not None:
+            return Decline("slower", slower)
     return None
 
 

@@ -21,41 +21,7 @@ from lstmkit.backends.cpu.fused import GRUInputs, GRUSaved, LSTMInputs, LSTMSave
 _I64 = torch.int64
 
 
-def _define(name: str, schema: str, impl, fake):
-    qualname = f"lstmkit::{name}"
-    torch.library.define(qualname, schema)
-    torch.library.impl(qualname, "cpu", impl)
-    torch.library.register_fake(qualname, fake)
-    op = getattr(torch.ops.lstmkit, name).default
-    torch.library.register_vmap(qualname, S.vmap_by_loop(op))
-    return op
-
-
-def _with_autograd(name: str, op, setup_context, backward):
-    """Register ``backward`` for ``op`` with torch.library, and return the same formula as an
-    autograd.Function with setup_context: torch.func (grad, vmap, jacrev) needs that form, and
-    torch.library's generated one does not have it (torch 2.13)."""
-    torch.library.register_autograd(f"lstmkit::{name}", backward, setup_context=setup_context)
-    body = {
-        "forward": staticmethod(lambda *args: op(*args)),
-        "setup_context": staticmethod(setup_context),
-        "backward": staticmethod(backward),
-        "generate_vmap_rule": True,
-    }
-    function = type(f"{name}_function", (torch.autograd.Function,), body)
-
-    def call(*args):
-        if S.functorch_active():
-            return function.apply(*args)
-        return op(*args)
-
-    return call
-
-
-def _op_args(schema: str) -> tuple[str, ...]:
-    """The argument names of a schema, for needs_input_grad by name."""
-    args = schema[schema.index("(") + 1 : schema.index(") ->")]
-    return tuple(a.split()[-1] for a in args.split(","))
+_define, _op_args, _with_autograd = S.define, S.op_args, S.with_autograd
 
 
 # ---- LSTM -------------------------------------------------------------------------------
@@ -133,6 +99,7 @@ def _lstm_setup(ctx, inputs, output):
     x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse, keep = inputs
     ctx.save_for_backward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, *output[3:])
     ctx.reverse, ctx.keep = reverse, keep
+    ctx.set_materialize_grads(False)  # unused outputs: None, not zero-filled
 
 
 def _lstm_backward(ctx, dy, dhn, dcn, *_):
@@ -279,11 +246,17 @@ def _rnn_bwd_fake(x, b_ih, w, xh, y, hb, dy, dhn, batch_sizes, reverse, relu, ne
             new(H) if b_ih is not None else S.empty(x))  # fmt: skip
 
 
-def _gru_setup(ctx, inputs, output):
-    x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse, *flags = inputs
-    ctx.save_for_backward(x, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, *output)
-    ctx.reverse, ctx.keep = reverse, flags[-1]
-    ctx.relu = flags[0] if len(flags) == 2 else None  # RNN: (relu, keep); GRU: (keep,)
+def _gru_like_setup(op_args: tuple[str, ...]):
+    """setup_context of cpu_gru / cpu_rnn (their inputs read by name: the RNN adds ``relu``)."""
+
+    def setup(ctx, inputs, output):
+        a = dict(zip(op_args, inputs))
+        ctx.save_for_backward(*(a[k] for k in ("x", "h0", "w_ih", "w_hh", "b_ih", "b_hh")),
+                              a["batch_sizes"], *output)  # fmt: skip
+        ctx.reverse, ctx.keep, ctx.relu = a["reverse"], a["keep"], a.get("relu")
+        ctx.set_materialize_grads(False)  # unused outputs: None, not zero-filled
+
+    return setup
 
 
 def _gru_backward(ctx, dy, dhn, *_):
@@ -317,8 +290,8 @@ _GRU_OP = _define("cpu_gru", _GRU_SCHEMA, _gru_impl, _gru_fake)
 _GRU_BWD = _define("cpu_gru_backward", _GRU_BWD_SCHEMA, _gru_bwd_impl, _gru_bwd_fake)
 _RNN_OP = _define("cpu_rnn", _RNN_SCHEMA, _rnn_impl, _rnn_fake)
 _RNN_BWD = _define("cpu_rnn_backward", _RNN_BWD_SCHEMA, _rnn_bwd_impl, _rnn_bwd_fake)
-_GRU_CALL = _with_autograd("cpu_gru", _GRU_OP, _gru_setup, _gru_backward)
-_RNN_CALL = _with_autograd("cpu_rnn", _RNN_OP, _gru_setup, _gru_backward)
+_GRU_CALL = _with_autograd("cpu_gru", _GRU_OP, _gru_like_setup(_GRU_ARGS), _gru_backward)
+_RNN_CALL = _with_autograd("cpu_rnn", _RNN_OP, _gru_like_setup(_RNN_ARGS), _gru_backward)
 
 
 def gru(x, batch_sizes, h0, w_ih, w_hh, b_ih, b_hh, reverse):

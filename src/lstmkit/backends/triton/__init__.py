@@ -29,8 +29,9 @@ from lstmkit.backends.registry import (
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 FUSED = {"lstm": frozenset({"peephole", "layer_norm"}), "gru": frozenset({"layer_norm"})}
-# The tracers that capture the kernels (as torch.library custom ops, see ops.py).
-TRACEABLE: frozenset[str] = frozenset()
+# The tracers that capture the kernels (torch.library custom ops in library.py); kept here,
+# not read from ops.TRACEABLE, so that asking does not import triton.
+TRACEABLE: frozenset[str] = frozenset({"torch.compile", "torch.export", "torch.func"})
 
 
 def triton_available() -> bool:
