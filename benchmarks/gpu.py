@@ -1,6 +1,6 @@
 """GPU benchmark: lstmkit's Triton backend vs torch.nn (cuDNN), plus a CUDA parity check.
 
-    PYTHONPATH=src python3 benchmarks/gpu.py --out docs/benchmarks-gpu.md [--budget 240]
+    PYTHONPATH=src python3 benchmarks/gpu.py --out docs/benchmarks-gpu.md [--budget 270]
 
 (the device run's exact command, its timeout and what to do with the output: README.md here).
 The parts, in run order (``--parts`` picks some):
@@ -108,7 +108,7 @@ def main() -> int:
         default=None,
         help="an earlier run's --json: its measured rows fill what this run skips",
     )
-    ap.add_argument("--budget", type=float, default=240.0, help="seconds for the whole run")
+    ap.add_argument("--budget", type=float, default=270.0, help="seconds for the whole run")
     ap.add_argument("--quick", action="store_true", help="a few points only")
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"comma list of the parts to run, in the fixed order {','.join(PARTS)} "
