@@ -87,16 +87,18 @@ def test_fixed_cost_line_splits_intercept_and_slope():
 
 
 def test_smoke_run_writes_every_section(tmp_path):
+    """The device run's own script (benchmarks/gpu_run.sh) in its smoke mode."""
     pytest.importorskip("triton", reason="the smoke run needs Triton's interpreter")
-    md, js, disp = tmp_path / "gpu.md", tmp_path / "gpu.json", tmp_path / "cudnn-faster.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TRITON_INTERPRET": "1"}
-    env.pop("LSTMKIT_TRITON_CUDA_GRAPH", None)
-    run = subprocess.run(
-        [sys.executable, str(BENCH / "gpu.py"), "--smoke", "--out", str(md), "--json", str(js),
-         "--dispatch-json", str(disp)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=230,
-    )  # fmt: skip
+    md, js, disp = (
+        tmp_path / "benchmarks-gpu.md",
+        tmp_path / "gpu.json",
+        tmp_path / "gpu-cudnn-faster.json",
+    )
+    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(tmp_path), "TRITON_INTERPRET": "1"}
+    run = subprocess.run(["bash", str(BENCH / "gpu_run.sh"), "smoke"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert (tmp_path / "gpu.log").read_text() in run.stdout  # after the versions line
     text = md.read_text()
     for section in SECTIONS:
         assert section in text, f"{section!r} missing from the smoke report"
