@@ -88,8 +88,14 @@ def run_extras(rows: list, budget: float) -> None:
                         say("torch.compile'd loop skipped: under 60 s of the budget left")
                     elif (extras, dname, B, H) in COMPILE_AT:
                         comp = HandLoop(fast, compiled=True, compile_backend=COMPILE_BACKEND[0])
-                        p["compile_s"] = _compile_seconds(comp, x)
-                        comp = _checked(loop, comp, x, dname, "torch.compile'd loop")
+                        try:  # a failing compile costs the compiled column, not the point
+                            p["compile_s"] = _compile_seconds(comp, x)
+                            comp = _checked(loop, comp, x, dname, "torch.compile'd loop")
+                        except Exception as exc:  # noqa: BLE001 - record and go on
+                            p["compile_error"] = f"{type(exc).__name__}: {exc}"[:120]
+                            say("torch.compile'd loop failed:", p["compile_error"])
+                            traceback.print_exc()
+                            comp = None
                         if comp is not None:
                             more, names = [*more, comp], [*names, "compiled"]
                 p.update(time_modules(loop, fast, x, *more))

@@ -101,6 +101,8 @@ def write(path, parity, points, notes, extras=(), fixed=(), dispatch=None) -> No
             for n in ("hand", "compiled")
         ]
         comp_s = f"{p['compile_s']:.1f}" if "compile_s" in p else ""
+        if "compile_error" in p:
+            comp_s = "failed: " + p["compile_error"].replace("|", "/")
         lines.append(f"{key} {timing_cells(p)} | {p['mode']} | {' | '.join(loops)} | {comp_s} |")
     lines += dispatch_lines(dispatch)
     lines += ["", "## Summary", "", *notes, ""]
