@@ -89,11 +89,20 @@ def dispatch_points(points, gpu: str) -> dict:
             faster.append(row)
             pair["H"].add(p["H"])
     pairs = {k: {**v, "H": sorted(v["H"])} for k, v in by_pair.items()}
+    # Per (mode, dtype) and call kind (fwd = no-grad inference, train = a backward follows:
+    # Request.grad), the [B, H] grid points where cuDNN won: a finer CUDNN_FASTER can be
+    # filled from this as is (a request rounds B and H up to the next grid point).
+    table: dict = defaultdict(lambda: {"fwd": [], "train": []})
+    for r in faster:
+        for call in ("fwd", "train"):
+            if r[f"cudnn_faster_{call}"]:
+                table[f"{r['mode']}/{r['dtype']}"][call].append([r["B"], r["H"]])
     return {
         "gpu": gpu,
         "ratio": "cuDNN ms / triton ms (below 1: cuDNN faster)",
         "cudnn_faster": faster,
         "by_mode_dtype": pairs,
+        "table": dict(table),
         "points": rows,
     }
 

@@ -52,6 +52,10 @@ def test_dispatch_points_lists_where_cudnn_wins():
     assert len(d["points"]) == 3  # padded, timed points only
     assert d["by_mode_dtype"]["lstm/float32"] == {
         "points": 2, "cudnn_faster_fwd": 1, "cudnn_faster_train": 1, "H": [128]}  # fmt: skip
+    assert d["table"] == {
+        "lstm/float32": {"fwd": [[1, 128]], "train": [[1, 128]]},
+        "gru/float32": {"fwd": [], "train": [[16, 128]]},
+    }
     assert d["by_mode_dtype"]["gru/float32"]["cudnn_faster_fwd"] == 0
     assert d["by_mode_dtype"]["gru/float32"]["cudnn_faster_train"] == 1
     json.dumps(d)  # what --dispatch-json writes
