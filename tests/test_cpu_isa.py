@@ -6,6 +6,11 @@ this machine gets and check it reports the ISA it was built for.
 
 from __future__ import annotations
 
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from lstmkit.backends.cpu import _build
@@ -112,3 +117,39 @@ def test_a_binary_reporting_another_isa_is_refused():
 
     with pytest.raises(RuntimeError, match="reports ISA 'avx512'"):
         _build._checked(Fake, "avx2")
+
+
+# ------------------------------------------------- the kernels of each build, without torch
+_CHECK = Path(__file__).parent / "cpp" / "kernel_check.cpp"
+
+
+def _compile_and_run(cxx: str, flags: list[str], run: list[str], tmp_path: Path) -> str:
+    exe = tmp_path / "kernel_check"
+    cmd = [cxx, "-std=c++17", *_build.flags_for("portable"), *flags, f"-I{_build._SRC}"]
+    subprocess.run([*cmd, str(_CHECK), "-o", str(exe)], check=True, capture_output=True)
+    done = subprocess.run([*run, str(exe)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("isa", _build.ISAS)
+def test_each_build_of_this_cpu_computes_right(isa, tmp_path):
+    if shutil.which("g++") is None:
+        pytest.skip("no g++")
+    if isa not in _build.supported_isas(_build.cpu_flags(), platform.machine(), ""):
+        pytest.skip(f"this CPU cannot run the {isa} build")
+    out = _compile_and_run("g++", _build.ISA_FLAGS[isa], [], tmp_path)
+    assert f"isa {isa} " in out
+
+
+@pytest.mark.slow
+def test_portable_build_on_aarch64(tmp_path):
+    """The portable build compiles for aarch64 (NEON auto-vectorised) and computes right there
+    (run under qemu-user; apt: g++-aarch64-linux-gnu qemu-user)."""
+    cxx, qemu = "aarch64-linux-gnu-g++", "qemu-aarch64"
+    if platform.machine() == "aarch64":
+        cxx, qemu = "g++", None
+    elif shutil.which(cxx) is None or shutil.which(qemu) is None:
+        pytest.skip(f"needs {cxx} and {qemu} (apt: g++-aarch64-linux-gnu qemu-user)")
+    out = _compile_and_run(cxx, ["-static"], [qemu] if qemu else [], tmp_path)
+    assert "isa portable " in out
