@@ -7,7 +7,7 @@
 // independent FMA chains to cover the FMA latency:
 //   m <= 2: 3 panels (V = 6) x R = m        (B = 1 streaming: 6 chains over 48 columns)
 //   m == 3: 2 panels (V = 4) x R = 3
-//   m >= 4: 1 panel  (V = 2) x R = 6 (and a smaller last row block)
+//   m >= 4: 1 panel  (V = 2) x R = 6 (the last 7-9 rows as two blocks of 3-5)
 // Panel groups are the outer loop, so a group (k x 16V/2 floats) stays in L1/L2 while every
 // row block of the step streams it.
 #pragma once
@@ -151,10 +151,14 @@ inline void panel_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t 
   const int rows = m <= 2 ? (int)m : m == 3 ? 3 : 6;
   for (int64_t p = 0; p < np; p += group) {
     const int q = (int)(np - p < group ? np - p : group);
-    for (int64_t r0 = 0; r0 < m; r0 += rows) {
-      const int r = (int)(m - r0 < rows ? m - r0 : rows);
+    for (int64_t r0 = 0; r0 < m;) {
+      int r = (int)(m - r0 < rows ? m - r0 : rows);
+      // A last block of 1-3 rows would have 2-6 FMA chains (latency-bound): split the last
+      // 7-9 rows into two blocks of 3-5 instead.
+      if (rows == 6 && m - r0 > 6 && m - r0 < 10) r = (int)((m - r0 + 1) / 2);
       pick_panel_kernel(r, q)(k, A + r0 * lda, lda, Bp + p * k * kPanel, C + r0 * ldc + p * kPanel,
                               ldc, accumulate, n - p * kPanel, bias ? bias + p * kPanel : nullptr);
+      r0 += r;
     }
   }
 }
