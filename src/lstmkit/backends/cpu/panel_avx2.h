@@ -5,7 +5,8 @@
 // broadcast of A and the B loads (FMA memory operands; two load ports feed two FMA ports).
 // The block follows the step's row count so that small batches still have enough
 // independent FMA chains to cover the FMA latency:
-//   m <= 2: 3 panels (V = 6) x R = m        (B = 1 streaming: 6 chains over 48 columns)
+//   m == 1: 6 panels (V = 12)               (B = 1 streaming: 12 chains over 96 columns)
+//   m == 2: 3 panels (V = 6) x R = 2
 //   m == 3: 2 panels (V = 4) x R = 3
 //   m >= 4: 1 panel  (V = 2) x R = 6 (the last 7-9 rows as two blocks of 3-5)
 // Panel groups are the outer loop, so a group (k x 16V/2 floats) stays in L1/L2 while every
@@ -80,30 +81,30 @@ template <int R, int V>
 static void panel_kernel(int64_t k, const float* A, int64_t lda, const float* Bp, float* C,
                          int64_t ldc, bool accumulate, int64_t cols, const float* bias) {
   __m256 c[R][V];
-#pragma GCC unroll 6
+#pragma GCC unroll 12
   for (int v = 0; v < V; ++v) {
     const __m256 init =
         bias ? _mm256_maskload_ps(bias + 8 * v, lane_mask8(cols - 8 * v)) : _mm256_setzero_ps();
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int r = 0; r < R; ++r) c[r][v] = init;
   }
   for (int64_t kk = 0; kk < k; ++kk) {
     const float* b = Bp + kk * kPanel;
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
       const __m256 a = _mm256_broadcast_ss(A + r * lda + kk);
-#pragma GCC unroll 6
+#pragma GCC unroll 12
       for (int v = 0; v < V; ++v)
         c[r][v] = _mm256_fmadd_ps(a, _mm256_load_ps(b + (v >> 1) * k * kPanel + (v & 1) * 8),
                                   c[r][v]);
     }
   }
-#pragma GCC unroll 6
+#pragma GCC unroll 12
   for (int v = 0; v < V; ++v) {
     const int64_t left = cols - 8 * v;
     if (left <= 0) break;
     const __m256i m = lane_mask8(left);
-#pragma GCC unroll 6
+#pragma GCC unroll 12
     for (int r = 0; r < R; ++r) {
       float* dst = C + r * ldc + 8 * v;
       __m256 x = c[r][v];
@@ -140,6 +141,22 @@ static PanelFn panel_rows(int r) {
 }
 
 inline PanelFn pick_panel_kernel(int r, int q) {  // q panels in the group: V = 2q
+  if (r == 1) {  // batch 1: up to 6 panels, 12 chains
+    switch (q) {
+      case 1:
+        return panel_kernel<1, 2>;
+      case 2:
+        return panel_kernel<1, 4>;
+      case 3:
+        return panel_kernel<1, 6>;
+      case 4:
+        return panel_kernel<1, 8>;
+      case 5:
+        return panel_kernel<1, 10>;
+      default:
+        return panel_kernel<1, 12>;
+    }
+  }
   return q == 1 ? panel_rows<2>(r) : q == 2 ? panel_rows<4>(r) : panel_rows<6>(r);
 }
 
@@ -147,7 +164,7 @@ inline void panel_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t 
                        const float* Bp, bool accumulate, float* C, int64_t ldc,
                        const float* bias = nullptr) {
   const int64_t np = (n + kPanel - 1) / kPanel;
-  const int group = m <= 2 ? 3 : m == 3 ? 2 : 1;  // panels per register block
+  const int group = m == 1 ? 6 : m == 2 ? 3 : m == 3 ? 2 : 1;  // panels per register block
   const int rows = m <= 2 ? (int)m : m == 3 ? 3 : 6;
   for (int64_t p = 0; p < np; p += group) {
     const int q = (int)(np - p < group ? np - p : group);

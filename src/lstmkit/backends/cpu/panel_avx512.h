@@ -1,8 +1,8 @@
 // lstmkit CPU backend: the AVX-512 build of the panel GEMM (legend and layout: panel_gemm.h).
 //
-// Register block: R <= 8 rows x Q <= 3 panels (48 columns) of accumulators, broadcast A,
-// stream the panel group (k x 48 floats) once per row block; panel groups are the outer
-// loop so each group stays in L2 while every row block of the step uses it.
+// Register block: R <= 8 rows x Q <= 3 panels (48 columns) of accumulators (m <= 2: Q <= 6),
+// broadcast A, stream the panel group (k x 16Q floats) once per row block; panel groups are
+// the outer loop so each group stays in L2 while every row block of the step uses it.
 #pragma once
 
 #include <immintrin.h>
@@ -71,7 +71,7 @@ template <int R, int Q>
 static void panel_kernel(int64_t k, const float* A, int64_t lda, const float* Bp, float* C,
                          int64_t ldc, bool accumulate, int64_t cols, const float* bias) {
   __m512 c[R][Q];
-#pragma GCC unroll 3
+#pragma GCC unroll 6
   for (int q = 0; q < Q; ++q) {
     const int64_t left = cols - q * kPanel;
     const __mmask16 m = left >= kPanel ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
@@ -81,16 +81,16 @@ static void panel_kernel(int64_t k, const float* A, int64_t lda, const float* Bp
   }
   for (int64_t kk = 0; kk < k; ++kk) {
     __m512 b[Q];
-#pragma GCC unroll 3
+#pragma GCC unroll 6
     for (int q = 0; q < Q; ++q) b[q] = _mm512_load_ps(Bp + (q * k + kk) * kPanel);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512 a = _mm512_set1_ps(A[r * lda + kk]);
-#pragma GCC unroll 3
+#pragma GCC unroll 6
       for (int q = 0; q < Q; ++q) c[r][q] = _mm512_fmadd_ps(a, b[q], c[r][q]);
     }
   }
-#pragma GCC unroll 3
+#pragma GCC unroll 6
   for (int q = 0; q < Q; ++q) {
     const int64_t left = cols - q * kPanel;
     const __mmask16 m = left >= kPanel ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
@@ -112,7 +112,17 @@ static constexpr PanelFn panel_fn(int q) {
   return q == 1 ? panel_kernel<R, 1> : q == 2 ? panel_kernel<R, 2> : panel_kernel<R, 3>;
 }
 
+// Batch 1-2 (m <= 2): up to 6 panels (12 chains: the FMA latency is covered with one or two
+// rows; 32 zmm registers hold them and the B loads).
+template <int R>
+static constexpr PanelFn panel_fn_wide(int q) {
+  return q <= 3 ? panel_fn<R>(q)
+                : q == 4 ? panel_kernel<R, 4> : q == 5 ? panel_kernel<R, 5> : panel_kernel<R, 6>;
+}
+
 inline PanelFn pick_panel_kernel(int r, int q) {
+  if (r == 1) return panel_fn_wide<1>(q);
+  if (r == 2) return panel_fn_wide<2>(q);
   switch (r) {
     case 1:
       return panel_fn<1>(q);
@@ -139,8 +149,9 @@ inline void panel_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t 
                        const float* Bp, bool accumulate, float* C, int64_t ldc,
                        const float* bias = nullptr) {
   const int64_t np = (n + kPanel - 1) / kPanel;
-  for (int64_t p = 0; p < np; p += 3) {
-    const int q = (int)(np - p < 3 ? np - p : 3);
+  const int group = m <= 2 ? 6 : 3;  // panels per register block
+  for (int64_t p = 0; p < np; p += group) {
+    const int q = (int)(np - p < group ? np - p : group);
     for (int64_t r0 = 0; r0 < m; r0 += 8) {
       const int r = (int)(m - r0 < 8 ? m - r0 : 8);
       pick_panel_kernel(r, q)(k, A + r0 * lda, lda, Bp + p * k * kPanel, C + r0 * ldc + p * kPanel,
