@@ -39,8 +39,16 @@ ISA_NEEDS: dict[str, tuple[str, ...]] = {
     "portable": (),
 }
 ISA_FLAGS: dict[str, list[str]] = {
-    "avx512": ["-mavx2", "-mfma", "-mf16c", "-mavx512f", "-mavx512bw", "-mavx512dq",
-               "-mavx512vl", "-mtune=generic"],  # fmt: skip
+    "avx512": [
+        "-mavx2",
+        "-mfma",
+        "-mf16c",
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512dq",
+        "-mavx512vl",
+        "-mtune=generic",
+    ],
     "avx2": ["-mavx2", "-mfma", "-mf16c", "-mtune=generic"],
     "portable": [],
 }
