@@ -1,21 +1,43 @@
 # lstmkit: `make demo` and `make test` each set up everything on a fresh machine.
+# `make demo` installs only what `lstmkit train` needs (torch, the core dependencies and
+# scikit-learn for the TF-IDF baseline it prints); `make test` and the rest add the dev extra.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+TORCH := $(VENV)/.torch
+DEMO_STAMP := $(VENV)/.installed-demo
+STAMP := $(VENV)/.installed-dev
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_OFFLINE ?= torch==2.13.0
 
 .PHONY: setup demo test test-slow lint format bench figures clean
 
-$(STAMP): pyproject.toml
+# torch's CPU build: a bare `pip install torch` on Linux pulls the multi-GB CUDA build.
+# 1. torch already importable: keep it.  2. PyTorch's CPU wheel index reachable: torch from
+# there (PyPI as extra index for its dependencies; a +cpu wheel outranks PyPI's of the same
+# version).  3. Otherwise (offline, pip's own configured index and wheels): $(TORCH_OFFLINE).
+$(TORCH):
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	# torch's CPU wheel first: a bare `torch` requirement would pull a multi-GB CUDA build.
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	if $(BIN)/python -c "import torch" 2>/dev/null; then :; \
+	elif $(BIN)/python -c "import urllib.request as u; u.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=10)" 2>/dev/null; then \
+	  $(BIN)/pip install -q torch --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple \
+	    || $(BIN)/pip install -q $(TORCH_OFFLINE); \
+	else \
+	  $(BIN)/pip install -q $(TORCH_OFFLINE); \
+	fi
+	touch $@
+
+$(DEMO_STAMP): pyproject.toml $(TORCH)
+	$(BIN)/pip install -q -e ".[demo]"
+	touch $@
+
+$(STAMP): pyproject.toml $(TORCH)
 	$(BIN)/pip install -q -e ".[dev]"
-	touch $(STAMP)
+	touch $@ $(DEMO_STAMP)
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/lstmkit train
 
 test: $(STAMP)

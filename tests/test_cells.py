@@ -1,5 +1,7 @@
 """Reference cells: torch.nn cell parity (float64, every gradient) and gradcheck."""
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -147,3 +149,20 @@ def test_layer_gradcheck_packed_bidirectional():
 
     params = tuple(p.detach().clone().requires_grad_() for p in m.parameters())
     assert torch.autograd.gradcheck(f, (x, *params))
+
+
+@pytest.mark.parametrize("ours_cls,torch_cls,kw", PAIRS)
+def test_cells_are_torch_cells_in_the_toolchain(ours_cls, torch_cls, kw):
+    """isinstance, torch.jit.script (of the torch twin) and quantize_dynamic naming our class."""
+    torch.manual_seed(0)
+    ref, ours = torch_cls(3, 5, **kw), ours_cls(3, 5, **kw)
+    ours.load_state_dict(ref.state_dict())
+    assert isinstance(ours, torch_cls) and isinstance(ours, nn.RNNCellBase)
+    x = torch.randn(4, 3)
+    assert_close(torch.jit.script(ours)(x)[0], ref(x)[0], "scripted cell")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        q_ours = torch.ao.quantization.quantize_dynamic(nn.Sequential(ours), {ours_cls})
+        q_ref = torch.ao.quantization.quantize_dynamic(nn.Sequential(ref), {torch_cls})
+    assert "quantized" in type(q_ours[0]).__module__
+    torch.testing.assert_close(q_ours(x), q_ref(x), atol=1e-3, rtol=0)

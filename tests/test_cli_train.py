@@ -79,7 +79,15 @@ def test_predict_json_and_stdin(run_dir, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("还不错\n\n太差\n"))
     assert main(["predict", run_dir]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2 and lines[0].endswith("\t还不错")
+    # one output line per input line: the blank one gets a blank verdict
+    assert len(lines) == 3 and lines[0].endswith("\t还不错") and lines[1] == "\t\t"
+    monkeypatch.setattr("sys.stdin", io.StringIO("好\n\n"))
+    assert main(["predict", run_dir, "--json"]) == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert rows[1] == {"text": "", "label": None, "probability": None}
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert main(["predict", run_dir]) == 2
+    assert "stdin was empty" in capsys.readouterr().err
 
 
 def test_evaluate_matches_summary(run_dir, capsys):

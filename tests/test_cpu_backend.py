@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 import lstmkit
 from lstmkit.backends import Request, get_backend, select_backend
 from lstmkit.backends import reference as ref_backend
-from lstmkit.backends.cpu import _build, ops
+from lstmkit.backends.cpu import _build, fused, ops
 from tolerances import assert_close, assert_close_scaled
 
 pytestmark = pytest.mark.skipif(
@@ -91,7 +91,7 @@ def _case(seed: int, dtype=torch.float64, big: bool = False):
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request, monkeypatch):
     """Run with the thread count forced, so small shapes exercise the thread-blocked layout."""
-    monkeypatch.setattr(ops, "num_threads", lambda B, H, G: request.param)
+    monkeypatch.setattr(fused, "num_threads", lambda B, H, G: request.param)
     return request.param
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lstmkit.backends import reference as ref_backend
-from lstmkit.backends.cpu import _build, ops
+from lstmkit.backends.cpu import _build, fused, ops
 from test_cpu_backend import _batch_sizes, _leaves, _params, _run
 from tolerances import assert_close, assert_close_scaled
 
@@ -25,7 +25,7 @@ MODES = ("gru", "rnn_tanh", "rnn_relu")
 
 @pytest.fixture(params=[1, 2], ids=["1thread", "2threads"])
 def threads(request, monkeypatch):
-    monkeypatch.setattr(ops, "num_threads", lambda B, H, G: request.param)
+    monkeypatch.setattr(fused, "num_threads", lambda B, H, G: request.param)
     return request.param
 
 

@@ -185,3 +185,15 @@ def test_extras_accept_packed_input():
     assert out.data.shape == (12, 10) and h.shape == (4, 3, 5)
     (out.data.sum() + h.sum()).backward()
     assert all(p.grad is not None for p in m.parameters())
+
+
+@pytest.mark.parametrize("extra", [{"peephole": True}, {"layer_norm": True}, {"zoneout": 0.1}])
+def test_extras_run_on_the_reference_silently(extra):
+    """No fused CPU kernel and not torch's op: auto runs the reference, with no warning."""
+    import warnings
+
+    m = lstmkit.LSTM(3, 4, **extra)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m(torch.randn(5, 2, 3))
+    assert m._last_backend == "reference"

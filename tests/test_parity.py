@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import lstmkit
+from lstmkit.backends import Request, get_backend
 from tolerances import assert_close
 
 TORCH = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn_tanh": nn.RNN, "rnn_relu": nn.RNN}
@@ -118,6 +119,24 @@ def run(module, x, hx, lengths, cfg):
 CONFIGS = [random_config(s) for s in range(200)]
 
 
+def expected_backend(cfg: dict, backend: str) -> str:
+    """Which backend must have run: the one named, or for "auto" the compiled CPU backend
+    (torch's kernel where the CPU policy says it is faster) — never the reference, so a
+    failed compile cannot turn this suite into a test of the reference against itself."""
+    if backend != "auto":
+        return backend
+    request = Request(cfg["mode"], torch.device("cpu"), cfg["dtype"], cfg["proj_size"] > 0,
+                      cfg["form"].startswith("packed"), batch=cfg["B"], steps=cfg["T"],
+                      input_size=cfg["I"], hidden_size=cfg["H"], num_layers=cfg["num_layers"],
+                      bidirectional=cfg["bidirectional"], grad=True)  # fmt: skip
+    reason = get_backend("cpu").supports(request)
+    if reason is None:
+        return "cpu"
+    if getattr(reason, "kind", None) == "slower":
+        return "torch"
+    pytest.skip(f"the compiled CPU backend (C++ compiler, ninja) cannot run here: {reason}")
+
+
 @pytest.mark.parametrize("backend", ["reference", "auto"])
 @pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c['seed']}-{c['mode']}-{c['form']}")
 def test_matches_torch(cfg, backend):
@@ -127,6 +146,7 @@ def test_matches_torch(cfg, backend):
     x, hx, lengths = make_inputs(cfg, gen)
     r_out, r_t, r_states, r_grads = run(ref, x, hx, lengths, cfg)
     o_out, o_t, o_states, o_grads = run(ours, x, hx, lengths, cfg)
+    assert ours._last_backend == expected_backend(cfg, backend), "the backend that ran"
     assert type(o_out) is type(r_out)
     if isinstance(r_out, PackedSequence):
         assert torch.equal(o_out.batch_sizes, r_out.batch_sizes)

@@ -8,15 +8,7 @@ import torch
 import lstmkit
 from lstmkit.backends import registry
 from lstmkit.backends.reference import BACKEND as REFERENCE
-
-
-@pytest.fixture
-def fake_backends():
-    saved = dict(registry._BACKENDS)
-    yield
-    registry._BACKENDS.clear()
-    registry._BACKENDS.update(saved)
-    registry._WARNED.clear()
+from lstmkit.backends.registry import Backend, Decline, scoped_registry
 
 
 def request(**kw):
@@ -24,42 +16,73 @@ def request(**kw):
     return registry.Request(**{**base, **kw})
 
 
-def test_auto_prefers_priority_and_falls_back_with_one_warning(fake_backends):
+def test_auto_prefers_priority_and_falls_back_with_one_warning():
     calls = []
-    fast = registry.Backend("fast", 99, lambda r: None if r.dtype == torch.float32 else "float32 only",
-                            lstm_layer=lambda *a, **k: calls.append(1) or REFERENCE.lstm_layer(*a))  # fmt: skip
-    registry.register(fast)
-    assert registry.select_backend("auto", request()).name == "fast"
-    with pytest.warns(RuntimeWarning, match="float32 only"):
-        assert registry.select_backend("auto", request(dtype=torch.float64)).name != "fast"
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # the second time: no warning
-        registry.select_backend("auto", request(dtype=torch.float64))
-    m = lstmkit.LSTM(3, 4)
-    m(torch.randn(2, 1, 3))
-    assert calls, "the module dispatched to the chosen backend"
+
+    def lstm_op(*a, **k):
+        calls.append(1)
+        return REFERENCE.layer_op("lstm")(*a, **k)
+
+    def float32_only(r):
+        return None if r.dtype == torch.float32 else Decline("dtype", "float32 only")
+
+    with scoped_registry():
+        registry.register(Backend("fast", 99, float32_only, layers={"lstm": lstm_op}))
+        assert registry.select_backend("auto", request()).name == "fast"
+        with pytest.warns(RuntimeWarning, match="float32 only"):
+            assert registry.select_backend("auto", request(dtype=torch.float64)).name != "fast"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the second time: no warning
+            registry.select_backend("auto", request(dtype=torch.float64))
+        m = lstmkit.LSTM(3, 4)
+        m(torch.randn(2, 1, 3))
+        assert calls, "the module dispatched to the chosen backend"
+        assert m._last_backend == "fast"
+    assert "fast" not in lstmkit.available_backends(), "scoped_registry restores the registry"
 
 
-def test_named_backend_that_cannot_run_raises(fake_backends):
-    registry.register(registry.Backend("gpuonly", 10, lambda r: "device cpu is not supported"))
-    with pytest.raises(ValueError, match="device cpu is not supported"):
-        registry.select_backend("gpuonly", request())
+def test_named_backend_that_cannot_run_raises():
+    with scoped_registry():
+        registry.register(Backend("gpuonly", 10, lambda r: Decline("device", "device cpu no")))
+        with pytest.raises(ValueError, match="device cpu no"):
+            registry.select_backend("gpuonly", request())
 
 
-def test_device_and_extras_fallbacks_are_silent(fake_backends):
-    registry.register(registry.Backend("fast", 99, lambda r: "device: cuda only"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert registry.select_backend("auto", request()).name != "fast"
-    registry.register(
-        registry.Backend("fast2", 98, lambda r: "extras not fused" if r.extras else None)
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert (
-            registry.select_backend("auto", request(extras=frozenset({"peephole"}))).name != "fast2"
-        )
+@pytest.mark.parametrize("kind", sorted(registry.SILENT_KINDS))
+def test_silent_decline_kinds_do_not_warn(kind):
+    with scoped_registry():
+        registry.register(Backend("fast", 99, lambda r: Decline(kind, f"declined: {kind}")))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert registry.select_backend("auto", request()).name != "fast"
+
+
+def test_decline_kind_is_data_not_words():
+    """A reason that merely starts with "device" but has another kind still warns."""
+    with scoped_registry():
+        registry.register(Backend("fast", 99, lambda r: Decline("unavailable", "device busy")))
+        with pytest.warns(RuntimeWarning, match="device busy"):
+            registry.select_backend("auto", request())
+    with pytest.raises(ValueError, match="unknown decline kind"):
+        Decline("because", "no")
+
+
+def test_layer_op_raises_on_unknown_mode():
+    with pytest.raises(ValueError, match="no layer op for mode 'lstmp'"):
+        REFERENCE.layer_op("lstmp")
+    for mode in registry.MODES:  # every built-in mode, from reference/spec.py
+        assert callable(REFERENCE.layer_op(mode))
 
 
 def test_reference_is_always_available():
-    assert "reference" in lstmkit.available_backends()
+    assert {"reference", "torch"} <= set(lstmkit.available_backends())
+
+
+def test_tables_derive_from_the_cell_specs():
+    from lstmkit.nn import init
+    from lstmkit.reference import spec
+
+    assert registry.MODES == spec.MODES
+    assert init.GATES == {m: s.G for m, s in spec.SPECS.items()}
+    assert init.KEEP_GATE == {"lstm": 1, "gru": 1}
+    assert set(REFERENCE.layers) == set(spec.MODES)

@@ -325,3 +325,33 @@ def test_kernels_compile_for_sm90_without_a_gpu():
     res = subprocess.run([sys.executable, "-c", COMPILE_CHECK], env=env, capture_output=True,
                          text=True, timeout=300)  # fmt: skip
     assert res.returncode == 0 and "compiled" in res.stdout, res.stderr[-3000:]
+
+
+@pytest.mark.parametrize("mode, layer_norm", [("lstm", False), ("gru", False), ("lstm", True),
+                                              ("gru", True)])  # fmt: skip
+def test_double_backward_raises_naming_the_reference(mode, layer_norm):
+    """The Triton backward is analytic: create_graph=True must fail loudly, never return a
+    gradient that silently lost its graph."""
+    t = _inputs(mode, PACKED, H=8)
+    kw = _extras(8, False, layer_norm, mode) if layer_norm else {}
+    if mode == "gru":
+        y = tb.gru_layer(t["x"], PACKED, t["h0"], t["w_ih"], t["w_hh"], t["b_ih"], t["b_hh"],
+                         False, **kw)[0]  # fmt: skip
+    else:
+        y = tb.lstm_layer(t["x"], PACKED, t["h0"], t["c0"], t["w_ih"], t["w_hh"], t["b_ih"],
+                          t["b_hh"], None, False, **kw)[0]  # fmt: skip
+    with pytest.raises(RuntimeError, match="backend='reference'"):
+        torch.autograd.grad(y.sum(), t["x"], create_graph=True)
+
+
+def test_layer_norm_ops_do_not_import_the_plain_ops():
+    """ops.py uses ops_ln.py, never the other way round (shared helpers live in common.py)."""
+    import ast
+    import inspect
+
+    from lstmkit.backends.triton import ops_ln
+
+    tree = ast.parse(inspect.getsource(ops_ln))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert "lstmkit.backends.triton.ops" not in imported
+

@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmkit
+from lstmkit.reference.spec import spec
 
 
 class CharClassifier(nn.Module):
@@ -14,7 +15,7 @@ class CharClassifier(nn.Module):
         super().__init__()
         self.stoi = {c: i + 1 for i, c in enumerate(dict.fromkeys(vocab))}
         self.emb = nn.Embedding(len(self.stoi) + 1, 8)
-        cls = {"lstm": lstmkit.LSTM, "gru": lstmkit.GRU, "rnn": lstmkit.RNN}[kind]
+        cls = getattr(lstmkit, spec(kind).class_name)
         self.rnn = cls(8, hidden, num_layers=layers, batch_first=True)
         self.out = nn.Linear(hidden, 2)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import io
 import json
 import re
 
@@ -10,7 +12,7 @@ import numpy as np
 import pytest
 
 from lstmkit.cli import main
-from lstmkit.viz import browser
+from lstmkit.viz import browser, cjkfont
 from lstmkit.viz.report import gather, write_report
 
 POS = [
@@ -21,6 +23,7 @@ POS = [
     "物美价廉，推荐",
     "非常喜欢这本书",
 ]
+TURN = "虽然价格有点贵，但是质量非常好，很满意。"
 NEG = ["房间又脏又吵", "太失望了", "用了两天就坏了", "浪费钱，不推荐", "服务态度很差", "写得很无聊"]
 
 
@@ -37,7 +40,12 @@ def run_dir(tmp_path_factory):
             "--embed-size", "8", "--no-baseline", "--no-progress",
             "--out-dir", str(root), "--name", "tiny", "--threads", "1"]  # fmt: skip
     assert main(args) == 0
-    return root / "tiny"
+    run = root / "tiny"
+    # the sentiment task's showcase, as its summary.json carries it (the text task has none)
+    summary = json.loads((run / "summary.json").read_text(encoding="utf-8"))
+    summary["examples"] = [{"text": TURN, "expected": "pos", "predicted": "pos", "p_pos": 0.61}]
+    (run / "summary.json").write_text(json.dumps(summary, ensure_ascii=False), encoding="utf-8")
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +83,26 @@ def test_report_is_self_contained(report, run_dir):
         assert needle in page, needle
 
 
+def _shown_cjk(page: str) -> set[int]:
+    text = re.sub(r"<style>.*?</style>", "", page, flags=re.S)
+    return {ord(c) for c in text if ord(c) >= 0x2E80}
+
+
+def test_report_embeds_the_glyphs_it_shows(report):
+    page = report.read_text(encoding="utf-8")
+    face = re.search(r"@font-face \{[^}]*base64,([A-Za-z0-9+/=]+)\)[^}]*\}", page)
+    assert face, "the report has no embedded font"
+    from fontTools.ttLib import TTFont
+
+    with TTFont(io.BytesIO(base64.b64decode(face.group(1)))) as font:
+        cmap = set(font.getBestCmap())
+    shown = _shown_cjk(page)
+    assert {ord(c) for c in TURN + "服务很周到但是"} <= shown
+    assert shown <= cmap  # every Chinese character on the page has its glyph embedded
+    assert len(face.group(1)) < 200_000  # a subset, not the 2 MB font
+    assert f'font-family: "{cjkfont.FAMILY}"' in page
+
+
 def test_report_cli(run_dir, tmp_path, capsys):
     out = tmp_path / "r.html"
     assert main(["report", str(run_dir), "-o", str(out), "--examples", "0"]) == 0
@@ -87,15 +115,26 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+# the 虽然…但是 table, an explanation's text and a heatmap column head (the first character)
+PROBES = ("table.turns td", "div.explain p.text", "table.heat th:nth-child(2)")
+
+
 @needs_chromium
 def test_report_loads_in_headless_chromium(report, tmp_path):
-    res = browser.check_page(report, tmp_path / "report.png")
+    res = browser.check_page(report, tmp_path / "report.png", font_probes=PROBES)
     assert res.loaded
     assert res.errors == []
     assert res.external_requests == []
     assert res.requests[0] == report.resolve().as_uri()
     png = res.screenshot.read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 20_000  # a rendered page, not a blank one
+    # Chromium drew the Chinese with the page's own font, on any machine: no system
+    # fallback font (and no tofu) for any glyph of these elements
+    assert (cjkfont.FAMILY, "loaded") in res.font_faces
+    for sel in PROBES:
+        used = res.fonts_used[sel]
+        assert [(f, custom) for f, custom, _ in used] == [(cjkfont.FAMILY, True)], (sel, used)
+    assert res.fonts_used[PROBES[0]][0][2] == len(TURN)
 
 
 @needs_chromium
@@ -123,3 +162,55 @@ def test_explain_refuses_text_the_run_would_truncate(run_dir):
 
     with pytest.raises(ValueError, match="max_len"):
         explain_run(run_dir, "好" * 400)
+
+
+def test_model_card_of_a_forecaster():
+    from lstmkit.viz.report import ReportData, _card_rows
+
+    d = ReportData("runs/sun", {"task": "sunspots", "model": "lstm", "layers": 1, "hidden_size": 32,
+                               "embed_size": 128, "window": 20}, {"epochs_run": 30, "train_seconds": 0.7,
+                               "baseline": {"name": "AR(9) least squares", "test_rmse": 17.47}},
+                   [{"epoch": 1, "seconds": 0.03}], [], 10, 8, "forecast")  # fmt: skip
+    rows = dict(_card_rows(d))
+    assert "window 20" in rows["model"] and "embed" not in rows["model"]
+    assert rows["speed"] == "trained in 0.70 s, 0.03 s per epoch"
+    assert rows["baseline"] == "AR(9) least squares: rmse 17.4700"
+
+
+@pytest.fixture(scope="module")
+def sunspots_run(tmp_path_factory):
+    pytest.importorskip("statsmodels", reason="the sunspots data ships with statsmodels")
+    root = tmp_path_factory.mktemp("sun")
+    args = ["train", "--task", "sunspots", "--epochs", "2", "--hidden-size", "8", "--no-baseline",
+            "--no-progress", "--out-dir", str(root), "--name", "sun", "--threads", "1"]  # fmt: skip
+    assert main(args) == 0
+    return root / "sun"
+
+
+def test_forecast_report_shows_the_test_forecasts(sunspots_run, tmp_path):
+    d, _ = gather(sunspots_run)
+    times, values = d.series
+    truth = values[d.test_start : d.test_start + len(d.forecasts)]
+    rmse = float(np.sqrt(np.mean((d.forecasts - truth) ** 2)))
+    assert rmse == pytest.approx(d.summary["test_rmse"], rel=1e-5)  # the run's own test score
+    assert times[d.test_start] == 1921 and len(d.forecasts) == 67
+    page = write_report(sunspots_run, tmp_path / "sun.html").read_text(encoding="utf-8")
+    assert "Test forecasts (67 one-step-ahead)" in page
+    model_row = re.search(r"<tr><th>model</th><td>([^<]*)", page).group(1)
+    assert "window 20" in model_row and "embed" not in model_row
+    assert page.count("data:image/png;base64,") == 2  # training curves + forecasts
+
+
+@needs_chromium
+def test_report_check_from_the_command_line(run_dir, tmp_path):
+    """``lstmkit report --check`` in a fresh process (where matplotlib's font files hold low
+    descriptors, so the DevTools pipe ends must be moved onto fds 3 and 4 with care)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "r.html"
+    cmd = [sys.executable, "-m", "lstmkit.cli", "report", str(run_dir), "-o", str(out),
+           "--examples", "1", "--check"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert "screenshot:" in done.stdout and out.with_suffix(".png").exists()

@@ -8,7 +8,19 @@ torch.Size([2, 5, 16])
 """
 
 from lstmkit.backends import available_backends, select_backend
-from lstmkit.nn import GRU, LSTM, RNN, GateRecord, GRUCell, LSTMCell, RNNCell, record_gates
+from lstmkit.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    GateRecord,
+    GRUCell,
+    LSTMCell,
+    Recurrent,
+    RNNCell,
+    define_cell,
+    record_gates,
+)
+from lstmkit.nn.compat import compile  # noqa: A004 - torch.compile with allow_rnn scoped
 
 __version__ = "0.1.0"
 
@@ -20,7 +32,10 @@ __all__ = [
     "LSTMCell",
     "RNNCell",
     "GateRecord",
+    "Recurrent",
     "available_backends",
+    "compile",
+    "define_cell",
     "record_gates",
     "select_backend",
 ]

@@ -1,21 +1,26 @@
 """Backends behind one dispatch point (:func:`select_backend`).
 
-``reference`` is always present; ``cpu`` (compiled C++) and ``triton`` (GPU kernels) are
-loaded on first use, so importing lstmkit never compiles or imports triton.
+``reference`` (the readable oracle) and ``torch`` (torch's own ATen kernel) are always present;
+``cpu`` (compiled C++) and ``triton`` (GPU kernels) are loaded on first use, so importing
+lstmkit never compiles or imports triton.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from lstmkit.backends import reference  # noqa: F401  (registers the reference backend)
+from lstmkit.backends import native, reference  # noqa: F401  (register themselves)
 from lstmkit.backends.registry import (
     Backend,
+    Decline,
+    LayerWeights,
     Request,
     available_backends,
     get_backend,
+    per_mode_layers,
     register,
     register_lazy,
+    scoped_registry,
     select_backend,
 )
 
@@ -24,7 +29,11 @@ for _name in ("cpu", "triton"):
 
 __all__ = [
     "Backend",
+    "Decline",
+    "LayerWeights",
     "Request",
+    "per_mode_layers",
+    "scoped_registry",
     "available_backends",
     "get_backend",
     "register",

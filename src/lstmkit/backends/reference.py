@@ -13,9 +13,17 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from lstmkit.backends.registry import Backend, Request, register
+from lstmkit.backends.registry import (
+    Backend,
+    LayerOp,
+    LayerWeights,
+    Request,
+    per_mode_layers,
+    register,
+)
 from lstmkit.reference.cells import LayerNorms, Peephole, gru_cell, lstm_cell, rnn_cell
 from lstmkit.reference.loop import run_layer
+from lstmkit.reference.spec import CellSpec
 
 
 def _zoneout(new: Tensor, old: Tensor, p: float, training: bool) -> Tensor:
@@ -119,6 +127,44 @@ def _single_state_layer(cell, x, batch_sizes, h0, reverse, p_zoneout, training, 
     return y, h_n
 
 
+def cell_layer(spec: CellSpec) -> LayerOp:
+    """The layer op of a user-defined cell (``spec.cell``, see :func:`lstmkit.define_cell`).
+
+    ``spec.cell(x_t, *states, w_ih, w_hh, b_ih, b_hh)`` returns its new states in
+    ``spec.states`` order followed by a dict of gates; the first state is the step's output.
+    Per-step extras: ``zoneout`` (on every state; p_c for the second), ``recurrent_mask``
+    (on h_{t-1} into the cell), ``training`` and ``record``.
+    """
+    if spec.cell is None:
+        raise ValueError(f"cell type {spec.mode!r} has no cell function")
+    n = len(spec.states)
+
+    def layer(x, batch_sizes, state0, w: LayerWeights, reverse, *, zoneout=(0.0, 0.0),
+              recurrent_mask=None, training=False, record=None, **unused):  # fmt: skip
+        if unused:
+            raise ValueError(f"cell {spec.mode!r} does not support {', '.join(sorted(unused))}")
+        p_c, p_h = zoneout
+
+        def step(x_t, state):
+            seen = state
+            if recurrent_mask is not None:
+                seen = (state[0] * recurrent_mask[: state[0].shape[0]], *state[1:])
+            *new, gates = spec.cell(x_t, *seen, w.w_ih, w.w_hh, w.b_ih, w.b_hh)
+            if len(new) != n:
+                raise ValueError(
+                    f"cell {spec.mode!r} returned {len(new)} states, its spec says {n} "
+                    f"({', '.join(spec.states)}); return the states, then a dict of gates"
+                )
+            new = tuple(_zoneout(s, old, p_h if k == 0 else p_c, training)
+                        for k, (s, old) in enumerate(zip(new, state)))  # fmt: skip
+            return new[0], new, gates
+
+        y, state_n, _ = run_layer(step, x, batch_sizes, tuple(state0), reverse, record)
+        return y, state_n
+
+    return layer
+
+
 def _supports(request: Request) -> str | None:
     return None  # the reference runs everything torch can run, on any device and dtype
 
@@ -127,8 +173,7 @@ BACKEND = Backend(
     name="reference",
     priority=0,
     supports=_supports,
-    lstm_layer=lstm_layer,
-    gru_layer=gru_layer,
-    rnn_layer=rnn_layer,
+    layers=per_mode_layers(lstm_layer, gru_layer, rnn_layer),
+    generic=cell_layer,
 )
 register(BACKEND)

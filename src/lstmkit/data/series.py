@@ -152,6 +152,9 @@ def load_series_npz(path: str, split_seed: int = 0) -> SeriesData:
     full = SeriesSet(series, [index[str(v)] for v in y.tolist()])
     rest, test = _split_valid(full, 0.1, split_seed)
     train, valid = _split_valid(rest, 0.1, split_seed + 1)
+    from lstmkit.data.text import check_labels_in_train
+
+    check_labels_in_train({names[i] for i in train.labels}, [names[i] for i in full.labels], path)
     return SeriesData(train, valid, test, names, X.shape[2], path)
 
 
@@ -207,10 +210,24 @@ def load_series_csv(path: str, column: str | None = None, test_frac: float = 0.2
             col = header.index(column)
         elif len(header) > 1:
             col = len(header) - 1
+    body = rows[first:]
+    while body and not "".join(body[-1]).strip():  # blank lines at the end of the file
+        body.pop()
     values = []
-    for line_no, row in enumerate(rows[first:], first + 1):
+    for line_no, row in enumerate(body, first + 1):
         if not row or not "".join(row).strip():
-            continue
+            raise DataError(
+                "empty line: a missing value",
+                f"{path}, line {line_no}",
+                "fill or drop missing values before training (e.g. interpolate); "
+                "a forecast needs every time step",
+            )
+        if col < len(row) and not row[col].strip():
+            raise DataError(
+                "empty cell: a missing value",
+                f"{path}, line {line_no}",
+                "fill or drop missing values before training (e.g. interpolate)",
+            )
         try:
             v = float(row[col])
         except (ValueError, IndexError) as e:

@@ -80,13 +80,30 @@ def split_pairs(
     def part(rows: list[tuple[str, str]]) -> LabeledTexts:
         return LabeledTexts([t for t, _ in rows], [index[lab] for _, lab in rows])
 
+    train = pairs[n_test + n_valid :]
+    check_labels_in_train({lab for _, lab in train}, [lab for _, lab in pairs], source)
     return TextData(
-        train=part(pairs[n_test + n_valid :]),
+        train=part(train),
         valid=part(pairs[n_test : n_test + n_valid]),
         test=part(pairs[:n_test]),
         label_names=names,
         source=source,
     )
+
+
+def check_labels_in_train(in_train: set, all_labels: list, source: str) -> None:
+    """Every label must reach the training split: the model would get an output class it
+    was never trained on (and could never predict it right)."""
+    missing = sorted({str(lab) for lab in all_labels if lab not in in_train})
+    if missing:
+        counts = {m: sum(str(lab) == m for lab in all_labels) for m in missing}
+        said = ", ".join(f"'{m}' ({counts[m]} example{'s' * (counts[m] > 1)})" for m in missing)
+        raise DataError(
+            f"label {said} has no example in the training split (the random 80/10/10 split "
+            "put all of them into valid/test)",
+            source,
+            "add more examples of that label (at least ten is sensible), or remove its rows",
+        )
 
 
 def load_sentiment(split_seed: int = 0) -> TextData:
@@ -185,10 +202,26 @@ def _read_delimited(path: str, delim: str, tcol: str, lcol: str) -> list[tuple[s
                 )
         ti, li = header.index(tcol), header.index(lcol)
         rows = []
-        for fields in reader:
-            line = reader.line_num
+        while True:
+            line = reader.line_num + 1  # where this row starts (a quoted field may span lines)
+            try:
+                fields = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise DataError(f"malformed row ({e})", f"{path}, line {line}", _QUOTE_FIX) from e
             if not fields or all(not x.strip() for x in fields):
                 continue
+            spans = reader.line_num - line + 1
+            swallowed = any("\n" in x or delim in x for x in fields)
+            if len(fields) != len(header) and (spans > 1 or swallowed):
+                # a quote that opens a field and never closes swallows what follows it
+                raise DataError(
+                    f'a quote (") opened on this line is never closed (the row runs to line '
+                    f"{reader.line_num} and has {len(fields)} of {len(header)} fields)",
+                    f"{path}, line {line}",
+                    _QUOTE_FIX,
+                )
             if len(fields) != len(header):
                 raise DataError(
                     f"row has {len(fields)} fields but the header has {len(header)}",
@@ -197,6 +230,12 @@ def _read_delimited(path: str, delim: str, tcol: str, lcol: str) -> list[tuple[s
                 )
             rows.append((fields[ti], fields[li], line))
     return rows
+
+
+_QUOTE_FIX = (
+    'close the quote, or double a quote inside a quoted field ("")'
+    " (a text that starts with a quote must be quoted whole)"
+)
 
 
 def _read_jsonl(path: str, tcol: str, lcol: str) -> list[tuple[str, str, int]]:

@@ -1,4 +1,4 @@
-"""Single-step cells: drop-ins for torch.nn.LSTMCell, GRUCell and RNNCell.
+"""Single-step cells: drop-ins for (and subclasses of) torch.nn.LSTMCell, GRUCell and RNNCell.
 
 Each runs one reference cell function (:mod:`lstmkit.reference.cells`), so the code that
 computes a step is the tutorial's equations, line by line.
@@ -18,13 +18,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lstmkit.nn import checks
-from lstmkit.nn.init import GATES, check_init, init_layer, torch_default_bound
+from lstmkit.nn import checks, compat
+from lstmkit.nn.init import check_init, init_layer, torch_default_bound
 from lstmkit.reference.cells import gru_cell, lstm_cell, rnn_cell
+from lstmkit.reference.spec import SPECS, CellSpec
 
 
-class _CellBase(nn.Module):
-    mode = "lstm"
+class _CellBase(compat.TorchTwin, nn.RNNCellBase):
+    spec: CellSpec = SPECS["lstm"]
+
+    @property
+    def mode(self) -> str:
+        return self.spec.mode
+
+    def _torch_class(self) -> type:
+        return {"lstm": nn.LSTMCell, "gru": nn.GRUCell}.get(self.spec.mode, nn.RNNCell)
 
     def __init__(
         self,
@@ -38,13 +46,13 @@ class _CellBase(nn.Module):
         forget_bias: float | None = None,
         chrono_max_len: int | None = None,
     ) -> None:
-        super().__init__()
+        nn.Module.__init__(self)  # parameters made here, in torch's order and shapes
         checks.check_int("input_size", input_size, 1)
         checks.check_int("hidden_size", hidden_size, 1)
-        check_init(self.mode, init, forget_bias, chrono_max_len, bias)
+        check_init(self.spec, init, forget_bias, chrono_max_len, bias)
         self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
         self.init, self.forget_bias, self.chrono_max_len = init, forget_bias, chrono_max_len
-        G, factory = GATES[self.mode], {"device": device, "dtype": dtype}
+        G, factory = self.spec.G, {"device": device, "dtype": dtype}
         self.weight_ih = nn.Parameter(torch.empty(G * hidden_size, input_size, **factory))
         self.weight_hh = nn.Parameter(torch.empty(G * hidden_size, hidden_size, **factory))
         if bias:
@@ -53,16 +61,19 @@ class _CellBase(nn.Module):
         else:
             self.register_parameter("bias_ih", None)
             self.register_parameter("bias_hh", None)
+        self._ready = True
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        if not self.__dict__.get("_ready"):
+            return  # called from torch's machinery before the parameters exist
         bound = torch_default_bound(self.hidden_size)
         with torch.no_grad():
             for p in self.parameters():
                 nn.init.uniform_(p, -bound, bound)
         params = {"w_ih": self.weight_ih, "w_hh": self.weight_hh, "b_ih": self.bias_ih,
                   "b_hh": self.bias_hh}  # fmt: skip
-        init_layer(self.mode, self.hidden_size, params, self.init, self.forget_bias,
+        init_layer(self.spec, self.hidden_size, params, self.init, self.forget_bias,
                    self.chrono_max_len)  # fmt: skip
 
     def _prepare(self, input: Tensor, hx: tuple[Tensor, ...] | None, n_states: int):
@@ -76,6 +87,12 @@ class _CellBase(nn.Module):
         else:
             if any(not isinstance(s, Tensor) for s in hx):
                 raise TypeError(f"{name}: hx must be a Tensor (or a (h, c) tuple for LSTMCell)")
+            for k, s in enumerate(hx):
+                if s.dim() not in (1, 2):  # torch.nn's cells raise ValueError here
+                    what = "hx" if len(hx) == 1 else f"hx[{k}]"
+                    raise ValueError(
+                        f"{name}: Expected {what} to be 1D or 2D, got {s.dim()}D instead"
+                    )
             if any(s.dim() != input.dim() for s in hx):
                 raise RuntimeError(
                     f"{name}: hx must have the same rank as input ({input.dim()}-D), "
@@ -95,10 +112,10 @@ class _CellBase(nn.Module):
         return s
 
 
-class LSTMCell(_CellBase):
+class LSTMCell(_CellBase, nn.LSTMCell):
     """One LSTM step; ``forward(input, (h, c)) -> (h', c')``; drop-in for torch.nn.LSTMCell."""
 
-    mode = "lstm"
+    spec = SPECS["lstm"]
 
     def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):
         if hx is not None and (not isinstance(hx, tuple | list) or len(hx) != 2):
@@ -110,10 +127,10 @@ class LSTMCell(_CellBase):
         return step.h, step.c
 
 
-class GRUCell(_CellBase):
+class GRUCell(_CellBase, nn.GRUCell):
     """One GRU step; ``forward(input, h) -> h'``; drop-in for torch.nn.GRUCell."""
 
-    mode = "gru"
+    spec = SPECS["gru"]
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, (h,), batched = self._prepare(input, None if hx is None else (hx,), 1)
@@ -121,7 +138,7 @@ class GRUCell(_CellBase):
         return h_t if batched else h_t.squeeze(0)
 
 
-class RNNCell(_CellBase):
+class RNNCell(_CellBase, nn.RNNCell):
     """One Elman RNN step (tanh or relu); drop-in for torch.nn.RNNCell."""
 
     def __init__(
@@ -138,7 +155,7 @@ class RNNCell(_CellBase):
             raise ValueError(
                 f"Unknown nonlinearity: {nonlinearity!r}. Select from 'tanh' or 'relu'."
             )
-        self.mode = f"rnn_{nonlinearity}"
+        self.spec = SPECS[f"rnn_{nonlinearity}"]
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, bias, device, dtype, **kwargs)
 

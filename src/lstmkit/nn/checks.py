@@ -8,6 +8,7 @@ torch's errors catches ours too.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import torch
 from torch import Tensor
@@ -33,13 +34,28 @@ def check_constructor(
     num_layers: int,
     dropout: float,
     proj_size: int,
+    bias: object = True,
+    batch_first: object = False,
 ) -> None:
-    """Validate the torch.nn constructor arguments shared by LSTM, GRU and RNN."""
+    """Validate the torch.nn constructor arguments shared by LSTM, GRU and RNN.
+
+    Same exception types as torch.nn.RNNBase (torch 2.13), e.g. ``TypeError`` for
+    ``bias=0`` or ``batch_first="False"``."""
+    for name, value in (("bias", bias), ("batch_first", batch_first)):
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} should be of type bool, got: {type(value).__name__}")
     check_int("input_size", input_size, 1)
     check_int("hidden_size", hidden_size, 1)
     check_int("num_layers", num_layers, 1)
     check_int("proj_size", proj_size, 0)
     check_probability("dropout", dropout)
+    if dropout > 0 and num_layers == 1:
+        warnings.warn(
+            f"dropout={dropout} acts between recurrent layers, so it has no effect with "
+            "num_layers=1; use input_dropout= for the input of a single layer",
+            UserWarning,
+            stacklevel=4,
+        )
     if proj_size > 0 and mode != "lstm":
         raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
     if proj_size >= hidden_size:

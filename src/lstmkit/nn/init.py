@@ -22,18 +22,30 @@ import math
 import torch
 from torch import Tensor, nn
 
+from lstmkit.reference.spec import SPECS, CellSpec, spec
+
 INIT_SCHEMES = ("torch", "xavier", "orthogonal", "chrono")
-GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+GATES = {mode: s.G for mode, s in SPECS.items()}  # gate row blocks per mode
 # row block of the gate that keeps old memory: LSTM forget (i, f, g, o), GRU update (r, z, n)
-KEEP_GATE = {"lstm": 1, "gru": 1}
+KEEP_GATE = {mode: s.keep_gate for mode, s in SPECS.items() if s.keep_gate is not None}
+
+
+def _spec(mode: str | CellSpec) -> CellSpec:
+    return mode if isinstance(mode, CellSpec) else spec(mode)
 
 
 def check_init(
-    mode: str, init: str, forget_bias: float | None, chrono_max_len: int | None, bias: bool = True
+    mode: str | CellSpec,
+    init: str,
+    forget_bias: float | None,
+    chrono_max_len: int | None,
+    bias: bool = True,
 ) -> None:
     if init not in INIT_SCHEMES:
         raise ValueError(f"init must be one of {', '.join(map(repr, INIT_SCHEMES))}, got {init!r}")
-    if (init == "chrono" or forget_bias is not None) and mode not in KEEP_GATE:
+    cell = _spec(mode)
+    mode = cell.mode
+    if (init == "chrono" or forget_bias is not None) and cell.keep_gate is None:
         what = "init='chrono'" if init == "chrono" else "forget_bias"
         raise ValueError(f"{what} applies to gated cells (LSTM, GRU), not {mode!r}")
     if (init == "chrono" or forget_bias is not None) and not bias:
@@ -47,7 +59,7 @@ def check_init(
 
 @torch.no_grad()
 def init_layer(
-    mode: str,
+    mode: str | CellSpec,
     hidden_size: int,
     params: dict[str, Tensor | None],
     init: str,
@@ -60,7 +72,8 @@ def init_layer(
     The "torch" scheme is applied by the module itself, in torch's parameter order.
     """
     H = hidden_size
-    G = GATES[mode]
+    cell = _spec(mode)
+    G = cell.G
     if init in ("xavier", "orthogonal", "chrono"):
         for k in range(G):
             nn.init.xavier_uniform_(params["w_ih"][k * H : (k + 1) * H])
@@ -75,14 +88,15 @@ def init_layer(
             if params[name] is not None:
                 params[name].zero_()
     if init == "chrono" and params["b_ih"] is not None:
-        keep = KEEP_GATE[mode]
+        keep = cell.keep_gate
         u = torch.empty(H, dtype=params["b_ih"].dtype).uniform_(1, chrono_max_len - 1)
         b_keep = torch.log(u).to(params["b_ih"].device)
         params["b_ih"][keep * H : (keep + 1) * H] = b_keep
-        if mode == "lstm":
-            params["b_ih"][0:H] = -b_keep  # input gate: b_i = -b_f
+        keys = [g.key for g in cell.gates]
+        if "i" in keys:  # an input gate beside the keep gate (LSTM): b_i = -b_f
+            params["b_ih"][keys.index("i") * H : (keys.index("i") + 1) * H] = -b_keep
     if forget_bias is not None and params["b_ih"] is not None:
-        keep = KEEP_GATE[mode]
+        keep = cell.keep_gate
         params["b_ih"][keep * H : (keep + 1) * H] = forget_bias
         params["b_hh"][keep * H : (keep + 1) * H] = 0.0
 

@@ -1,8 +1,10 @@
-"""LSTM, GRU and RNN layers: drop-in replacements for their torch.nn namesakes.
+"""LSTM, GRU and RNN layers: drop-in replacements for, and subclasses of, their torch.nn namesakes.
 
-Same constructor arguments, same parameter names and shapes (``load_state_dict`` works both
-ways), same forward semantics (batch_first, unbatched 2-D input, PackedSequence in and out,
-h_n layout), same results. Beyond torch.nn, all opt-in: ``backend``, ``init``,
+``isinstance(lstmkit.LSTM(...), torch.nn.LSTM)`` holds and torch's base class machinery works
+(``_flat_weights``, ``all_weights``, ``flatten_parameters()``, weight re-assignment, pickling).
+Same constructor arguments and checks, same parameter names and shapes (``load_state_dict``
+works both ways), same forward semantics (batch_first, unbatched 2-D input, PackedSequence in
+and out, h_n layout), same results. Beyond torch.nn, all opt-in: ``backend``, ``init``,
 ``forget_bias``, ``learn_initial_state``, ``peephole``, ``layer_norm``, ``input_dropout``,
 ``recurrent_dropout``, ``weight_drop``, ``zoneout`` and gate recording (:mod:`.record`).
 
@@ -11,31 +13,39 @@ Example::
     >>> import torch, lstmkit
     >>> lstm = lstmkit.LSTM(10, 32, num_layers=2, batch_first=True, init="xavier")
     >>> output, (h_n, c_n) = lstm(torch.randn(4, 5, 10))   # (B, T, I)
-    >>> output.shape, h_n.shape
-    (torch.Size([4, 5, 32]), torch.Size([2, 4, 32]))
+    >>> output.shape, h_n.shape, isinstance(lstm, torch.nn.LSTM)
+    (torch.Size([4, 5, 32]), torch.Size([2, 4, 32]), True)
 """
 
 from __future__ import annotations
-
-import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from lstmkit.backends import Request, select_backend
-from lstmkit.nn import checks, extras
-from lstmkit.nn.init import GATES, check_init, init_layer, torch_default_bound
+from lstmkit.backends import LayerWeights, Request, select_backend
+from lstmkit.backends.registry import tracing_context
+from lstmkit.nn import checks, compat, extras
+from lstmkit.nn.init import check_init, init_layer, torch_default_bound
 from lstmkit.reference.cells import LayerNorms, Peephole
+from lstmkit.reference.spec import SPECS, CellSpec
 
-State = Tensor | tuple[Tensor, Tensor]
+State = Tensor | tuple[Tensor, ...]
+_EXTRA_DEFAULTS = {"backend": "auto", "init": "torch", "forget_bias": None,
+                   "chrono_max_len": None, "learn_initial_state": False, "peephole": False,
+                   "layer_norm": False, "input_dropout": 0.0, "recurrent_dropout": 0.0,
+                   "weight_drop": 0.0, "zoneout": (0.0, 0.0)}  # fmt: skip
 
 
-class RNNBase(nn.Module):
-    """Shared machinery of :class:`LSTM`, :class:`GRU` and :class:`RNN`."""
+class RNNBase(compat.TorchTwin, nn.RNNBase):
+    """Shared machinery of :class:`LSTM`, :class:`GRU`, :class:`RNN` and user-defined cells.
 
-    mode: str = "lstm"  # "lstm" | "gru" | "rnn_tanh" | "rnn_relu"
+    ``spec`` (a :class:`~lstmkit.reference.spec.CellSpec`) says which cell this is; ``mode``
+    keeps torch.nn's value (``"LSTM"``, ``"RNN_TANH"``...) so torch's own code reads it right.
+    """
+
+    spec: CellSpec = SPECS["lstm"]
 
     def __init__(
         self,
@@ -62,26 +72,24 @@ class RNNBase(nn.Module):
         weight_drop: float = 0.0,
         zoneout: float | tuple[float, float] = 0.0,
     ) -> None:
-        super().__init__()
-        checks.check_constructor(self.mode, input_size, hidden_size, num_layers, dropout, proj_size)
-        check_init(self.mode, init, forget_bias, chrono_max_len, bias)
+        nn.Module.__init__(self)  # torch's RNNBase.__init__ knows only torch's four modes
+        cell = self.spec
+        checks.check_constructor(cell.mode, input_size, hidden_size, num_layers, dropout,
+                                 proj_size, bias, batch_first)  # fmt: skip
+        check_init(cell, init, forget_bias, chrono_max_len, bias)
         for name, p in [("input_dropout", input_dropout), ("recurrent_dropout", recurrent_dropout),
                         ("weight_drop", weight_drop), *zip(("zoneout", "zoneout"),
                         extras.as_zoneout_pair(zoneout))]:  # fmt: skip
             checks.check_probability(name, p)
-        if dropout > 0 and num_layers == 1:
-            warnings.warn(
-                f"dropout={dropout} acts between recurrent layers, so it has no effect with "
-                "num_layers=1; use input_dropout= for the input of a single layer",
-                UserWarning,
-                stacklevel=2,
-            )
-        if peephole and self.mode != "lstm":
-            raise ValueError(f"peephole=True is an LSTM option, not available for {self.mode!r}")
+        if peephole and "peephole" not in cell.extras:
+            raise ValueError(f"peephole=True is an LSTM option, not available for {cell.mode!r}")
+        if layer_norm and "layer_norm" not in cell.extras:
+            raise ValueError(f"layer_norm=True is not available for the {cell.mode!r} cell")
         if not isinstance(backend, str):
             raise TypeError(
                 f"backend must be a string such as 'auto', got {type(backend).__name__}"
             )
+        self.mode = cell.torch_mode or cell.mode
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
@@ -91,11 +99,12 @@ class RNNBase(nn.Module):
         self.input_dropout, self.recurrent_dropout = float(input_dropout), float(recurrent_dropout)
         self.weight_drop, self.zoneout = float(weight_drop), extras.as_zoneout_pair(zoneout)
         self._gate_record = None
+        self._dispatch_log: dict[str, str] = {}
         factory = {"device": device, "dtype": dtype}
 
-        D, G, H = self.num_directions, GATES[self.mode], hidden_size
+        D, G, H = self.num_directions, cell.G, hidden_size
         H_out = proj_size if proj_size > 0 else hidden_size
-        self._flat_weights_names: list[str] = []
+        groups: list[list[str]] = []
         for layer in range(num_layers):  # torch's registration order, so seeds give equal weights
             for suffix in self._suffixes:
                 layer_in = input_size if layer == 0 else H_out * D
@@ -108,7 +117,7 @@ class RNNBase(nn.Module):
                     shapes.append((f"weight_hr_l{layer}{suffix}", (H_out, H)))
                 for name, shape in shapes:
                     setattr(self, name, nn.Parameter(torch.empty(shape, **factory)))
-                    self._flat_weights_names.append(name)
+                groups.append([name for name, _ in shapes])
         for layer in range(num_layers):  # lstmkit extras, after torch's own parameters
             for suffix in self._suffixes:
                 if peephole:
@@ -117,15 +126,20 @@ class RNNBase(nn.Module):
                                 nn.Parameter(torch.empty(H, **factory)))  # fmt: skip
                 if layer_norm:
                     for part, size in (("ih", G * H), ("hh", G * H), ("c", H)):
-                        if part == "c" and self.mode != "lstm":
+                        if part == "c" and len(cell.states) < 2:
                             continue
                         for kind in ("weight", "bias"):
                             setattr(self, f"{kind}_ln_{part}_l{layer}{suffix}",
                                     nn.Parameter(torch.empty(size, **factory)))  # fmt: skip
         if learn_initial_state:
-            self.initial_h = nn.Parameter(torch.empty(num_layers * D, H_out, **factory))
-            if self.mode == "lstm":
-                self.initial_c = nn.Parameter(torch.empty(num_layers * D, H, **factory))
+            for k, state in enumerate(cell.states):
+                size = H_out if k == 0 else H
+                setattr(self, f"initial_{state}",
+                        nn.Parameter(torch.empty(num_layers * D, size, **factory)))  # fmt: skip
+        # torch.nn.RNNBase's bookkeeping, set after the parameters exist (see its __setattr__)
+        self._all_weights = groups
+        self._flat_weights_names = [name for group in groups for name in group]
+        self._init_flat_weights()
         self.reset_parameters()
 
     # ---- structure -------------------------------------------------------------------------
@@ -137,26 +151,23 @@ class RNNBase(nn.Module):
     def _suffixes(self) -> list[str]:
         return ["", "_reverse"][: self.num_directions]
 
-    @property
-    def all_weights(self) -> list[list[nn.Parameter]]:
-        """torch.nn's per-(layer, direction) weight lists."""
-        per = len(self._flat_weights_names) // (self.num_layers * self.num_directions)
-        names = self._flat_weights_names
-        return [[getattr(self, n) for n in names[i : i + per]] for i in range(0, len(names), per)]
-
     def flatten_parameters(self) -> None:
-        """No-op, for code written for torch.nn (cuDNN's weight flattening has no analogue)."""
+        """torch's (cuDNN weight flattening on CUDA); a no-op for cells torch does not have."""
+        if self.spec.torch_mode is not None:
+            super().flatten_parameters()
 
     def reset_parameters(self) -> None:
         """torch's default U(-1/√H, 1/√H) in torch's order, then the chosen scheme and extras."""
+        if "_flat_weights_names" not in self.__dict__:
+            return  # called from torch's machinery before the parameters exist
         bound = torch_default_bound(self.hidden_size)
         with torch.no_grad():
             for name in self._flat_weights_names:
                 nn.init.uniform_(getattr(self, name), -bound, bound)
             for layer in range(self.num_layers):
                 for d in range(self.num_directions):
-                    w = self._raw_weights(layer, d)
-                    init_layer(self.mode, self.hidden_size, w, self.init, self.forget_bias,
+                    w = self._layer_weights(layer, d)._asdict()
+                    init_layer(self.spec, self.hidden_size, w, self.init, self.forget_bias,
                                self.chrono_max_len)  # fmt: skip
             for name, p in self.named_parameters():
                 if name.startswith("weight_ln_"):
@@ -164,17 +175,24 @@ class RNNBase(nn.Module):
                 elif name.startswith(("bias_ln_", "weight_c", "initial_")):
                     p.zero_()  # peepholes start at 0: the cell starts as a plain LSTM
 
-    def _raw_weights(self, layer: int, d: int) -> dict[str, Tensor | None]:
+    def _layer_weights(self, layer: int, d: int) -> LayerWeights:
         s = f"_l{layer}{self._suffixes[d]}"
         get = lambda name: getattr(self, name + s, None)  # noqa: E731
-        return {"w_ih": get("weight_ih"), "w_hh": get("weight_hh"), "b_ih": get("bias_ih"),
-                "b_hh": get("bias_hh"), "w_hr": get("weight_hr")}  # fmt: skip
+        return LayerWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"),
+                            get("weight_hr"))  # fmt: skip
 
     def _active_extras(self) -> frozenset[str]:
+        """Extras that act inside a layer op (a backend must run them)."""
         on = {"peephole": self.peephole, "layer_norm": self.layer_norm,
               "zoneout": any(p > 0 for p in self.zoneout),
               "recurrent_dropout": self.recurrent_dropout > 0 and self.training,
               "record": self._gate_record is not None}  # fmt: skip
+        return frozenset(k for k, v in on.items() if v)
+
+    def _module_extras(self) -> frozenset[str]:
+        """Extras the module applies around the layer ops (no whole-stack op can run them)."""
+        on = {"input_dropout": self.input_dropout > 0 and self.training,
+              "weight_drop": self.weight_drop > 0 and self.training}  # fmt: skip
         return frozenset(k for k, v in on.items() if v)
 
     def _extra_kwargs(self, layer: int, d: int, batch: int, like: Tensor) -> dict:
@@ -195,25 +213,26 @@ class RNNBase(nn.Module):
 
     # ---- forward ---------------------------------------------------------------------------
     def _initial_states(self, hx, batch: int, batched: bool, sorted_idx, like: Tensor):
-        """(h_0, c_0) as (L*D, B, ·) tensors in the packed (sorted) batch order."""
-        LD, H = self.num_layers * self.num_directions, self.hidden_size
+        """The initial states as (L*D, B, ·) tensors in the packed (sorted) batch order."""
+        LD, H, names = self.num_layers * self.num_directions, self.hidden_size, self.spec.states
         H_out = self.proj_size or H
-        shapes = [(LD, batch, H_out)] + ([(LD, batch, H)] if self.mode == "lstm" else [])
+        shapes = [(LD, batch, H_out if k == 0 else H) for k in range(len(names))]
         if hx is None:
             if self.learn_initial_state:
-                init = [self.initial_h] + ([self.initial_c] if self.mode == "lstm" else [])
+                init = [getattr(self, f"initial_{n}") for n in names]
                 return [p.unsqueeze(1).expand(-1, batch, -1) for p in init]
             return [like.new_zeros(shape) for shape in shapes]
-        if self.mode == "lstm":
-            if not isinstance(hx, tuple | list) or len(hx) != 2:
-                raise TypeError("LSTM: hx must be a tuple (h_0, c_0)")
+        if len(names) > 1:
+            if not isinstance(hx, tuple | list) or len(hx) != len(names):
+                what = ", ".join(f"{n}_0" for n in names)
+                raise TypeError(f"{type(self).__name__}: hx must be a tuple ({what})")
             states = list(hx)
         else:
             states = [hx]
         checks.check_state_rank(type(self).__name__, tuple(states), batched)
         if not batched:
             states = [s.unsqueeze(1) for s in states]
-        for name, s, shape in zip(("h_0", "c_0"), states, shapes):
+        for name, s, shape in zip(("h_0", "c_0", "s2_0", "s3_0"), states, shapes):
             checks.check_state(name, s, shape, like.dtype)
         if sorted_idx is not None:
             states = [s.index_select(1, sorted_idx) for s in states]
@@ -222,11 +241,12 @@ class RNNBase(nn.Module):
     def forward(self, input: Tensor | PackedSequence, hx: State | None = None):
         name = type(self).__name__
         packed = isinstance(input, PackedSequence)
-        dtype = self.weight_ih_l0.dtype
+        dtype = self._flat_weights[0].dtype if self._flat_weights else self.weight_ih_l0.dtype
+        T = B = 0
         if packed:
             data, batch_sizes_t, sorted_idx, unsorted_idx = input
             checks.check_input(name, data, self.input_size, dtype, 2)
-            batch_sizes, batched = batch_sizes_t.tolist(), True
+            batch_sizes, batched, x = batch_sizes_t.tolist(), True, data
         else:
             checks.check_input(name, input, self.input_size, dtype, 3)
             batched = input.dim() == 3
@@ -238,19 +258,52 @@ class RNNBase(nn.Module):
                 raise RuntimeError(
                     f"{name}: expected sequence length and batch size > 0, got {T}, {B}"
                 )
-            data, batch_sizes, sorted_idx, unsorted_idx = x.reshape(T * B, -1), [B] * T, None, None
+            data, batch_sizes, batch_sizes_t = x.reshape(T * B, -1), [B] * T, None
+            sorted_idx = unsorted_idx = None
         batch = batch_sizes[0]
         states = self._initial_states(hx, batch, batched, sorted_idx, data)
 
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
-        request = Request(self.mode, data.device, dtype, self.proj_size > 0, packed,
-                          self._active_extras(), batch=batch, steps=len(batch_sizes),
+        active = self._active_extras()
+        request = Request(self.spec.mode, data.device, dtype, self.proj_size > 0, packed,
+                          active, batch=batch, steps=len(batch_sizes),
                           input_size=self.input_size, hidden_size=self.hidden_size,
                           num_layers=self.num_layers, bidirectional=self.bidirectional,
-                          grad=grad or data.requires_grad)  # fmt: skip
-        name = "reference" if self._gate_record is not None else self.backend  # see record.py
-        op = select_backend(name, request).layer_op(self.mode)
-        layer_input, h_n, c_n = data, [], []
+                          grad=grad or data.requires_grad, tracing=tracing_context(),
+                          autocast=torch.is_autocast_enabled(data.device.type))  # fmt: skip
+        chosen = "reference" if self._gate_record is not None else self.backend  # see record.py
+        backend = select_backend(chosen, request)
+        if request.tracing == "onnx":
+            compat.check_exportable(self, backend)
+        self._dispatch_log["backend"] = backend.name  # read by tests and lstmkit.toolchain
+        if backend.stack is not None and not self._module_extras():
+            y, final = backend.stack(self, data if packed else x, batch_sizes_t, states)
+            layer_input = y  # padded: (T, B, ·) already
+        else:
+            op, pass_kwargs = (
+                backend.layer_op(self.spec),
+                bool(active) or self.spec.cell is not None,
+            )
+            layer_input, final = self._run_layers(op, data, batch_sizes, states, unsorted_idx,
+                                                  pass_kwargs)  # fmt: skip
+        final = list(final)
+        if packed:
+            output = PackedSequence(layer_input, batch_sizes_t, sorted_idx, unsorted_idx)
+            if unsorted_idx is not None:
+                final = [s.index_select(1, unsorted_idx) for s in final]
+        else:
+            output = layer_input if layer_input.dim() == 3 else layer_input.view(T, B, -1)
+            if self.batch_first and batched:
+                output = output.transpose(0, 1)
+            if not batched:
+                output, final = output.squeeze(1), [s.squeeze(1) for s in final]
+        return output, (tuple(final) if len(final) > 1 else final[0])
+
+    def _run_layers(self, op, data, batch_sizes, states, unsorted_idx, pass_kwargs: bool):
+        """Every (layer, direction) through one layer op; returns (y, final states)."""
+        batch = batch_sizes[0]
+        layer_input = data
+        finals: list[list[Tensor]] = [[] for _ in self.spec.states]
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0 and self.training:
                 layer_input = F.dropout(layer_input, self.dropout, True)
@@ -259,70 +312,73 @@ class RNNBase(nn.Module):
             outs = []
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
-                w = self._raw_weights(layer, d)
-                w_hh = extras.weight_drop(w["w_hh"], self.weight_drop, self.training)
-                args = (w["w_ih"], w_hh, w["b_ih"], w["b_hh"])
-                kw = self._extra_kwargs(layer, d, batch, data) if request.extras else {}
-                if self.mode == "lstm":
-                    y, h, c = op(layer_input, batch_sizes, states[0][idx], states[1][idx], *args,
-                                 w["w_hr"], d == 1, **kw)  # fmt: skip
-                    c_n.append(c)
-                elif self.mode == "gru":
-                    y, h = op(layer_input, batch_sizes, states[0][idx], *args, d == 1, **kw)
-                else:
-                    y, h = op(layer_input, batch_sizes, states[0][idx], *args, d == 1,
-                              self.mode[4:], **kw)  # fmt: skip
+                w = self._layer_weights(layer, d)
+                w = w._replace(w_hh=extras.weight_drop(w.w_hh, self.weight_drop, self.training))
+                kw = self._extra_kwargs(layer, d, batch, data) if pass_kwargs else {}
+                y, state_n = op(layer_input, batch_sizes, tuple(s[idx] for s in states), w,
+                                d == 1, **kw)  # fmt: skip
                 if "record" in kw:
                     self._gate_record.add(layer, d, kw["record"], batch_sizes, unsorted_idx)
                 outs.append(y)
-                h_n.append(h)
+                for k, s in enumerate(state_n):
+                    finals[k].append(s)
             layer_input = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # (N, D*H_out)
+        return layer_input, [torch.stack(f) for f in finals]
 
-        final = [torch.stack(h_n)] + ([torch.stack(c_n)] if self.mode == "lstm" else [])
-        if packed:
-            output = PackedSequence(layer_input, batch_sizes_t, sorted_idx, unsorted_idx)
-            if unsorted_idx is not None:
-                final = [s.index_select(1, unsorted_idx) for s in final]
-        else:
-            output = layer_input.view(T, B, -1)
-            if self.batch_first and batched:
-                output = output.transpose(0, 1)
-            if not batched:
-                output, final = output.squeeze(1), [s.squeeze(1) for s in final]
-        return output, (tuple(final) if self.mode == "lstm" else final[0])
+    @property
+    def _last_backend(self) -> str | None:
+        """The backend that ran this module's last forward call (None before the first)."""
+        return self._dispatch_log.get("backend")
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        defaults = {"num_layers": 1, "bias": True, "batch_first": False, "dropout": 0.0,
-                    "bidirectional": False, "proj_size": 0, "backend": "auto", "init": "torch",
-                    "forget_bias": None, "learn_initial_state": False, "peephole": False,
-                    "layer_norm": False, "input_dropout": 0.0, "recurrent_dropout": 0.0,
-                    "weight_drop": 0.0, "zoneout": (0.0, 0.0)}  # fmt: skip
-        for key, default in defaults.items():
-            if getattr(self, key) != default:
+        s = super().extra_repr()  # torch's part, in torch's words
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity!r}"
+        for key, default in _EXTRA_DEFAULTS.items():
+            if getattr(self, key, default) != default:
                 s += f", {key}={getattr(self, key)!r}"
         return s
 
+    def __setstate__(self, d: dict) -> None:
+        compat.upgrade_pickle(d, SPECS)
+        super().__setstate__(d)  # torch's: old pickles without proj_size, all_weights lists
+        for key, default in _EXTRA_DEFAULTS.items():
+            self.__dict__.setdefault(key, default)
+        self.__dict__.setdefault("_gate_record", None)
+        self.__dict__.setdefault("_dispatch_log", {})
 
-class LSTM(RNNBase):
-    """Multi-layer LSTM, a drop-in for :class:`torch.nn.LSTM` (see module docstring).
+
+class LSTM(RNNBase, nn.LSTM):
+    """Multi-layer LSTM, a drop-in for (and subclass of) :class:`torch.nn.LSTM`.
 
     Per step, per layer (tutorial section 二; :func:`lstmkit.reference.cells.lstm_cell`):
     ``i, f, o = σ(W_i·[h, x] + b_i), …``; ``C̃ = tanh(W_C·[h, x] + b_C)``;
     ``C_t = f·C_{t-1} + i·C̃``; ``h_t = o·tanh(C_t)``. Returns ``output, (h_n, c_n)``.
     """
 
-    mode = "lstm"
+    spec = SPECS["lstm"]
+    forward = RNNBase.forward
 
 
-class GRU(RNNBase):
-    """Multi-layer GRU, a drop-in for :class:`torch.nn.GRU`. Returns ``output, h_n``."""
+class GRU(RNNBase, nn.GRU):
+    """Multi-layer GRU, a drop-in for (and subclass of) :class:`torch.nn.GRU`."""
 
-    mode = "gru"
+    spec = SPECS["gru"]
+    forward = RNNBase.forward
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, **kwargs) -> None:  # fmt: skip
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, 0, device, dtype, **kwargs)  # fmt: skip
 
 
-class RNN(RNNBase):
-    """Multi-layer Elman RNN (tanh or relu), a drop-in for :class:`torch.nn.RNN`."""
+class RNN(RNNBase, nn.RNN):
+    """Multi-layer Elman RNN (tanh or relu), a drop-in for (and subclass of) torch.nn.RNN."""
+
+    forward = RNNBase.forward
 
     def __init__(
         self,
@@ -338,11 +394,13 @@ class RNN(RNNBase):
         dtype: torch.dtype | None = None,
         **kwargs,
     ) -> None:
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(
                 f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'."
             )
-        self.mode = f"rnn_{nonlinearity}"
+        self.spec = SPECS[f"rnn_{nonlinearity}"]
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype, **kwargs)  # fmt: skip

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
@@ -55,6 +56,11 @@ class CellSpec:
     keep_gate: int | None  # row block of the gate that keeps old memory (LSTM f, GRU z)
     extras: frozenset[str]  # opt-in extras this cell type supports
     panels: tuple[Gate, ...]  # what a gate heatmap shows, in display order
+    torch_mode: str | None = None  # torch.nn.RNNBase's mode ("LSTM", "RNN_TANH"); None: no twin
+    nonlinearity: str | None = None  # "tanh" | "relu" for the Elman RNN modes
+    # A user-defined cell's step function (lstmkit.define_cell); None for the built-ins, whose
+    # reference layers are lstmkit.backends.reference.lstm_layer / gru_layer / rnn_layer.
+    cell: Callable | None = None
 
     @property
     def G(self) -> int:  # noqa: N802 - the letter the docs use for the number of gate blocks
@@ -69,22 +75,26 @@ SPECS: dict[str, CellSpec] = {
     s.mode: s
     for s in (
         CellSpec("lstm", "lstm", "LSTM", nn.LSTM, (_I, _F, _G, _O), ("h", "c"), 1,
-                 _COMMON_EXTRAS | {"peephole"}, (_I, _F, _O, _G, _C)),
+                 _COMMON_EXTRAS | {"peephole"}, (_I, _F, _O, _G, _C), torch_mode="LSTM"),
         CellSpec("gru", "gru", "GRU", nn.GRU, (_R, _Z, _N), ("h",), 1, _COMMON_EXTRAS,
-                 (_R, _Z, _N, _H)),
+                 (_R, _Z, _N, _H), torch_mode="GRU"),
         CellSpec("rnn_tanh", "rnn", "RNN", nn.RNN, (_RNN_GATE,), ("h",), None, _COMMON_EXTRAS,
-                 (_H,)),
+                 (_H,), torch_mode="RNN_TANH", nonlinearity="tanh"),
         CellSpec("rnn_relu", "rnn", "RNN", nn.RNN, (_RNN_GATE,), ("h",), None, _COMMON_EXTRAS,
-                 (_H,)),
+                 (_H,), torch_mode="RNN_RELU", nonlinearity="relu"),
     )
 }  # fmt: skip
 MODES: tuple[str, ...] = tuple(SPECS)
 KINDS: dict[str, CellSpec] = {s.kind: s for s in reversed(SPECS.values())}  # rnn -> rnn_tanh
+TORCH_MODES: dict[str, CellSpec] = {s.torch_mode: s for s in SPECS.values() if s.torch_mode}
+# User-defined cells (lstmkit.define_cell), by name: spec() finds them, the tables above do not
+# list them (the CLI and the built-in figures stay about the built-in cells).
+USER_SPECS: dict[str, CellSpec] = {}
 
 
 def spec(mode: str) -> CellSpec:
     """The spec of ``mode`` (a layer mode such as ``"rnn_tanh"`` or a kind such as ``"rnn"``)."""
-    found = SPECS.get(mode) or KINDS.get(mode)
+    found = SPECS.get(mode) or KINDS.get(mode) or TORCH_MODES.get(mode) or USER_SPECS.get(mode)
     if found is None:
         known = ", ".join(sorted(set(SPECS) | set(KINDS)))
         raise ValueError(f"unknown cell type {mode!r}; expected one of: {known}")

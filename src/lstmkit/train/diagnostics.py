@@ -53,6 +53,25 @@ class Monitor:
     _explosions: int = 0
     _warned: set = field(default_factory=set)
 
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps so that a resumed run judges its steps as before (JSON)."""
+        return {
+            "ema": self._ema,
+            "best": self._best if self._best != math.inf else None,
+            "best_step": self._best_step,
+            "norms": self._norms[-200:],  # the running median looks at the last 200
+            "explosions": self._explosions,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` (an empty dict, as in a fresh run, changes nothing)."""
+        if not state:
+            return
+        self._ema, self._best_step = state["ema"], state["best_step"]
+        self._norms = list(state["norms"])
+        self._best = state["best"] if state["best"] is not None else math.inf
+        self._explosions = state["explosions"]
+
     def _add(self, p: Problem) -> Problem:
         self.problems.append(p)
         return p

@@ -11,8 +11,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import lstmkit.nn as lnn
+from lstmkit.reference.spec import KINDS
 
-_NAMES = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+# --model name -> lstmkit.nn class name, from the cell specs (rnn = the tanh Elman RNN)
+_NAMES = {kind: s.class_name for kind, s in KINDS.items()}
 
 
 def make_rnn(
@@ -26,7 +28,7 @@ def make_rnn(
 ) -> nn.Module:
     """A batch-first lstmkit recurrent stack."""
     if kind not in _NAMES:
-        raise ValueError(f"unknown model '{kind}': choose lstm, gru or rnn")
+        raise ValueError(f"unknown model '{kind}': choose {', '.join(sorted(_NAMES))}")
     kwargs = dict(
         num_layers=num_layers,
         batch_first=True,

@@ -33,10 +33,7 @@ def check_run_dir(run_dir: str, need_complete: bool = True) -> dict:
             run_dir,
             "pass a directory created by `lstmkit train`",
         )
-    try:
-        saved = ck.read_json(path)
-    except ValueError as e:
-        raise DataError("config.json is not valid JSON", path, "retrain this run") from e
+    saved = ck.read_json(path, "retrain this run (config.json is written first and never changed)")
     version = saved.get("format_version") if isinstance(saved, dict) else None
     if version != ck.FORMAT_VERSION:
         raise DataError(
@@ -59,8 +56,15 @@ def load_weights(model: torch.nn.Module, path: str, dist=None) -> None:
     """Load a safetensors state dict into ``model`` (no pickle involved)."""
     if dist is not None:
         dist.barrier()
-    state = ck.load_tensors(path)
-    model.load_state_dict(state)
+    state = ck.load_tensors(path, _RETRAIN)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise DataError(
+            f"the weights do not fit the model in config.json ({str(e).splitlines()[0]})",
+            path,
+            "retrain this run (its files come from different runs)",
+        ) from e
 
 
 @dataclass
@@ -164,28 +168,33 @@ def load_run(run_dir: str) -> Run:
     # Where a model runs is a choice of this process, not of the run that trained it (a run
     # trained with --backend triton on a GPU must still load for predict on a CPU).
     config = dataclasses.replace(config, backend="auto")
+    kind = saved.get("kind", "classify")
+    kwargs = (saved.get("model") or {}).get("kwargs") or {}
+    needs_vocab = kind == "lm" or bool(kwargs.get("vocab_size"))  # text runs have a tokenizer
     vocab = None
     vpath = os.path.join(run_dir, "vocab.json")
     if os.path.isfile(vpath):
-        with open(vpath, encoding="utf-8") as f:
-            vocab = CharVocab.from_json(f.read())
-    labels = (
-        ck.read_json(os.path.join(run_dir, "labels.json"))
-        if os.path.isfile(os.path.join(run_dir, "labels.json"))
-        else []
-    )
+        try:
+            with open(vpath, encoding="utf-8") as f:
+                vocab = CharVocab.from_json(f.read())
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(f"vocab.json is damaged ({e})", vpath, _RETRAIN) from e
+    elif needs_vocab:
+        raise DataError(
+            f"vocab.json is missing: this '{config.task}' run reads text through it",
+            vpath,
+            "copy the run directory whole (vocab.json belongs with model.safetensors), "
+            "or " + _RETRAIN,
+        )
+    lpath = os.path.join(run_dir, "labels.json")
+    labels = ck.read_json(lpath, _RETRAIN) if os.path.isfile(lpath) else []
+    if kind == "classify" and not labels:
+        raise DataError("labels.json is missing or empty", lpath, _RETRAIN)
     model = build_model_for_run(config, saved, vocab, labels)
-    try:
-        load_weights(model, os.path.join(run_dir, "model.safetensors"))
-    except (OSError, RuntimeError) as e:
-        raise DataError(f"cannot load the model weights ({e})", run_dir, "retrain this run") from e
+    load_weights(model, os.path.join(run_dir, "model.safetensors"))
     model.eval()
-    return Run(
-        run_dir,
-        model,
-        config,
-        vocab,
-        labels,
-        ck.read_json(os.path.join(run_dir, "summary.json")),
-        saved.get("kind", "classify"),
-    )
+    summary = ck.read_json(os.path.join(run_dir, "summary.json"), _RETRAIN)
+    return Run(run_dir, model, config, vocab, labels, summary, kind)
+
+
+_RETRAIN = "retrain this run (`lstmkit train ...`; its saved config is in config.json)"

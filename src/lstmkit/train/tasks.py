@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from lstmkit.data import batching, corpus, series, text
+from lstmkit.data import batching, series, text
 from lstmkit.data.errors import DataError
 from lstmkit.data.vocab import CharVocab
 from lstmkit.train.config import TrainConfig
@@ -65,22 +65,8 @@ class ClassifyTask(Task):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__(cfg)
-        self.is_text = cfg.task in ("sentiment", "text")
-        if cfg.task == "sentiment":
-            self.data = text.load_sentiment(cfg.split_seed)
-        elif cfg.task == "text":
-            self.data = text.load_text_files(
-                cfg.data,
-                cfg.valid_data,
-                cfg.test_data,
-                cfg.split_seed,
-                cfg.text_column,
-                cfg.label_column,
-            )
-        elif cfg.task == "vowels":
-            self.data = series.load_japanese_vowels(cfg.split_seed)
-        else:
-            self.data = series.load_series_npz(cfg.data, cfg.split_seed)
+        self.is_text = cfg.task_spec.uses("text")
+        self.data = cfg.task_spec.load(cfg)
         self.labels = list(self.data.label_names)
         if len(self.labels) < 2:
             raise DataError(
@@ -198,7 +184,7 @@ class ClassifyTask(Task):
 
     def showcase(self, model) -> list[dict] | None:
         """Sentiment only: the model's verdict on contrastive "虽然…但是…" sentences."""
-        if self.cfg.task != "sentiment":
+        if not self.cfg.task_spec.uses("showcase"):
             return None
         model.eval()
         with torch.no_grad():
@@ -239,10 +225,7 @@ class ForecastTask(Task):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__(cfg)
-        if cfg.task == "sunspots":
-            self.fc = series.load_sunspots()
-        else:
-            self.fc = series.load_series_csv(cfg.data)
+        self.fc = cfg.task_spec.load(cfg)
         v = torch.tensor(self.fc.values, dtype=torch.float32)
         self.values, w, s = v, cfg.window, self.fc.test_start
         if s - w < 20:
@@ -318,10 +301,7 @@ class LMTask(Task):
 
     def __init__(self, cfg: TrainConfig) -> None:
         super().__init__(cfg)
-        if cfg.data:
-            self.corpus = corpus.load_text_corpus(cfg.data)
-        else:
-            self.corpus = corpus.load_peoples_daily(cfg.max_chars)
+        self.corpus = cfg.task_spec.load(cfg)
         self.vocab = CharVocab.build(self.corpus.train, min_freq=cfg.min_freq)
         self.ids = {
             name: torch.tensor(self.vocab.encode(getattr(self.corpus, name)), dtype=torch.long)
@@ -390,12 +370,13 @@ class LMTask(Task):
         return {"unigram_test_perplexity": math.exp(nll)}
 
 
+# TaskSpec.family -> its adapter
+FAMILIES: dict[str, type[Task]] = {"classify": ClassifyTask, "forecast": ForecastTask, "lm": LMTask}
+
+
 def make_task(cfg: TrainConfig) -> Task:
-    if cfg.task in ("sentiment", "text", "vowels", "series"):
-        return ClassifyTask(cfg)
-    if cfg.task in ("sunspots", "forecast"):
-        return ForecastTask(cfg)
-    return LMTask(cfg)
+    """The adapter of ``cfg.task``'s family (:data:`lstmkit.train.task_specs.TASK_SPECS`)."""
+    return FAMILIES[cfg.task_spec.family](cfg)
 
 
 MODEL_CLASSES = {

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 import time
 from collections.abc import Callable
 
 import torch
 
 from lstmkit import __version__
-from lstmkit.data.errors import DataError
+from lstmkit.data.errors import DataError, check_writable_dir
 from lstmkit.train import checkpoint as ck
 from lstmkit.train.config import TrainConfig
 from lstmkit.train.diagnostics import Monitor, Problem
 from lstmkit.train.distributed import Dist, setup, teardown
 from lstmkit.train.optim import make_optimizer, update_average, warmup_cosine
+from lstmkit.train.progress import Progress
+from lstmkit.train.state import TrainState
 from lstmkit.train.tasks import make_task
 
 
@@ -71,6 +72,8 @@ class Trainer:
                     "start a new run, or evaluate it with `lstmkit evaluate`",
                 )
             config = TrainConfig.from_dict(saved["config"])
+            # a damaged checkpoint is reported now, before the data loads
+            self._checkpoint = ck.load_checkpoint(run_dir)
         self.config = config or TrainConfig.for_task("sentiment")
         self.config.validate()
         # before any data is loaded: a device or backend this machine lacks fails at once
@@ -81,6 +84,8 @@ class Trainer:
             run_dir = os.path.join(
                 self.config.out_dir, self.config.name or _timestamp_name(self.config, stamp)
             )
+        # a run directory that cannot be written fails now, not after the data has loaded
+        check_writable_dir(run_dir, "--resume" if resume else "--out-dir")
         if not resume and os.path.exists(os.path.join(run_dir, "config.json")):
             raise DataError(
                 "the run directory already exists",
@@ -112,6 +117,7 @@ class Trainer:
         # validated, saved and tested (smoother than any single step's weights)
         self.avg = copy.deepcopy(self.model).requires_grad_(False) if cfg.average else None
         self.monitor = Monitor(lr=cfg.lr, clip=cfg.clip, stall_steps=cfg.stall_steps)
+        self._done, self._total = 0, len(self.task.train_batches(0))  # batches per epoch
 
     def _pick_device(self) -> torch.device:
         want = self.config.device
@@ -123,24 +129,21 @@ class Trainer:
             raise DataError(f"--device {want}: no CUDA GPU is available", fix="use --device cpu")
         return torch.device(want)
 
-    def _spent(self, state: dict) -> float:
+    def _spent(self, state: TrainState) -> float:
         """Training seconds so far (resumed epochs included): the mean over the processes, so
         every process takes the same decisions from it."""
-        spent = state["elapsed"] + time.perf_counter() - self._epoch_start
+        spent = state.elapsed + time.perf_counter() - self._epoch_start
         return self.dist.all_sum(spent) / self.dist.world
 
-    def _lr_factor(self, step: int, spent: float | None) -> float:
-        """Warm-up + cosine over the share of all steps done, or of the time budget ``spent``
-        when that is further along (so a run cut short by ``--time-budget`` still ends low).
+    def _lr_factor(self, step: int) -> float:
+        """Warm-up + cosine over the share of all planned steps done.
 
-        The warm-up counts steps only: the first steps are the slowest, and letting the clock
-        in there made runs that finish well within the budget depend on the machine."""
+        Steps only, never the clock: the same seed on the same machine gives the same model,
+        however busy the machine is. A ``--time-budget`` may cut the run short; the summary
+        then says so (``stopped_by_time_budget``)."""
         cfg = self.config
         steps = max(1, cfg.epochs * self._total)
-        progress = step / steps
-        if spent is not None and progress >= cfg.warmup:
-            progress = max(progress, spent / cfg.time_budget)
-        return warmup_cosine(progress, cfg.warmup, 1.0 / steps)
+        return warmup_cosine(step / steps, cfg.warmup, 1.0 / steps)
 
     @property
     def scored_model(self) -> torch.nn.Module:
@@ -153,9 +156,11 @@ class Trainer:
         if name == "auto":
             return
         from lstmkit.backends import Request, select_backend
+        from lstmkit.reference.spec import spec
 
-        mode = {"lstm": "lstm", "gru": "gru", "rnn": "rnn_tanh"}[self.config.model]
-        request = Request(mode=mode, device=self.device, dtype=torch.float32)
+        request = Request(
+            mode=spec(self.config.model).mode, device=self.device, dtype=torch.float32
+        )
         try:
             select_backend(name, request)
         except (ValueError, RuntimeError) as e:
@@ -185,13 +190,13 @@ class Trainer:
         for name, text in self.task.artifacts().items():
             ck.atomic_write_text(os.path.join(self.run_dir, name), text)
 
-    def _better(self, valid: dict, state: dict) -> bool:
+    def _better(self, valid: dict, state: TrainState) -> bool:
         """Better validation metric; on a tie (small validation sets), lower validation loss."""
-        value, best = valid[self.task.metric], state["best"]
+        value, best = valid[self.task.metric], state.best
         if best is None:
             return True
-        if value == best and "loss" in valid and state.get("best_loss") is not None:
-            return valid["loss"] < state["best_loss"]
+        if value == best and "loss" in valid and state.best_loss is not None:
+            return valid["loss"] < state.best_loss
         return value > best if self.task.higher_is_better else value < best
 
     def fit(self) -> dict:
@@ -201,79 +206,80 @@ class Trainer:
         finally:
             teardown(self.dist)
 
+    def _resume_state(self) -> TrainState:
+        """The counters, weights, optimiser and RNG of the last checkpoint (or a fresh start)."""
+        state = TrainState()
+        if not self.resume:
+            return state
+        loaded, self._checkpoint = self._checkpoint, None
+        if loaded is None:
+            self.log(f"no checkpoint in {self.run_dir} yet: starting from scratch")
+            return state
+        tensors, info = loaded
+        ck.restore(self.model, self.opt, tensors, info, self.run_dir)
+        if self.avg is not None:
+            avg = {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")}
+            self.avg.load_state_dict(avg or self.model.state_dict())
+        state = TrainState.from_dict(info)
+        self.monitor.load_state_dict(state.monitor)
+        self.log(f"resuming {self.run_dir} after epoch {state.epoch}")
+        return state
+
     def _fit(self) -> dict:
         cfg, t_start = self.config, time.perf_counter()
         self._setup()
-        state = {
-            "epoch": 0,
-            "step": 0,
-            "best": None,
-            "best_loss": None,
-            "best_epoch": None,
-            "bad_epochs": 0,
-            "elapsed": 0.0,
-            "monitor": {},
-        }
-        if self.resume:
-            loaded = ck.load_checkpoint(self.run_dir)
-            if loaded is not None:
-                tensors, info = loaded
-                ck.restore(self.model, self.opt, tensors, info)
-                if self.avg is not None:
-                    avg = {k[4:]: v for k, v in tensors.items() if k.startswith("avg.")}
-                    self.avg.load_state_dict(avg or self.model.state_dict())
-                state.update({k: info[k] for k in state if k in info})
-                self._restore_monitor(state["monitor"])
-                self.log(f"resuming {self.run_dir} after epoch {state['epoch']}")
-            else:
-                self.log(f"no checkpoint in {self.run_dir} yet: starting from scratch")
+        state = self._resume_state()
         self._write_static()
         if self.dist.main:
-            ck.trim_metrics(self.run_dir, state["epoch"])
+            ck.trim_metrics(self.run_dir, state.epoch)
         stopped: Problem | None = None
         metric = self.task.metric
-        for epoch in range(state["epoch"], cfg.epochs):
+        for epoch in range(state.epoch, cfg.epochs):
             t0 = time.perf_counter()
             self._epoch_start = t0
             train_loss, stopped = self._train_epoch(epoch, state)
             if stopped is not None:
                 break
-            out_of_time = self._out_of_time(state)
+            # cut short: the budget ended this epoch early, or epochs are left to train
+            out_of_time = self._out_of_time(state) and (
+                self._done < self._total or epoch + 1 < cfg.epochs
+            )
             valid = self.task.evaluate(self.scored_model, "valid")
             improved = self._better(valid, state)
             if improved:
-                state.update(best=valid[metric], best_epoch=epoch + 1, bad_epochs=0)
-                state["best_loss"] = valid.get("loss")
+                state.best, state.best_epoch, state.bad_epochs = valid[metric], epoch + 1, 0
+                state.best_loss = valid.get("loss")
                 if self.dist.main:
                     ck.save_tensors(
                         os.path.join(self.run_dir, "model.safetensors"),
                         self.scored_model.state_dict(),
                     )
             else:
-                state["bad_epochs"] += 1
+                state.bad_epochs += 1
             gate = self.monitor.check_gates(
-                state["step"], self.model, self.task.probe(self.model).detach()
+                state.step, self.model, self.task.probe(self.model).detach()
             )
             if gate is not None:
                 self.log(str(gate))
             secs = time.perf_counter() - t0
-            state["elapsed"] += secs
+            state.elapsed += secs
             row = {
                 "epoch": epoch + 1,
-                "step": state["step"],
+                "step": state.step,
                 "train_loss": train_loss,
                 "batches": f"{self._done}/{self._total}",
                 **{f"valid_{k}": v for k, v in valid.items()},
                 "seconds": round(secs, 2),
             }
-            state["epoch"] = epoch + 1
-            state["monitor"] = self._monitor_state()
+            state.epoch = epoch + 1
+            state.monitor = self.monitor.state_dict()
+            state.time_budget_hit = out_of_time
             if self.dist.main:
                 ck.append_metrics(self.run_dir, row)
                 extra = None
                 if self.avg is not None:
                     extra = {f"avg.{k}": v for k, v in self.avg.state_dict().items()}
-                ck.save_checkpoint(self.run_dir, self.model, self.opt, dict(state), extra)
+                ck.save_checkpoint(self.run_dir, self.model, self.opt, state.to_dict(), extra)
             self.log(
                 f"epoch {epoch + 1}/{cfg.epochs}  train_loss {train_loss:.4f}  "
                 f"valid_{metric} {valid[metric]:.4f}{'  *best*' if improved else ''}  "
@@ -283,17 +289,17 @@ class Trainer:
             )
             if out_of_time:
                 self.log(
-                    f"time budget of {cfg.time_budget:g}s used up: stopping here "
-                    "(set --time-budget 0 to train all epochs)"
+                    f"time budget of {cfg.time_budget:g}s used up after step {state.step} of "
+                    f"{cfg.epochs * self._total}: stopping here; this result depends on the "
+                    "machine's speed (--time-budget 0 trains every epoch)"
                 )
-                state["time_budget_hit"] = True
                 break
-            if state["bad_epochs"] >= cfg.patience:
+            if cfg.patience and state.bad_epochs >= cfg.patience:
                 self.log(f"early stopping: no better valid_{metric} for {cfg.patience} epochs")
                 break
         if stopped is not None:
             self.log(str(stopped))
-            if state["best_epoch"] is None:
+            if state.best_epoch is None:
                 if self.dist.main:
                     ck.atomic_write_json(
                         os.path.join(self.run_dir, "diagnosis.json"),
@@ -305,10 +311,10 @@ class Trainer:
                         },
                     )
                 raise TrainingStopped(stopped)
-            self.log(f"keeping the last good model (epoch {state['best_epoch']})")
+            self.log(f"keeping the last good model (epoch {state.best_epoch})")
         return self._finish(state, stopped, time.perf_counter() - t_start)
 
-    def _train_epoch(self, epoch: int, state: dict) -> tuple[float, Problem | None]:
+    def _train_epoch(self, epoch: int, state: TrainState) -> tuple[float, Problem | None]:
         from lstmkit.data.batching import shard
 
         cfg, d = self.config, self.dist
@@ -316,16 +322,7 @@ class Trainer:
         self._done, self._total = 0, len(batches)
         bar = None
         if self.progress:
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=len(batches),
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                unit="batch",
-                leave=False,
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
+            bar = Progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", self.log)
         self.model.train()
         total, count = 0.0, 0
         try:
@@ -345,57 +342,38 @@ class Trainer:
                     )
                 )
                 loss_global = d.all_sum(float(loss_sum.detach())) / n_global
-                state["step"] += 1
-                problem = self.monitor.check_step(state["step"], loss_global, norm)
+                state.step += 1
+                problem = self.monitor.check_step(state.step, loss_global, norm)
                 if problem is not None:
                     if problem.fatal:
                         return total / max(count, 1), problem
                     self.log(str(problem))
-                # the clock is read (and agreed on across processes) once per step
-                spent = self._spent(state) if cfg.time_budget else None
                 if cfg.schedule == "cosine":
-                    factor = self._lr_factor(state["step"] - 1, spent)
+                    factor = self._lr_factor(state.step - 1)
                     for group in self.opt.param_groups:
                         group["lr"] = cfg.lr * factor
                 self.opt.step()
                 if self.avg is not None:
-                    update_average(self.avg, self.model, cfg.average, state["step"])
+                    update_average(self.avg, self.model, cfg.average, state.step)
                 self._done += 1
                 total, count = total + loss_global * n_global, count + n_global
-                if spent is not None and spent > cfg.time_budget:
+                # the clock is read (and agreed on across processes) once per step; it may
+                # stop the run, but it never changes what a step does
+                if cfg.time_budget and self._spent(state) > cfg.time_budget:
                     break
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+                    bar.update(total / count)
         finally:
             if bar is not None:
                 bar.close()
         return total / max(count, 1), None
 
-    def _out_of_time(self, state: dict) -> bool:
+    def _out_of_time(self, state: TrainState) -> bool:
         """True once training time (all epochs, resumed ones included) exceeds the budget."""
         budget = self.config.time_budget
         return bool(budget) and self._spent(state) > budget
 
-    def _monitor_state(self) -> dict:
-        m = self.monitor
-        return {
-            "ema": m._ema,
-            "best": m._best if m._best != float("inf") else None,
-            "best_step": m._best_step,
-            "norms": m._norms[-200:],
-            "explosions": m._explosions,
-        }
-
-    def _restore_monitor(self, s: dict) -> None:
-        if not s:
-            return
-        m = self.monitor
-        m._ema, m._best_step, m._norms = s["ema"], s["best_step"], list(s["norms"])
-        m._best = s["best"] if s["best"] is not None else float("inf")
-        m._explosions = s["explosions"]
-
-    def _finish(self, state: dict, stopped: Problem | None, seconds: float) -> dict:
+    def _finish(self, state: TrainState, stopped: Problem | None, seconds: float) -> dict:
         from lstmkit.train.run import load_weights
 
         load_weights(self.model, os.path.join(self.run_dir, "model.safetensors"), self.dist)
@@ -403,9 +381,9 @@ class Trainer:
         summary = {
             "task": self.config.task,
             "run_dir": self.run_dir,
-            "epochs_run": state["epoch"],
-            "best_epoch": state["best_epoch"],
-            f"valid_{metric}": state["best"],
+            "epochs_run": state.epoch,
+            "best_epoch": state.best_epoch,
+            f"valid_{metric}": state.best,
         }
         test = self.task.evaluate(self.model, "test")
         summary.update({f"test_{k}": v for k, v in test.items()})
@@ -415,9 +393,12 @@ class Trainer:
         if extra is not None and self.dist.main:
             summary["examples"] = extra(self.model)
         summary["stopped_by_diagnostics"] = None if stopped is None else stopped.kind
-        summary["stopped_by_time_budget"] = bool(state.get("time_budget_hit"))
+        summary["stopped_by_time_budget"] = state.time_budget_hit
+        summary["time_budget"] = self.config.time_budget or None
+        summary["steps"] = state.step
+        summary["planned_steps"] = self.config.epochs * self._total
         summary["diagnostics"] = [str(p) for p in self.monitor.problems]
-        summary["train_seconds"] = round(state["elapsed"], 1)
+        summary["train_seconds"] = round(state.elapsed, 1)
         summary["total_seconds"] = round(seconds, 1)
         summary["world_size"] = self.dist.world
         summary["format_version"] = ck.FORMAT_VERSION

@@ -42,6 +42,10 @@ class PageCheck:
     errors: list[str] = field(default_factory=list)  # console errors, exceptions, log errors
     requests: list[str] = field(default_factory=list)  # every URL the page requested
     loaded: bool = False  # the load event fired
+    font_faces: list[tuple[str, str]] = field(default_factory=list)  # (family, status) loaded
+    # per probed CSS selector: (font family, custom i.e. web font?, glyphs drawn) that Chromium
+    # used for the text directly inside the first matching element
+    fonts_used: dict[str, list[tuple[str, bool, int]]] = field(default_factory=dict)
 
     @property
     def external_requests(self) -> list[str]:
@@ -130,8 +134,12 @@ def check_page(
     timeout: float = 90.0,
     settle: float = 1.0,
     chromium: str | None = None,
+    font_probes: tuple[str, ...] = (),
 ) -> PageCheck:
-    """Open ``html_path`` headless; save a full-page PNG screenshot; report what happened."""
+    """Open ``html_path`` headless; save a full-page PNG screenshot; report what happened.
+
+    ``font_probes`` are CSS selectors whose rendered fonts are reported in ``fonts_used``
+    (which font really drew the text: a missing glyph shows up as a system fallback)."""
     exe = chromium or find_chromium()
     if exe is None:
         raise FileNotFoundError(f"no Chromium found ({INSTALL_HINT})")
@@ -149,12 +157,21 @@ def check_page(
                 "--remote-debugging-pipe", f"--window-size={width},{height}", "about:blank"]  # fmt: skip
 
         def child_fds() -> None:  # the pipe ends Chromium expects at fds 3 and 4
-            r, w = os.dup(to_r), os.dup(from_w)  # (in case to_r or from_w is 3 or 4 already)
+            # copies first, in case to_r or from_w is 3 or 4 already; the copies may land on
+            # 3 or 4 themselves, and dup2 onto the same fd keeps close-on-exec, hence the
+            # explicit set_inheritable
+            r, w = os.dup(to_r), os.dup(from_w)
             os.dup2(r, 3)
             os.dup2(w, 4)
+            os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
 
+        # close_fds=False rather than pass_fds=(3, 4): pass_fds fails (EBADF) when this
+        # process has nothing open at 3 or 4, and close_fds=True would close what child_fds
+        # made; Python's own descriptors are non-inheritable (PEP 446), so apart from 3 and 4
+        # Chromium only gets what this process was itself given to pass on
         proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, pass_fds=(3, 4, to_r, from_w),
+                                stderr=subprocess.DEVNULL, close_fds=False,
                                 preexec_fn=child_fds)  # fmt: skip
         os.close(to_r)
         os.close(from_w)
@@ -173,6 +190,7 @@ def check_page(
             pipe.call("Page.navigate", {"url": url}, session=sid)
             check.loaded = pipe.wait_for("Page.loadEventFired", timeout)
             pipe.wait_for("never.arrives", settle)  # let late scripts and loads report
+            _fonts(pipe, sid, check, font_probes)
             shot_data = pipe.call("Page.captureScreenshot",
                                   {"format": "png", "captureBeyondViewport": True}, session=sid)  # fmt: skip
             shot.write_bytes(base64.b64decode(shot_data["data"]))
@@ -190,6 +208,31 @@ def check_page(
                 proc.kill()
                 proc.wait()
     return check
+
+
+_FACES_JS = (
+    "document.fonts.ready.then(() => JSON.stringify([...document.fonts]"
+    ".map(f => [f.family.replace(/^\"|\"$/g, ''), f.status])))"
+)
+
+
+def _fonts(pipe: _Pipe, sid: str, check: PageCheck, probes: tuple[str, ...]) -> None:
+    res = pipe.call("Runtime.evaluate", {"expression": _FACES_JS, "awaitPromise": True,
+                                         "returnByValue": True}, session=sid)  # fmt: skip
+    check.font_faces = [tuple(x) for x in json.loads(res.get("result", {}).get("value", "[]"))]
+    if not probes:
+        return
+    pipe.call("DOM.enable", session=sid)
+    pipe.call("CSS.enable", session=sid)
+    root = pipe.call("DOM.getDocument", session=sid)["root"]["nodeId"]
+    for sel in probes:
+        node = pipe.call("DOM.querySelector", {"nodeId": root, "selector": sel}, session=sid)
+        if not node.get("nodeId"):
+            check.fonts_used[sel] = []
+            continue
+        used = pipe.call("CSS.getPlatformFontsForNode", {"nodeId": node["nodeId"]}, session=sid)
+        check.fonts_used[sel] = [(f["familyName"], bool(f["isCustomFont"]), int(f["glyphCount"]))
+                                 for f in used.get("fonts", [])]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Draw a recurrent cell from the same graph that is checked against the "
         "reference equations, labelled in the tutorial's notation.",
     )
-    p.add_argument("cell", choices=["lstm", "gru", "rnn"])
+    from lstmkit.viz.cellgraph import GRAPHS
+
+    p.add_argument("cell", choices=list(GRAPHS))  # the cells that have a drawn graph
     p.add_argument("-o", "--output", help="output file, .svg or .png (default: CELL-cell.svg)")
     p.add_argument("--dpi", type=int, default=150, help="PNG resolution (default 150)")
     p.set_defaults(func=_guard(_diagram))
@@ -80,14 +83,34 @@ def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namesp
             msg = e.args[0] if isinstance(e, KeyError) and e.args else e
             print(f"lstmkit {args.command}: error: {msg}", file=sys.stderr)
             return 2
+        except OSError as e:  # writing the output: read-only place, disk full, ...
+            where = f" {e.filename}" if e.filename else ""
+            print(f"lstmkit {args.command}: error: cannot write{where}: {e.strerror or e}; "
+                  "choose another --output", file=sys.stderr)  # fmt: skip
+            return 2
 
     return run
+
+
+def _output(path: str | Path) -> Path:
+    """``--output`` checked before any work: not a directory, its folder creatable/writable."""
+    out = Path(path)
+    if out.is_dir():
+        raise ValueError(f"--output {out} is a directory; give a file name inside it")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"--output {out}: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"--output {out}: {parent} is not writable; choose another --output")
+    return out
 
 
 def _diagram(args: argparse.Namespace) -> int:
     from lstmkit.viz.diagram import draw_cell
 
-    out = Path(args.output or f"{args.cell}-cell.svg")
+    out = _output(args.output or f"{args.cell}-cell.svg")
     if out.suffix not in (".svg", ".png"):
         raise ValueError(f"--output must end in .svg or .png, got {out.name!r}")
     if args.dpi < 1:
@@ -98,10 +121,15 @@ def _diagram(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from lstmkit.viz.explain import explain_run, save_explanation
+    from lstmkit.viz.explain import explain_run
+    from lstmkit.viz.heatmap import save_explanation
+    from lstmkit.viz.style import output_format
 
+    out = _output(args.output or "explain.png")
+    output_format(out)  # a wrong suffix is refused before the run is loaded
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     exp = explain_run(args.run_dir, args.text, layer=args.layer, direction=args.direction)
-    out = Path(args.output or "explain.png")
     save_explanation(exp, out, top_k=args.top_k)
     print(f"wrote {out}")
     print(exp.summary())
@@ -111,7 +139,9 @@ def _explain(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from lstmkit.viz.report import write_report
 
-    out = Path(args.output) if args.output else Path(args.run_dir) / "report.html"
+    out = _output(args.output) if args.output else Path(args.run_dir) / "report.html"
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"--output must end in .html, got {out.name!r}")
     write_report(args.run_dir, out, n_examples=args.examples, max_eval=args.max_eval)
     print(f"wrote {out}")
     if args.check:
@@ -122,8 +152,11 @@ def _report(args: argparse.Namespace) -> int:
             print(f"browser error: {err}")
         for url in res.external_requests:
             print(f"network request: {url}")
+        broken = [family for family, status in res.font_faces if status != "loaded"]
+        for family in broken:
+            print(f"embedded font not loaded: {family}")
         print(f"screenshot: {res.screenshot}")
-        return 1 if res.errors or res.external_requests or not res.loaded else 0
+        return 1 if res.errors or res.external_requests or broken or not res.loaded else 0
     return 0
 
 

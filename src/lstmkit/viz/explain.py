@@ -19,20 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 import lstmkit
+from lstmkit.reference.spec import Gate, spec
 
-# panels in display order, with how to colour them
-GATE_PANELS = {
-    "lstm": [("i", "input gate  i_t"), ("f", "forget gate  f_t"), ("o", "output gate  o_t"),
-             ("g", "candidate  C̃_t"), ("c", "cell state  C_t")],
-    "gru": [("r", "reset gate  r_t"), ("z", "update gate  z_t"), ("n", "candidate  ñ_t"),
-            ("h", "hidden state  h_t")],
-    "rnn": [("h", "hidden state  h_t")],
-}  # fmt: skip
-UNIT_RANGE = {"i", "f", "o", "r", "z"}  # sigmoid gates, in (0, 1)
-MATH_TITLES = {"i": r"input gate $i_t$", "f": r"forget gate $f_t$", "o": r"output gate $o_t$",
-               "g": r"candidate $\tilde{C}_t$", "c": r"cell state $C_t$", "r": r"reset gate $r_t$",
-               "z": r"update gate $z_t$", "n": r"candidate $\tilde{n}_t$",
-               "h": r"hidden state $h_t$"}  # fmt: skip
 TURN_WORDS = ("但是", "可是", "不过", "然而", "但", "却")  # where a "虽然…但是…" sentence turns
 
 
@@ -47,7 +35,7 @@ class Classifier(Protocol):
 class Explanation:
     text: str
     tokens: list[str]  # one per recorded step
-    kind: str  # "lstm" | "gru" | "rnn"
+    kind: str  # the cell spec's kind: "lstm" | "gru" | "rnn"
     gates: dict[str, np.ndarray]  # name -> (T, H) activations, in record_gates' naming
     probs: np.ndarray  # (T, C): class probabilities after each prefix
     labels: list[str]
@@ -56,8 +44,9 @@ class Explanation:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def panels(self) -> list[tuple[str, str]]:
-        return [(k, title) for k, title in GATE_PANELS[self.kind] if k in self.gates]
+    def panels(self) -> list[Gate]:
+        """The quantities drawn, in display order (the cell spec's ``panels``) that were recorded."""
+        return [g for g in spec(self.kind).panels if g.key in self.gates]
 
     def top_units(self, gate: str, k: int) -> np.ndarray:
         """The k units whose activation varies most along the text (std over time), sorted."""
@@ -105,7 +94,7 @@ def _kind(model) -> str:
     layers = [m for m in model.modules() if isinstance(m, lstmkit.nn.RNNBase)]
     if len(layers) != 1:
         raise ValueError(f"expected one lstmkit LSTM/GRU/RNN in the model, found {len(layers)}")
-    return {"lstm": "lstm", "gru": "gru"}.get(layers[0].mode, "rnn")
+    return spec(layers[0].mode).kind
 
 
 def explain(
@@ -142,7 +131,15 @@ def explain(
     finally:
         model.train(was_training)
     layers = sorted({key[0] for key in rec.layers})
-    layer = layers[layer] if layer < 0 else layer
+    if not -len(layers) <= layer < len(layers):
+        raise ValueError(f"--layer {layer}: the model has {len(layers)} layer(s) (0 to "
+                         f"{len(layers) - 1}, or -1 for the last)")  # fmt: skip
+    layer = layers[layer]
+    directions = sorted(d for lay, d in rec.layers if lay == layer)
+    if direction not in directions:
+        two = len(directions) == 2
+        what = "is bidirectional (0 forward, 1 backward)" if two else "has one direction (use 0)"
+        raise ValueError(f"--direction {direction}: the model {what}")
     rec_gates = rec[layer, direction]
     T = int(rec.lengths[0]) if rec.lengths is not None else len(tokens)
     gates = {k: v[0, :T].double().cpu().numpy() for k, v in rec_gates.items()}
@@ -166,17 +163,3 @@ def explain_run(run_dir: str | Path, text: str, layer: int = -1, direction: int 
     run = open_run(run_dir)
     tokens, prefixes = run_tokens(run, text)
     return explain(run, text, tokens, prefixes, layer=layer, direction=direction)
-
-
-def save_explanation(exp: Explanation, path: str | Path, top_k: int = 8) -> Path:
-    """Write the explanation as .png, .svg (figure) or .html (self-contained page)."""
-    from lstmkit.viz import style
-    from lstmkit.viz.heatmap import explanation_figure, explanation_html_page
-
-    path = Path(path)
-    fmt = style.output_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "html":
-        path.write_text(explanation_html_page(exp, top_k=top_k), encoding="utf-8")
-        return path
-    return style.save(explanation_figure(exp, top_k=top_k), path)

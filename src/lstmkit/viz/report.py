@@ -1,9 +1,11 @@
 """``lstmkit report RUN_DIR``: one self-contained HTML page about a training run.
 
-Sections: model card (config, parameter count, speed, data), training curves, confusion
-matrix on the test split, the "虽然…但是" showcase and per-character explanations of a few
-test examples. Every image is a PNG data URI and the CSS is inline: the page makes no
-network request and can be mailed or archived as one file.
+Sections: model card (config, parameter count, speed, data), training curves, then per kind
+of run: the confusion matrix on the test split, the "虽然…但是" showcase and per-character
+explanations of a few test examples (classifiers), or the test part's one-step-ahead
+forecasts (forecasters). Every image is a PNG data URI, the CSS is inline and the Chinese
+glyphs the page shows are an embedded font subset: the page makes no network request, needs
+no installed CJK font, and can be mailed or archived as one file.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import numpy as np
 
 from lstmkit.viz.runs import read_metrics
 
+# the embedded face (see render) first: it draws every CJK glyph of the page; the rest is
+# for Latin text and for characters the bundled font lacks
 CSS = """
-body { font-family: "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei", sans-serif;
+body { font-family: "lstmkit Sans CJK", "Noto Sans CJK SC", "PingFang SC", "Microsoft YaHei",
+  sans-serif;
   margin: 0 auto; max-width: 1180px; padding: 1.5em 2em; color: #263238; line-height: 1.45; }
 h1 { margin-bottom: 0.1em; } h2 { border-bottom: 2px solid #cfd8dc; padding-bottom: 0.2em;
   margin-top: 1.8em; }
@@ -33,7 +38,8 @@ table.card th, table.plain th { background: #eceff1; font-weight: 600; }
 img.plot { max-width: 100%; border: 1px solid #eceff1; }
 .grid { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
 .ok { color: #2e7d32; } .bad { color: #c62828; }
-details pre { background: #f5f7f8; padding: 0.8em; overflow-x: auto; }
+details pre { background: #f5f7f8; padding: 0.8em; overflow-x: auto;
+  font-family: monospace, "lstmkit Sans CJK"; }
 """
 
 
@@ -55,6 +61,10 @@ class ReportData:
     data_sizes: dict[str, int] = field(default_factory=dict)
     data_source: str = ""
     examples: list[tuple[str, str]] = field(default_factory=list)  # (text, true label)
+    # forecast runs: the whole series, where its test part starts, one-step-ahead test forecasts
+    series: tuple[np.ndarray, np.ndarray] | None = None  # (times, values)
+    test_start: int = 0
+    forecasts: np.ndarray | None = None
 
 
 def _png_uri(fig) -> str:
@@ -87,6 +97,9 @@ def gather(
         rnn_params,
         run.kind,
     )
+    if run.kind == "forecast":
+        _gather_forecasts(data, run)
+        return data, run
     if run.kind != "classify" or run.tokenizer is None:
         return data, run
     from lstmkit.train.tasks import make_task
@@ -110,6 +123,24 @@ def gather(
     return data, run
 
 
+def _gather_forecasts(data: ReportData, run: Any) -> None:
+    """One-step-ahead forecasts of the test part, each from the ``window`` values before it."""
+    import torch
+
+    from lstmkit.train.tasks import make_task
+
+    task = make_task(run.config)
+    values = np.asarray(task.fc.values, dtype=np.float64)
+    targets = np.asarray(task.targets["test"])
+    window = int(run.config.window)
+    x = torch.tensor(values, dtype=torch.float32)[targets[:, None] + np.arange(-window, 0)]
+    with torch.no_grad():
+        data.forecasts = run.model(x).double().numpy()
+    data.series = (np.asarray(task.fc.times), values)
+    data.test_start = int(targets[0])
+    data.data_source = task.fc.source
+
+
 def _pick_examples(texts, y, pred, labels, n: int) -> list[tuple[str, str]]:
     """Short test texts: one correct per class first, then the first mistake."""
     short = [i for i, t in enumerate(texts) if 6 <= len(t) <= 36]
@@ -127,8 +158,10 @@ def _pick_examples(texts, y, pred, labels, n: int) -> list[tuple[str, str]]:
 
 def _card_rows(d: ReportData) -> list[tuple[str, str]]:
     c, s = d.config, d.summary
+    # a forecaster reads numbers, not tokens: no embedding, but an input window
+    inputs = f"window {c.get('window')}" if d.kind == "forecast" else f"embed {c.get('embed_size')}"
     arch = (f"{c.get('model', '?').upper()} × {c.get('layers')} layer(s), hidden {c.get('hidden_size')}, "
-            f"embed {c.get('embed_size')}, {'bi' if c.get('bidirectional') else 'uni'}directional, "
+            f"{inputs}, {'bi' if c.get('bidirectional') else 'uni'}directional, "
             f"dropout {c.get('dropout')}, backend {c.get('backend')}")  # fmt: skip
     rows = [
         ("task", f"{c.get('task')} ({d.kind})"),
@@ -140,14 +173,19 @@ def _card_rows(d: ReportData) -> list[tuple[str, str]]:
     ]  # fmt: skip
     if "train_seconds" in s:
         per_epoch = [m["seconds"] for m in d.metrics if "seconds" in m]
-        extra = f", {np.mean(per_epoch):.1f} s per epoch" if per_epoch else ""
-        rows.append(("speed", f"trained in {s['train_seconds']:.0f} s{extra}"
+        extra = f", {_secs(float(np.mean(per_epoch)))} per epoch" if per_epoch else ""
+        rows.append(("speed", f"trained in {_secs(s['train_seconds'])}{extra}"
                      + (f"; inference {d.texts_per_second:,.0f} texts/s on this machine (CPU, "
                         f"{d.n_eval} test texts)" if d.texts_per_second else "")))  # fmt: skip
     if d.data_sizes:
         sizes = ", ".join(f"{k} {v:,}" for k, v in d.data_sizes.items())
         rows.append(("data", f"{d.data_source}: {sizes}; labels {', '.join(d.labels)}; "
                              f"max_len {c.get('max_len')}, min_freq {c.get('min_freq')}"))  # fmt: skip
+    if d.series is not None and d.forecasts is not None:
+        times = d.series[0]
+        rows.append(("data", f"{d.data_source}: {len(times):,} values ({times[0]}–{times[-1]}); "
+                             f"test {times[d.test_start]}–{times[d.test_start + len(d.forecasts) - 1]}"
+                             f", {len(d.forecasts)} one-step-ahead forecasts"))  # fmt: skip
     tests = [
         f"{k[5:]} {v:.4f}" for k, v in s.items() if k.startswith("test_") and isinstance(v, float)
     ]
@@ -155,8 +193,16 @@ def _card_rows(d: ReportData) -> list[tuple[str, str]]:
         rows.append(("test metrics", ", ".join(tests)))
     base = s.get("baseline")
     if isinstance(base, dict) and base:
-        rows.append(("baseline", ", ".join(f"{k} {_num(v)}" for k, v in base.items())))
+        name = base.get("name")
+        scores = ", ".join(f"{k.removeprefix('test_')} {_num(v)}" for k, v in base.items()
+                           if k != "name")  # fmt: skip
+        rows.append(("baseline", f"{name}: {scores}" if name else scores))
     return rows
+
+
+def _secs(x: float) -> str:
+    """Seconds with the precision that says something: 0.03 s, 2.4 s, 312 s."""
+    return f"{x:.2f} s" if x < 1 else f"{x:.1f} s" if x < 100 else f"{x:.0f} s"
 
 
 def _num(v: Any) -> str:
@@ -164,18 +210,17 @@ def _num(v: Any) -> str:
 
 
 def render(d: ReportData, run: Any = None, top_k: int = 6, explain_figures: bool = True) -> str:
-    """The HTML page for ``d`` (``run`` is needed for the explanations)."""
-    esc = html.escape
-    name = Path(d.run_dir).name
-    parts = [
-        '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>lstmkit report: {esc(name)}</title>",
-    ]
+    """The HTML page for ``d`` (``run`` is needed for the explanations).
+
+    The page carries its own font: a subset of lstmkit's bundled CJK font holding exactly
+    the Chinese glyphs the page shows, as a base64 ``@font-face`` (as the images are inlined)."""
+    from lstmkit.viz.cjkfont import web_font_face
     from lstmkit.viz.heatmap import HEAT_CSS
 
-    parts.append(f"<style>{CSS}{HEAT_CSS}</style></head><body>")
-    parts.append(f"<h1>lstmkit report: {esc(name)}</h1>")
+    esc = html.escape
+    name = Path(d.run_dir).name
+    title = f"<title>lstmkit report: {esc(name)}</title>"
+    parts = [f"<h1>lstmkit report: {esc(name)}</h1>"]
     parts.append(f'<p class="sub">{esc(d.run_dir)} — generated by lstmkit</p>')
     parts.append('<h2>Model card</h2><table class="card">')
     parts += [f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in _card_rows(d)]
@@ -188,10 +233,18 @@ def render(d: ReportData, run: Any = None, top_k: int = 6, explain_figures: bool
     parts.append("<h2>Training curves</h2>")
     if d.metrics:
         parts.append(
-            f'<img class="plot" alt="training curves" src="{_png_uri(training_curves(d.metrics))}">'
+            '<img class="plot" alt="training curves" '
+            f'src="{_png_uri(training_curves(d.metrics, best_epoch=d.summary.get("best_epoch")))}">'
         )
     else:
         parts.append("<p>No metrics.jsonl in this run.</p>")
+    if d.forecasts is not None and d.series is not None:
+        from lstmkit.viz.plots import forecast_figure
+
+        times, values = d.series
+        fig = forecast_figure(times, values, d.test_start, d.forecasts)
+        parts.append(f"<h2>Test forecasts ({len(d.forecasts)} one-step-ahead)</h2>"
+                     f'<img class="plot" alt="test forecasts" src="{_png_uri(fig)}">')  # fmt: skip
     if d.confusion is not None:
         parts.append(f'<h2>Test set (first {d.n_eval} examples)</h2><div class="grid">')
         parts.append(
@@ -209,7 +262,7 @@ def render(d: ReportData, run: Any = None, top_k: int = 6, explain_figures: bool
                      "</td></tr></table></div>")  # fmt: skip
     shows = d.summary.get("examples")
     if shows:
-        parts.append("<h2>“虽然…但是…” sentences</h2><table class=\"plain\"><tr><th>text</th>"
+        parts.append("<h2>“虽然…但是…” sentences</h2><table class=\"plain turns\"><tr><th>text</th>"
                      "<th>expected</th><th>predicted</th><th>P(pos)</th></tr>")  # fmt: skip
         for e in shows:
             ok = "ok" if e.get("expected") == e.get("predicted") else "bad"
@@ -218,8 +271,14 @@ def render(d: ReportData, run: Any = None, top_k: int = 6, explain_figures: bool
         parts.append("</table>")
     if d.examples and run is not None:
         parts.append(_explanations(d, run, top_k, explain_figures))
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+    body = "\n".join(parts)
+    head = [
+        '<!DOCTYPE html>\n<html lang="zh-CN"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        title,
+        f"<style>{web_font_face(title + body)}{CSS}{HEAT_CSS}</style></head><body>",
+    ]
+    return "\n".join(head) + "\n" + body + "\n</body></html>\n"
 
 
 def _explanations(d: ReportData, run: Any, top_k: int, figures: bool) -> str:

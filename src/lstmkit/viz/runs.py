@@ -46,10 +46,24 @@ def read_json(path: Path) -> Any:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    """``metrics.jsonl``: one dict per epoch (empty list if absent)."""
+    """``metrics.jsonl``: one dict per epoch (empty list if absent); a damaged line is a
+    :class:`~lstmkit.data.errors.DataError` naming the file and the line."""
+    from lstmkit.data.errors import DataError
+
     path = Path(run_dir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [
-        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:  # JSONDecodeError
+            raise DataError(f"line {n} of metrics.jsonl is not valid JSON ({e.msg})", str(path),
+                            "the run's log is damaged: delete that line or retrain") from e  # fmt: skip
+        if not isinstance(row, dict):
+            raise DataError(f"line {n} of metrics.jsonl is not a JSON object", str(path),
+                            "the run's log is damaged: delete that line or retrain")  # fmt: skip
+        rows.append(row)
+    return rows

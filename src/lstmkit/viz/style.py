@@ -1,17 +1,20 @@
-"""Shared plotting setup: headless backend, CJK font lookup with a clear fallback, saving.
+"""Shared plotting setup: headless backend, the fonts every figure uses, saving.
 
 Diagrams use only math notation and English, so they render with matplotlib's bundled
 DejaVu fonts everywhere. Heatmaps label their columns with the input characters (Chinese
-for the sentiment demo); those need a CJK font. :func:`cjk_font` finds one if installed
-(Debian: ``apt-get install fonts-noto-cjk`` or ``fonts-wqy-microhei``); without one,
-:func:`char_label` falls back to ``U+XXXX`` code points and a one-time warning says so.
+for the sentiment demo) and confusion matrices with the user's label names: those glyphs
+come from lstmkit's own font (:mod:`lstmkit.viz.cjkfont`), registered with matplotlib when
+a figure is drawn, so no system CJK font is needed. :func:`font_family` is the family list
+(DejaVu Sans first, then the bundled font, then any installed CJK font for characters the
+bundled subset lacks); matplotlib picks each glyph from the first family that has it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
-import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -22,23 +25,17 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-CJK_FAMILIES = (
+from lstmkit.viz import cjkfont  # noqa: E402
+
+# installed CJK families used after the bundled one (for the rare characters it lacks)
+SYSTEM_CJK_FAMILIES = (
     "Noto Sans CJK SC",
     "Noto Sans CJK JP",
-    "Noto Sans CJK TC",
-    "Noto Serif CJK SC",
     "Source Han Sans SC",
-    "Source Han Sans CN",
     "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
     "Microsoft YaHei",
-    "SimHei",
     "PingFang SC",
-    "Hiragino Sans GB",
-    "Heiti SC",
 )
-
-INSTALL_HINT = "install a CJK font (Debian/Ubuntu: apt-get install fonts-noto-cjk)"
 FORMATS = ("png", "svg")
 
 COLORS = {
@@ -55,43 +52,27 @@ COLORS = {
 
 
 @functools.lru_cache(maxsize=1)
-def cjk_font() -> str | None:
-    """Name of an installed font family that covers Chinese, or None."""
+def system_cjk_fonts() -> tuple[str, ...]:
+    """Installed CJK font families (none is needed: lstmkit brings its own)."""
     names = {f.name for f in font_manager.fontManager.ttflist}
-    for fam in CJK_FAMILIES:
-        if fam in names:
-            return fam
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def _warn_no_cjk() -> None:
-    warnings.warn(
-        f"lstmkit.viz: no CJK font found, so non-Latin characters are labelled by code point "
-        f"(U+XXXX); {INSTALL_HINT}. HTML output shows the real characters regardless.",
-        stacklevel=3,
-    )
-
-
-def needs_cjk(text: str) -> bool:
-    return any(ord(ch) > 0x2FFF for ch in text)
-
-
-def char_label(ch: str, have_cjk: bool | None = None) -> str:
-    """A tick label for one input character that the current fonts can draw."""
-    have = cjk_font() is not None if have_cjk is None else have_cjk
-    if ch == " ":
-        return "␣"
-    if needs_cjk(ch) and not have:
-        _warn_no_cjk()
-        return f"U+{ord(ch):04X}"
-    return ch
+    return tuple(fam for fam in SYSTEM_CJK_FAMILIES if fam in names)
 
 
 def font_family() -> list[str]:
     """Family list for text that may contain Chinese (matplotlib falls back per glyph)."""
-    fam = cjk_font()
-    return ["DejaVu Sans", fam] if fam else ["DejaVu Sans"]
+    return ["DejaVu Sans", cjkfont.register(), *system_cjk_fonts()]
+
+
+@contextlib.contextmanager
+def fonts() -> Iterator[None]:
+    """Create (and draw) figures inside this so every text can show Chinese."""
+    with matplotlib.rc_context({"font.family": font_family()}):
+        yield
+
+
+def char_label(ch: str) -> str:
+    """A tick label for one input character (a space is shown as ␣)."""
+    return "␣" if ch == " " else ch
 
 
 def output_format(path: str | Path, default: str = "png") -> str:
@@ -107,7 +88,7 @@ def save(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     path = Path(path)
     fmt = output_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with matplotlib.rc_context({"svg.hashsalt": "lstmkit", "svg.fonttype": "path"}):
+    with fonts(), matplotlib.rc_context({"svg.hashsalt": "lstmkit", "svg.fonttype": "path"}):
         fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_metadata(fmt))
     plt.close(fig)
     return path
@@ -116,7 +97,7 @@ def save(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
 def to_bytes(fig: Figure, fmt: str = "png", dpi: int = 110) -> bytes:
     """Render ``fig`` to PNG/SVG bytes (for inlining into HTML) and close it."""
     buf = io.BytesIO()
-    with matplotlib.rc_context({"svg.hashsalt": "lstmkit"}):
+    with fonts(), matplotlib.rc_context({"svg.hashsalt": "lstmkit"}):
         fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", metadata=_metadata(fmt))
     plt.close(fig)
     return buf.getvalue()

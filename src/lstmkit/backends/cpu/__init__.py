@@ -1,36 +1,57 @@
 """Compiled CPU backend: fused LSTM/GRU/RNN time loops in C++ (see common.h).
 
 Importing this module registers the ``"cpu"`` backend (priority 50).  The extension is
-compiled on first use (``_build``); when that is impossible, ``supports`` returns the reason
-and ``backend="auto"`` falls back to the reference with a warning.
+compiled on first use (``_build``); when that is impossible, ``supports`` declines with kind
+``"unavailable"`` and ``backend="auto"`` falls back with a warning. Where torch's own kernel is
+faster for the call's shape (``policy.prefer_torch``) it declines with kind ``"slower"``, and
+``auto`` runs the ``"torch"`` backend instead, silently.
 """
 
 from __future__ import annotations
 
 import torch
 
-from lstmkit.backends.cpu import _build
+from lstmkit.backends.cpu import _build, ops, policy
 from lstmkit.backends.cpu.ops import gru_layer, lstm_layer, rnn_layer
-from lstmkit.backends.registry import Backend, Request, register
+from lstmkit.backends.registry import (
+    Backend,
+    Decline,
+    Request,
+    per_mode_layers,
+    register,
+    tracing_decline,
+)
 
 DTYPES = (torch.float32, torch.float64)
+LAYERS = per_mode_layers(lstm_layer, gru_layer, rnn_layer)  # the modes with a compiled kernel
 
 __all__ = ["BACKEND", "supports", "lstm_layer", "gru_layer", "rnn_layer"]
 
 
 def supports(request: Request) -> str | None:
-    """None when this backend can run ``request``, else the reason it cannot."""
+    """None when this backend can run ``request``, else a :class:`Decline` saying why not."""
     if torch.device(request.device).type != "cpu":
-        return f"device {request.device} is not the CPU"
+        return Decline("device", f"device {request.device} is not the CPU")
+    if request.mode not in LAYERS:
+        return Decline("cell", f"mode {request.mode!r} has no compiled kernel (built-ins only)")
     if request.dtype not in DTYPES:
-        return f"dtype {request.dtype} is not supported (float32, float64 only)"
-    if request.mode not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
-        return f"mode {request.mode!r} is not supported"
+        return Decline("dtype", f"dtype {request.dtype} is not supported (float32, float64 only)")
     if request.extras:
-        return "extras " + ", ".join(sorted(request.extras)) + " run on the reference only"
+        names = ", ".join(sorted(request.extras))
+        return Decline("extras", f"extras {names} run on the reference only")
+    # ops.TRACEABLE: the tracers that capture the fused ops (torch.library custom ops with fake
+    # kernels); jit.trace, onnx and torch.export under "auto" record torch's standard op.
+    traced = tracing_decline(request, ops.TRACEABLE, "compiled CPU kernels")
+    if traced is not None:
+        return traced
     reason = _build.load_error()
     if reason is not None:
-        return reason
+        return Decline("unavailable", reason)
+    if request.tracing is None and not request.explicit:
+        # No speed choice inside torch.compile/torch.func: the fused op is what they capture.
+        slower = policy.prefer_torch(request)
+        if slower is not None:
+            return Decline("slower", slower)
     return None
 
 
@@ -38,8 +59,6 @@ BACKEND = Backend(
     name="cpu",
     priority=50,
     supports=supports,
-    lstm_layer=lstm_layer,
-    gru_layer=gru_layer,
-    rnn_layer=rnn_layer,
+    layers=LAYERS,
 )
 register(BACKEND)

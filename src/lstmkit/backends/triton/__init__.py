@@ -17,10 +17,21 @@ import os
 
 import torch
 
-from lstmkit.backends.registry import Backend, Request, register
+from lstmkit.backends.native import prefer_cudnn
+from lstmkit.backends.registry import (
+    Backend,
+    Decline,
+    Request,
+    per_mode_layers,
+    register,
+    tracing_decline,
+)
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 FUSED = {"lstm": frozenset({"peephole", "layer_norm"}), "gru": frozenset({"layer_norm"})}
+# The tracers that capture the kernels (torch.library custom ops in library.py); kept here,
+# not read from ops.TRACEABLE, so that asking does not import triton.
+TRACEABLE: frozenset[str] = frozenset({"torch.compile", "torch.export", "torch.func"})
 
 
 def triton_available() -> bool:
@@ -34,23 +45,39 @@ def interpret_enabled() -> bool:
 
 
 def supports(request: Request) -> str | None:
-    """None when this backend can run ``request``, else the reason it cannot."""
+    """None when this backend can run ``request``, else a :class:`Decline` saying why not."""
     device = torch.device(request.device)
     if device.type != "cuda":
         if not (interpret_enabled() and request.explicit):
-            return f"device {device.type} is not CUDA (the triton backend runs on CUDA GPUs)"
+            return Decline(
+                "device", f"device {device.type} is not CUDA (the triton backend runs on CUDA GPUs)"
+            )
     elif not triton_available():
-        return "triton is not installed (pip install lstmkit[gpu])"
+        return Decline("unavailable", "triton is not installed (pip install lstmkit[gpu])")
+    if request.mode not in LAYERS:
+        return Decline("cell", f"mode {request.mode!r} has no triton kernel (built-ins only)")
     if request.dtype not in DTYPES:
-        return f"dtype {request.dtype} is not supported (float32, bfloat16, float16)"
+        return Decline(
+            "dtype", f"dtype {request.dtype} is not supported (float32, bfloat16, float16)"
+        )
     if request.proj:
-        return "LSTM projections (proj_size > 0) are not implemented in the triton backend"
-    if request.mode not in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
-        return f"mode {request.mode!r} is not supported"
+        return Decline(
+            "unsupported",
+            "LSTM projections (proj_size > 0) are not implemented in the triton backend",
+        )
     fused = FUSED.get(request.mode, frozenset())
     if request.extras - fused:
         names = ", ".join(sorted(request.extras - fused))
-        return f"extras ({names}) are not fused in the triton backend; the reference runs them"
+        return Decline(
+            "extras",
+            f"extras ({names}) are not fused in the triton backend; the reference runs them",
+        )
+    traced = tracing_decline(request, TRACEABLE, "triton kernels")
+    if traced is not None:
+        return traced
+    slower = None if request.explicit or request.extras else prefer_cudnn(request)
+    if slower is not None:
+        return Decline("slower", slower)
     return None
 
 
@@ -73,15 +100,14 @@ def _on_input_device(name: str):
 lstm_layer = _on_input_device("lstm_layer")
 gru_layer = _on_input_device("gru_layer")
 rnn_layer = _on_input_device("rnn_layer")
+LAYERS = per_mode_layers(lstm_layer, gru_layer, rnn_layer)  # the modes with a triton kernel
 
 
 BACKEND = Backend(
     name="triton",
     priority=60,
     supports=supports,
-    lstm_layer=lstm_layer,
-    gru_layer=gru_layer,
-    rnn_layer=rnn_layer,
+    layers=LAYERS,
 )
 register(BACKEND)
 

@@ -1,347 +1,57 @@
-"""Layer ops of the Triton backend: planning, launch configuration and autograd.
+"""Layer ops of the Triton backend (the layer contract of docs/architecture.md).
 
-Dimension legend: N packed rows, T steps, B batch (batch_sizes[0]), H hidden, I input,
-G gates (LSTM 4, GRU 3, RNN 1), GD width of the saved gate gradients (4*H, RNN H).
-
-Forward: ``xp = x @ W_ih^T + biases`` (one GEMM, (N, G*H)), then the recurrent kernel.
-Backward: the recurrent kernel produces the pre-activation gate gradients ``dg`` (N, GD);
-every weight gradient, ``dx`` and the bias gradients are then GEMMs / sums over all rows.
-LSTM extras: ``peephole`` runs in these kernels (PEEP); ``norms`` (layer norm, LSTM and GRU)
-in ops_ln.py.
+The recurrence itself is recurrent.py (plain cells, peepholes) and ops_ln.py (layer norm).
+Two ways in, one implementation: eager calls on plain tensors run the autograd Functions here;
+calls that are traced or transformed (torch.compile, torch.export, torch.func, fake tensors)
+run the torch.library custom ops of library.py (``torch.ops.lstmkit.triton_*``).
 """
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from lstmkit.backends.triton import kernels as K
+from lstmkit.backends import _opsupport as S
+from lstmkit.backends.triton import graphs, library, ops_ln
+from lstmkit.backends.triton.common import get_plan, refuse_double_backward
+from lstmkit.backends.triton.recurrent import (  # noqa: F401 - re-exported (tests, benchmarks)
+    _BROKEN,
+    GATES,
+    MODES,
+    Config,
+    RecurrentInputs,
+    RecurrentSaved,
+    choose_config,
+    recurrent_backward,
+    recurrent_forward,
+)
 
-MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
-GATES = {0: 4, 1: 3, 2: 1, 3: 1}
-MAX_SPIN = 1 << 20
-RESIDENT_BYTES = 64 * 1024  # on-chip budget for one program's W_hh tiles
-SMEM_BUDGET = 200 * 1024  # pipelined tiles of the backward contraction (stages - 1 buffers)
-_PLANS: dict = {}
-_VERIFIED: set = set()  # persistent configs whose first launch met every barrier
-_BROKEN: set = set()  # persistent configs that timed out: run them step by step
-_SYNC: dict = {}  # (device, stream, NB, NHP) -> [flags (NB, NHP) int32, base]
-_ERR: dict = {}  # device -> (1,) int32 timeout flag
-_N_SM: dict = {}  # device -> multiprocessor count
-_CONFIGS: dict = {}  # (B, H, G, dtype, device, env knobs) -> Config
-_DUMMIES: dict = {}  # device -> (1,) fp32 stand-in for pointers a mode never touches
-
-
-def _dummy(dev: torch.device) -> Tensor:
-    t = _DUMMIES.get(str(dev))
-    if t is None:
-        t = _DUMMIES[str(dev)] = torch.zeros(1, dtype=torch.float32, device=dev)
-    return t
-
-
-def _next_pow2(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
-@dataclass
-class Plan:
-    """Host-side index data for one (batch_sizes, reverse, device)."""
-
-    T: int
-    B: int
-    N: int
-    off: Tensor  # (T,) int32 row offset of step t
-    bsz: Tensor  # (T,) int32
-    prev_idx: Tensor  # (N,) int64 row of the previous executed step of the same b, or N + b
-    first_idx: Tensor  # (B,) int64 row of each b's first executed step
-
-
-def get_plan(batch_sizes: Sequence[int], reverse: bool, device: torch.device) -> Plan:
-    if isinstance(batch_sizes, Tensor):
-        batch_sizes = batch_sizes.tolist()
-    key = (tuple(batch_sizes), bool(reverse), str(device))
-    plan = _PLANS.get(key)
-    if plan is not None:
-        return plan
-    bs = [int(b) for b in batch_sizes]
-    T, B, N = len(bs), bs[0], sum(bs)
-    off = [0] * T
-    for t in range(1, T):
-        off[t] = off[t - 1] + bs[t - 1]
-    order = range(T - 1, -1, -1) if reverse else range(T)
-    prev = torch.empty(N, dtype=torch.int64)
-    first = torch.full((B,), -1, dtype=torch.int64)
-    last_row = torch.arange(N, N + B)  # row of b's latest executed step so far
-    for t in order:
-        rows = torch.arange(off[t], off[t] + bs[t])
-        prev[rows] = last_row[: bs[t]]
-        fresh = first[: bs[t]] < 0
-        first[: bs[t]][fresh] = rows[fresh]
-        last_row[: bs[t]] = rows
-    i32 = dict(dtype=torch.int32, device=device)
-    plan = Plan(T, B, N, torch.tensor(off, **i32), torch.tensor(bs, **i32), prev.to(device),
-                first.to(device))  # fmt: skip
-    if len(_PLANS) > 256:
-        _PLANS.clear()
-    _PLANS[key] = plan
-    return plan
-
-
-@dataclass(frozen=True)
-class Config:
-    BB: int
-    BH: int
-    BK: int
-    KT: int
-    NB: int
-    NH: int
-    resident: bool
-    persistent: bool  # one launch for all steps
-    sync: bool  # grid barrier between steps (NH > 1 and persistent)
-    num_warps: int
-    num_stages: int
-
-
-def _interpreting(t: Tensor) -> bool:
-    return t.device.type != "cuda"
-
-
-KNOBS = ("MODE", "BH", "BK", "WARPS", "STAGES", "RESIDENT")
-
-
-def choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.device) -> Config:
-    """Tile sizes and mode; see the kernel legend. Env LSTMKIT_TRITON_MODE forces
-    'persistent' or 'step'; LSTMKIT_TRITON_BH / _BK / _WARPS / _STAGES force those, and
-    LSTMKIT_TRITON_RESIDENT=0 streams W_hh (tests and tuning)."""
-    key = (B, H, G, dtype, str(device), *(os.environ.get("LSTMKIT_TRITON_" + k) for k in KNOBS))
-    cfg = _CONFIGS.get(key)
-    if cfg is None:
-        cfg = _CONFIGS[key] = _choose_config(B, H, G, dtype, device)
-    return cfg
-
-
-def _choose_config(B: int, H: int, G: int, dtype: torch.dtype, device: torch.device) -> Config:
-    force = os.environ.get("LSTMKIT_TRITON_MODE", "")
-    BB = 16 if B <= 16 else 32 if B <= 64 else 64
-    NB = -(-B // BB)
-    HP = _next_pow2(max(H, 16))
-    if device.type == "cuda":
-        n_sm = _N_SM.get(str(device))
-        if n_sm is None:
-            n_sm = _N_SM[str(device)] = torch.cuda.get_device_properties(
-                device
-            ).multi_processor_count
-    else:
-        n_sm = 1 << 30
-    BH = next((bh for bh in (16, 32, 64, 128) if NB * -(-H // bh) <= n_sm), 0)
-    if os.environ.get("LSTMKIT_TRITON_BH"):
-        BH = int(os.environ["LSTMKIT_TRITON_BH"])
-    persistent = BH > 0 and force != "step"
-    if device.type != "cuda" and force != "step":
-        BH = max(16, HP)  # the interpreter runs programs one after another: NH must be 1
-    BH = BH or 64
-    BH = min(BH, max(16, HP))
-    NH = -(-H // BH)
-    esize = torch.finfo(dtype).bits // 8
-    # small H: W_hh tiles stay on chip (registers) for all steps; else stream them from L2 in
-    # BK-row tiles, 3-stage pipelined (measured on an H200: BK 128 / 3 stages beat BK 32 / 2
-    # by 1.3-1.5x at H >= 256, and beat the resident variant at H = 256)
-    resident = HP <= 128 and G * HP * BH * esize <= RESIDENT_BYTES and BB * HP <= 4096
-    BK, stages = (HP, 1) if resident else (min(128 if BB <= 32 else 64, HP), 3 if BB <= 32 else 2)
-    while not resident and BK > 32 and (stages - 1) * G * (BB * BK + BK * BH) * esize > SMEM_BUDGET:
-        BK //= 2
-    if os.environ.get("LSTMKIT_TRITON_BK"):  # tests / tuning: stream W_hh in K tiles
-        BK, resident = int(os.environ["LSTMKIT_TRITON_BK"]), False
-    env = os.environ.get
-    if env("LSTMKIT_TRITON_RESIDENT") == "0" and resident:
-        BK, resident = min(32, HP), False
-    KT = -(-H // BK)
-    # 4 warps for streamed tiles up to BB = 32 (H200: 1.2x faster than 8 at B = 64, H >= 512)
-    warps = 8 if BB >= 64 or (resident and (BB >= 32 or HP * BH >= 4096)) else 4
-    warps, stages = (
-        int(env("LSTMKIT_TRITON_WARPS", warps)),
-        int(env("LSTMKIT_TRITON_STAGES", stages)),
-    )
-    return Config(BB, BH, BK, KT, NB, NH, resident, persistent, persistent and NH > 1,
-                  num_warps=warps, num_stages=stages)  # fmt: skip
-
-
-def _precision(dtype: torch.dtype, device: torch.device) -> str:
-    """fp32 dots follow cuDNN's own switch: TF32 when torch.backends.cudnn.allow_tf32."""
-    if dtype == torch.float32 and (device.type != "cuda" or not torch.backends.cudnn.allow_tf32):
-        return "ieee"
-    return "tf32"
-
-
-@contextmanager
-def _gemm_math(dtype: torch.dtype, device: torch.device):
-    """fp32 GEMMs use TF32 exactly when cuDNN's RNNs would (torch.backends.cudnn.allow_tf32)."""
-    on = dtype == torch.float32 and _precision(dtype, device) == "tf32"
-    mm = torch.backends.cuda.matmul
-    switched = False
-    if on:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                switched = not mm.allow_tf32
-                if switched:
-                    mm.allow_tf32 = True
-            except RuntimeError:  # torch's newer fp32_precision API in use: leave it alone
-                switched = False
-    try:
-        yield
-    finally:
-        if switched:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mm.allow_tf32 = False
-
-
-def _barrier_state(dev: torch.device, nb: int, nhp: int, steps: int) -> tuple[Tensor, int]:
-    """Reusable arrival counters: a launch waits for base + k, so nothing is re-zeroed."""
-    stream = torch.cuda.current_stream(dev).cuda_stream if dev.type == "cuda" else 0
-    key = (str(dev), stream, nb, nhp)
-    state = _SYNC.get(key)
-    if state is None or state[1] + steps > (1 << 30):
-        state = _SYNC[key] = [torch.zeros((nb, nhp), dtype=torch.int32, device=dev), 0]
-    return state[0], state[1]
-
-
-def _barrier_done(dev: torch.device, nb: int, nhp: int, steps: int) -> None:
-    """Advance the counters' base once a launch was issued (not when it failed to launch)."""
-    stream = torch.cuda.current_stream(dev).cuda_stream if dev.type == "cuda" else 0
-    _SYNC[(str(dev), stream, nb, nhp)][1] += steps
-
-
-def _launch(kernel, args: tuple, cfg: Config, T: int, H: int, mode: int, meta: dict, key,
-            extra: tuple = ()) -> None:  # fmt: skip
-    dev = args[0].device
-    persistent = cfg.persistent and key not in _BROKEN
-    sync = cfg.sync and persistent
-    nhp = max(8, _next_pow2(cfg.NH))
-    err = _ERR.get(str(dev))
-    if err is None:
-        err = _ERR[str(dev)] = torch.zeros(1, dtype=torch.int32, device=dev)
-    common = dict(MODE=mode, G=GATES[mode], SYNC=sync, NHP=nhp, BB=cfg.BB, BH=cfg.BH,
-                  BK=cfg.BK, RESIDENT=cfg.resident, MAX_SPIN=MAX_SPIN,
-                  num_warps=cfg.num_warps, num_stages=cfg.num_stages, **meta)  # fmt: skip
-    grid = (cfg.NB, cfg.NH)
-    if persistent:
-        check = sync and key not in _VERIFIED
-        if check:
-            err.zero_()
-        flags, base = _barrier_state(dev, cfg.NB, nhp, T) if sync else (err, 0)
-        kernel[grid](*args, flags, err, base, T, H, 0, T, cfg.NH, cfg.KT, *extra, **common)
-        if sync:
-            _barrier_done(dev, cfg.NB, nhp, T)
-        if check:
-            if int(err.item()) != 0:
-                _BROKEN.add(key)
-                warnings.warn(f"lstmkit triton: grid barrier timed out for {key}; "
-                              "running this shape step by step", RuntimeWarning, stacklevel=3)  # fmt: skip
-                _launch(kernel, args, cfg, T, H, mode, meta, key, extra)
-                return
-            _VERIFIED.add(key)
-    else:
-        for s in range(T):
-            kernel[grid](*args, err, err, 0, T, H, s, 1, cfg.NH, cfg.KT, *extra, **common)
+# The tracers and transforms that capture these ops (registry.tracing_context names).
+TRACEABLE = ("torch.compile", "torch.export", "torch.func")
+_RECURRENT_ARGS = ("mode", "reverse", "plan", *RecurrentInputs._fields)
 
 
 class _Recurrent(torch.autograd.Function):
     @staticmethod
     def forward(ctx, mode, reverse, plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep):
-        G = GATES[mode]
-        H = w_hh.shape[1]
-        N, B, T, dev, dt = plan.N, plan.B, plan.T, x.device, x.dtype
-        f32 = dict(dtype=torch.float32, device=dev)
-        x, w_ih, w_hh, h0 = x.contiguous(), w_ih.contiguous(), w_hh.contiguous(), h0.contiguous()
-        nb = 2 * H if mode == 1 else G * H  # b_hh rows that fold into xp (GRU keeps b_hn)
-        bias = b_ih
-        if b_hh is not None:
-            bias = b_hh[:nb] if b_ih is None else b_ih[:nb] + b_hh[:nb]
-            if mode == 1:
-                rest = b_ih[nb:] if b_ih is not None else torch.zeros_like(b_hh[nb:])
-                bias = torch.cat([bias, rest])
-        with _gemm_math(dt, dev):
-            if bias is None:
-                xp = x @ w_ih.t()  # (N, G*H) one GEMM
-            else:
-                xp = torch.addmm(bias, x, w_ih.t())
-        dummy = _dummy(dev)
-        bhn = b_hh[nb:].float() if (mode == 1 and b_hh is not None) else None
-        bhn = bhn if bhn is not None else (torch.zeros(H, **f32) if mode == 1 else dummy)
-        save = any(ctx.needs_input_grad[3:])
-        c0f = c0.float().contiguous() if c0 is not None else dummy
-        y = torch.empty((N, H), dtype=dt, device=dev)
-        cs = torch.empty((N, H), **f32) if mode == 0 else dummy
-        gs = torch.empty((N, 4 * H), **f32) if (save and G > 1) else dummy
-        hn = torch.empty((B, H), dtype=dt, device=dev)
-        cn = torch.empty((B, H), **f32) if mode == 0 else dummy
-        cfg = choose_config(B, H, G, dt, dev)
-        # the barrier check (_VERIFIED / _BROKEN) is per compiled variant: PEEP and REVERSE too
-        key = ("fwd", mode, B, H, dt, str(dev), cfg, peep is not None, bool(reverse))
-        pw = peep.float().contiguous() if peep is not None else dummy  # (3, H) w_ci, w_cf, w_co
-        args = (xp, w_hh.t().contiguous(), bhn, pw, h0, c0f, y, cs, gs, hn, cn, plan.off,
-                plan.bsz)  # fmt: skip
-        meta = dict(REVERSE=reverse, PREC=_precision(dt, dev), PEEP=peep is not None)
-        _launch(K._fwd_kernel, args, cfg, T, H, mode, meta, key, (int(save),))
-        ctx.mode, ctx.reverse, ctx.plan, ctx.cfg = mode, reverse, plan, cfg
-        ctx.c0none = c0 is None
-        ctx.bias = (b_ih is not None, b_hh is not None)
-        ctx.save_for_backward(x, h0, c0f, w_ih, w_hh, y, cs, gs, pw)
-        ctx.peep = peep is not None
-        cn_out = cn.to(dt) if mode == 0 else None
-        return y, hn, cn_out
+        a = RecurrentInputs(x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep)
+        save = any(S.named_needs(ctx.needs_input_grad, _RECURRENT_ARGS, RecurrentInputs))
+        out, saved, ctx.cfg = recurrent_forward(mode, reverse, plan, a, save)
+        ctx.mode, ctx.reverse, ctx.plan = mode, reverse, plan
+        ctx.given = RecurrentInputs(*(t is not None for t in a))
+        ctx.save_for_backward(*saved)
+        return out
 
     @staticmethod
     def backward(ctx, dy, dhn, dcn):
-        x, h0, c0f, w_ih, w_hh, y, cs, gs, pw = ctx.saved_tensors
-        mode, plan, cfg = ctx.mode, ctx.plan, ctx.cfg
-        G, H, N, B, T = GATES[mode], w_hh.shape[1], plan.N, plan.B, plan.T
-        dev, dt = x.device, x.dtype
-        f32 = dict(dtype=torch.float32, device=dev)
-        dy = torch.zeros_like(y) if dy is None else dy.contiguous()
-        dhn = torch.zeros((B, H), **f32) if dhn is None else dhn.float().contiguous()
-        dcn = torch.zeros((B, H), **f32) if dcn is None else dcn.float().contiguous()
-        hprev = torch.cat([y, h0]).index_select(0, plan.prev_idx)  # (N, H) h_{t-1} per row
-        GD = 4 * H if G > 1 else H
-        dg = torch.empty((N, GD), dtype=dt, device=dev)
-        dcar = torch.empty((N, H), **f32) if G > 1 else _dummy(dev)
-        args = (w_hh, dy, dhn, dcn, gs, cs, c0f, pw, hprev, y, dg, dcar, plan.off, plan.bsz)
-        meta = dict(REVERSE=ctx.reverse, PREC=_precision(dt, dev), PEEP=ctx.peep)
-        key = ("bwd", mode, B, H, dt, str(dev), cfg, ctx.peep, bool(ctx.reverse))
-        _launch(K._bwd_kernel, args, cfg, T, H, mode, meta, key)
-        dgh = dg[:, : G * H]  # gradients w.r.t. h_prev @ W_hh^T (+ b_hh)
-        dgx = torch.cat([dg[:, : 2 * H], dg[:, 3 * H :]], 1) if mode == 1 else dgh
-        need = ctx.needs_input_grad
-        with _gemm_math(dt, dev):
-            dx = dgx @ w_ih if need[3] else None
-            dh0 = dc0 = None
-            if need[4]:
-                first = dgh.index_select(0, plan.first_idx)  # (B, G*H)
-                dh0 = (first @ w_hh).float()
-                if mode == 1:
-                    dh0 = dh0 + dcar.index_select(0, plan.first_idx)
-                dh0 = dh0.to(h0.dtype)
-            if mode == 0 and need[5] and not ctx.c0none:
-                dc0 = dcar.index_select(0, plan.first_idx).to(dt)
-            dw_ih = dgx.t() @ x if need[6] else None
-            dw_hh = dgh.t() @ hprev if need[7] else None
-            db_ih = dgx.float().sum(0).to(dt) if (need[8] and ctx.bias[0]) else None
-            db_hh = dgh.float().sum(0).to(dt) if (need[9] and ctx.bias[1]) else None
-        dpeep = None
-        if ctx.peep and need[10]:  # sum over rows of dz_{i,f} * C_{t-1} and dz_o * C_t
-            cprev = torch.cat([cs, c0f]).index_select(0, plan.prev_idx)  # (N, H)
-            dgf = dg.float()
-            dpeep = torch.stack([(dgf[:, :H] * cprev).sum(0), (dgf[:, H : 2 * H] * cprev).sum(0),
-                                 (dgf[:, 3 * H :] * cs).sum(0)]).to(dt)  # fmt: skip
-        return None, None, None, dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dpeep
+        s = RecurrentSaved(*ctx.saved_tensors)
+        refuse_double_backward("the plain / peephole recurrence", s)
+        need = S.named_needs(ctx.needs_input_grad, _RECURRENT_ARGS, RecurrentInputs)
+        g = recurrent_backward(ctx.mode, ctx.reverse, ctx.plan, ctx.cfg, ctx.given, s, dy, dhn,
+                               dcn, need)  # fmt: skip
+        return None, None, None, *g
 
 
 FUSED = {0: ("peephole", "norms"), 1: ("norms",)}  # extras the kernels run, per mode
@@ -353,19 +63,34 @@ def _run(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, kw):
         trivial = trivial or (name == "zoneout" and not any(value))
         if not trivial and name not in FUSED.get(mode, ()):
             raise ValueError(f"the triton backend does not run the extra {name!r}")
-    plan = get_plan(batch_sizes, reverse, x.device)
-    peep = kw.get("peephole")
-    if peep is not None:
-        peep = torch.stack(tuple(peep))  # (3, H): w_ci, w_cf, w_co
-    if kw.get("norms") is not None:  # layer norm: its own kernels
-        from lstmkit.backends.triton import ops_ln
+    peephole, norms, reverse = kw.get("peephole"), kw.get("norms"), bool(reverse)
+    weights = (w_ih, w_hh, b_ih, b_hh, *(peephole or ()), *(norms or ()))
+    if not S.plain_eager(x, h0, c0, *weights):  # traced or transformed: the custom ops
+        return library.layer(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse,
+                             _stacked(peephole), norms)  # fmt: skip
+    if graphs.applies_to(x) and not S.needs_grad(x, h0, c0, *weights):  # opt-in CUDA graphs
+        bs = S.batch_sizes_list(batch_sizes)
+        key = graphs.make_key(f"mode{mode}", reverse, bs, (x, h0, c0), weights)
 
+        def call(x, h0, c0):
+            return _eager(mode, x, bs, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, peephole, norms)
+
+        return graphs.CACHE.run(key, call, (x, h0, c0))
+    return _eager(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, peephole, norms)
+
+
+def _stacked(peephole) -> Tensor | None:
+    return None if peephole is None else torch.stack(tuple(peephole))  # (3, H): w_ci, w_cf, w_co
+
+
+def _eager(mode, x, batch_sizes, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse, peephole, norms):
+    plan, peep = get_plan(batch_sizes, reverse, x.device), _stacked(peephole)
+    if norms is not None:  # layer norm: its own kernels
         if mode == 1:
-            y, hn = ops_ln.gru_ln(plan, bool(reverse), x, h0, w_ih, w_hh, b_ih, b_hh, kw["norms"])
+            y, hn = ops_ln.gru_ln(plan, reverse, x, h0, w_ih, w_hh, b_ih, b_hh, norms)
             return y, hn, None
-        return ops_ln.lstm_ln(plan, bool(reverse), x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep,
-                              kw["norms"])  # fmt: skip
-    return _Recurrent.apply(mode, bool(reverse), plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep)
+        return ops_ln.lstm_ln(plan, reverse, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep, norms)
+    return _Recurrent.apply(mode, reverse, plan, x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep)
 
 
 def lstm_layer(x: Tensor, batch_sizes: Sequence[int], h0: Tensor, c0: Tensor, w_ih: Tensor,

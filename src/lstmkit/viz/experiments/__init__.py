@@ -2,51 +2,35 @@
 
 >>> from lstmkit.viz.experiments import EXPERIMENTS
 >>> list(EXPERIMENTS)
-['gradient-flow', 'adding', 'tips', 'gru-vs-lstm']
+['gradient-flow', 'adding', 'tips', 'gru-vs-lstm', 'turning']
 """
 
 from __future__ import annotations
 
-import os
+import importlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from lstmkit.viz.experiments.context import Context
 
-@dataclass
-class Context:
-    """Where an experiment writes, and how big it may be."""
+__all__ = ["EXPERIMENTS", "Context", "run_experiments"]
 
-    doc: Path
-    figures: Path
-    quick: bool = False
-    seed: int = 0
-
-    def figure_path(self, name: str) -> Path:
-        self.figures.mkdir(parents=True, exist_ok=True)
-        return self.figures / name
-
-    def link(self, path: Path) -> str:
-        """Path of ``path`` relative to the document (for markdown image links)."""
-        return Path(os.path.relpath(path, self.doc.parent)).as_posix()
-
-    def pick(self, full, quick):
-        return quick if self.quick else full
+# experiment name -> "module:function" returning its markdown section from a Context, in the
+# order of docs/experiments.md; loaded on demand, so the CLI starts without them
+_RUNNERS = {
+    "gradient-flow": "lstmkit.viz.experiments.gradient_flow:run",
+    "adding": "lstmkit.viz.experiments.adding:run",
+    "tips": "lstmkit.viz.experiments.tips:run",
+    "gru-vs-lstm": "lstmkit.viz.experiments.compare:run",
+    "turning": "lstmkit.train.turning_page:experiment",
+}
+EXPERIMENTS = tuple(_RUNNERS)
 
 
-def _registry() -> dict[str, Callable[[Context], str]]:
-    from lstmkit.viz.experiments import adding, compare, gradient_flow, tips
-
-    return {
-        "gradient-flow": gradient_flow.run,
-        "adding": adding.run,
-        "tips": tips.run,
-        "gru-vs-lstm": compare.run,
-    }
-
-
-EXPERIMENTS = ("gradient-flow", "adding", "tips", "gru-vs-lstm")
+def _runner(name: str) -> Callable[[Context], str]:
+    module, function = _RUNNERS[name].split(":")
+    return getattr(importlib.import_module(module), function)
 
 
 def run_experiments(
@@ -64,14 +48,13 @@ def run_experiments(
 
     torch.set_num_threads(threads)  # small recurrent models: more threads mostly add overhead
     ctx = Context(Path(doc), Path(figures), quick=quick, seed=seed)
-    registry = _registry()
     out = {}
     for name in names or list(EXPERIMENTS):
-        if name not in registry:
+        if name not in _RUNNERS:
             raise ValueError(f"unknown experiment {name!r}; choose from {list(EXPERIMENTS)}")
         t0 = time.perf_counter()
         print(f"[experiment] {name} ...", flush=True)
-        body = registry[name](ctx)
+        body = _runner(name)(ctx)
         took = time.perf_counter() - t0
         body += f"\n\n_Generated in {took:.0f} s of wall time on {torch.get_num_threads()} CPU thread(s)"
         body += " (quick settings)._" if quick else "._"

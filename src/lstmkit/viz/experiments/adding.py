@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import torch
 
-from lstmkit.viz.experiments import Context
 from lstmkit.viz.experiments.common import (
     BASELINE_MSE,
+    CELL_KINDS,
     SOLVED,
     Regressor,
     TrainResult,
     fmt_mse,
     fmt_solved,
+    kind_color,
+    kind_label,
     make_rnn,
     table,
     train_adding,
 )
+from lstmkit.viz.experiments.context import Context
 
-KINDS = (("RNN", "rnn"), ("LSTM", "lstm"), ("GRU", "gru"))
+KINDS = tuple((kind_label(k), k) for k in CELL_KINDS)  # (label, kind): every cell family
 
 
 def settings(ctx: Context) -> dict:
@@ -61,12 +64,11 @@ def run(ctx: Context) -> str:
     seconds = sum(r.seconds for r in results.values())
 
     fig, axes = plt.subplots(1, len(s["Ts"]), figsize=(3.2 * len(s["Ts"]), 3.4), sharey=True)
-    colors = {"RNN": "#c62828", "LSTM": "#1565c0", "GRU": "#2e7d32"}
     for ax, T in zip(axes, s["Ts"]):
-        for label, _ in KINDS:
+        for i, (label, _) in enumerate(KINDS):
             curve = results[(label, T)].curve
             if curve:
-                ax.semilogy([c[0] for c in curve], [c[1] for c in curve], color=colors[label],
+                ax.semilogy([c[0] for c in curve], [c[1] for c in curve], color=kind_color(label, i),
                             label=label, lw=1.6)  # fmt: skip
         ax.axhline(BASELINE_MSE, color="#555", ls="--", lw=1)
         ax.axhline(SOLVED, color="#999", ls=":", lw=1)

@@ -17,9 +17,22 @@ import torch
 from torch import Tensor, nn
 
 import lstmkit
+from lstmkit.reference.spec import KINDS, spec
 
 BASELINE_MSE = 2.0 / 12.0
-KINDS = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+# the cell families the comparisons run, from the cell specs (a new cell type joins them)
+CELL_KINDS: tuple[str, ...] = tuple(KINDS)
+# fixed colours for the built-in kinds so they match across figures; others take the cycle
+_KIND_COLORS = {"RNN": "#c62828", "LSTM": "#1565c0", "GRU": "#2e7d32"}
+
+
+def kind_label(kind: str) -> str:
+    """The class name a figure or table shows for ``kind`` ("LSTM", "GRU", "RNN")."""
+    return spec(kind).class_name
+
+
+def kind_color(label: str, index: int = 0) -> str:
+    return _KIND_COLORS.get(label, f"C{index % 10}")
 
 
 def adding_batch(batch: int, T: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -38,7 +51,7 @@ def adding_batch(batch: int, T: int, gen: torch.Generator) -> tuple[Tensor, Tens
 
 def make_rnn(kind: str, input_size: int, hidden: int, **kw) -> nn.Module:
     """An lstmkit recurrent layer (batch-first); ``kw`` are lstmkit/torch.nn arguments."""
-    cls = getattr(lstmkit, KINDS[kind])
+    cls = getattr(lstmkit, spec(kind).class_name)
     return cls(input_size, hidden, batch_first=True, **kw)
 
 

@@ -6,7 +6,6 @@ import torch
 from torch import Tensor, nn
 
 import lstmkit
-from lstmkit.viz.experiments import Context
 from lstmkit.viz.experiments.common import (
     Regressor,
     fmt_mse,
@@ -17,6 +16,7 @@ from lstmkit.viz.experiments.common import (
     time_step,
     train_adding,
 )
+from lstmkit.viz.experiments.context import Context
 
 
 def param_matched_gru_hidden(input_size: int, lstm_hidden: int) -> int:

@@ -12,21 +12,23 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lstmkit.viz.experiments import Context
 from lstmkit.viz.experiments.common import (
+    CELL_KINDS,
     Regressor,
     adding_batch,
     fmt_mse,
+    kind_color,
+    kind_label,
     make_rnn,
     table,
     train_adding,
 )
+from lstmkit.viz.experiments.context import Context
 
-CONFIGS = [  # (label, kind, extra constructor arguments)
-    ("RNN", "rnn", {}),
-    ("LSTM", "lstm", {}),
-    ("GRU", "gru", {}),
-    ("LSTM, forget_bias=1", "lstm", {"forget_bias": 1.0}),
+FORGET_BIAS = "LSTM, forget_bias=1"
+CONFIGS = [  # (label, kind, extra constructor arguments): every cell family, plus one LSTM init
+    *((kind_label(k), k, {}) for k in CELL_KINDS),
+    (FORGET_BIAS, "lstm", {"forget_bias": 1.0}),
 ]
 
 
@@ -80,12 +82,8 @@ def run(ctx: Context) -> str:
     header = ["model", "weights", *[f"d={d}" for d in dists], f"d={T - 1} / d=0", "adding MSE"]
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    colors = {
-        "RNN": "#c62828",
-        "LSTM": "#1565c0",
-        "GRU": "#2e7d32",
-        "LSTM, forget_bias=1": "#6a1b9a",
-    }
+    colors = {label: kind_color(label, i) for i, (label, _, _) in enumerate(CONFIGS)}
+    colors[FORGET_BIAS] = "#6a1b9a"
     for ax, when in zip(axes, ("init", "trained")):
         for label, _, _ in CONFIGS:
             norms = curves[(label, when)].flip(0).clamp_min(1e-30)

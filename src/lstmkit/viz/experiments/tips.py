@@ -12,7 +12,6 @@ import statistics
 
 import torch
 
-from lstmkit.viz.experiments import Context
 from lstmkit.viz.experiments.common import (
     BASELINE_MSE,
     SOLVED,
@@ -23,6 +22,7 @@ from lstmkit.viz.experiments.common import (
     table,
     train_adding,
 )
+from lstmkit.viz.experiments.context import Context
 
 XAVIER, ORTHO, CHRONO = "init='xavier'", "init='orthogonal'", "init='chrono'"
 RNN_CLIP, RNN_NOCLIP = "plain RNN, clip 1.0", "plain RNN, no clipping"

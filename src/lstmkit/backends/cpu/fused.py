@@ -1,0 +1,259 @@
+"""The CPU backend's native forward and backward passes, shared by both ways in: the eager
+autograd Functions (ops.py) and the torch.library custom ops (library.py).
+
+Shapes follow the layer contract (docs/architecture.md): ``x (N, I)`` packed time-major,
+``batch_sizes`` (T,), ``h0 (B, H)``, weights as torch.nn names them.  Inside, gate rows are
+put in the *thread-blocked* order of ``common.h`` (``perm``), so the per-step GEMMs of each
+thread (over ``[x_t | h_prev]``: the input projection is done step by step, except for the
+LSTM with a projection) read one contiguous weight block, and the weight gradients are GEMMs
+over all steps.  What a backward needs from its forward is a named tuple per cell type
+(``LSTMSaved``, ``GRUSaved``, ``RNNSaved``); the inputs and their gradients are named tuples
+too (``LSTMInputs``, ``GRUInputs``), so no code indexes them by position.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from lstmkit.backends.cpu import _build
+
+# Per-step recurrent work (B*G*H*H multiply-adds) below which a second thread costs more in
+# barriers than it saves.
+_MIN_PARALLEL_WORK = 16 * 4 * 128 * 128 // 2
+# Recurrent weight elements (G*H*H) from which a step is bound by streaming the weights from L2
+# even at batch 1: two threads then each stream half, through their own core's L2.
+_MIN_PARALLEL_WEIGHTS = 4 * 128 * 128
+MAX_THREADS = 8  # the custom ops carry the hidden-unit split as a fixed (MAX_THREADS + 1,) tensor
+
+
+def num_threads(B: int, H: int, G: int) -> int:
+    """Threads for one layer op: 1 for small per-step work, else up to one per 64 units."""
+    work = 2 * B * G * H * H // _MIN_PARALLEL_WORK
+    if G * H * H >= _MIN_PARALLEL_WEIGHTS:
+        work = max(work, 2)
+    return max(1, min(torch.get_num_threads(), max(1, H // 64), MAX_THREADS, work))
+
+
+@functools.lru_cache(maxsize=64)
+def slices(H: int, nt: int) -> tuple[int, ...]:
+    """Hidden-unit boundaries ``hb`` (nt + 1,), each thread's width a multiple of 16."""
+    chunk = -(-H // nt)
+    chunk = -(-chunk // 16) * 16
+    return tuple(min(H, k * chunk) for k in range(nt)) + (H,)
+
+
+@functools.lru_cache(maxsize=64)
+def _perm(H: int, G: int, hb: tuple[int, ...]) -> Tensor | None:
+    """Gate-row order (G*H,) of the thread-blocked layout; None when it is the identity."""
+    if len(hb) == 2 or G == 1:
+        return None
+    idx = [g * H + j for k in range(len(hb) - 1) for g in range(G) for j in range(hb[k], hb[k + 1])]
+    return torch.tensor(idx, dtype=torch.long)
+
+
+class LSTMInputs(NamedTuple):
+    """The differentiable inputs of an LSTM layer op (and, in backward, their gradients)."""
+
+    x: Tensor
+    h0: Tensor
+    c0: Tensor
+    w_ih: Tensor
+    w_hh: Tensor
+    b_ih: Tensor | None
+    b_hh: Tensor | None
+    w_hr: Tensor | None
+
+
+class GRUInputs(NamedTuple):
+    """The differentiable inputs of a GRU or RNN layer op (and their gradients)."""
+
+    x: Tensor
+    h0: Tensor
+    w_ih: Tensor
+    w_hh: Tensor
+    b_ih: Tensor | None
+    b_hh: Tensor | None
+
+
+class LSTMSaved(NamedTuple):
+    """What the LSTM backward needs from its forward (rows thread-blocked by ``hb``)."""
+
+    w: Tensor  # no projection: [W_ih | W_hh] (4H, I + H); with one: W_ih (4H, I)
+    w_hh: Tensor | None  # with a projection: W_hh (4H, P); else None
+    acts: Tensor  # gate activations i, f, g, o (N, 4H)
+    hx: Tensor  # no projection: [x | h_prev] (N, I + H); with one: h_prev (N, P)
+    cprev: Tensor  # C_{t-1} (N, H)
+    tanh_c: Tensor  # tanh(C_t) (N, H)
+    r: Tensor | None  # with a projection: o * tanh(C_t) before W_hr (N, H); else None
+    hb: tuple[int, ...]  # hidden-unit split over the threads (slices)
+
+
+class GRUSaved(NamedTuple):
+    w: Tensor  # [W_ih | W_hh] (3H, I + H)
+    acts: Tensor  # r, z, n (N, 3H)
+    hwn: Tensor  # W_hn h_prev + b_hn (N, H)
+    xh: Tensor  # [x | h_prev] (N, I + H)
+    hb: tuple[int, ...]
+
+
+class RNNSaved(NamedTuple):
+    w: Tensor  # [W_ih | W_hh] (H, I + H)
+    xh: Tensor  # [x | h_prev] (N, I + H)
+    y: Tensor  # the outputs h_t (N, H): the activation's derivative comes from them
+    hb: tuple[int, ...]
+
+
+def _rows(w: Tensor | None, perm: Tensor | None) -> Tensor | None:
+    if w is None:
+        return None
+    return w.contiguous() if perm is None else w.index_select(0, perm)
+
+
+def _unrows(g: Tensor, perm: Tensor | None) -> Tensor:
+    if perm is None:
+        return g
+    out = torch.empty_like(g)
+    out.index_copy_(0, perm, g)
+    return out
+
+
+def _with_prev(x: Tensor, H: int) -> Tensor:
+    """(N, I + H): [x | h_prev], the h_prev columns filled by the kernel."""
+    xh = x.new_empty(x.shape[0], x.shape[1] + H)
+    xh[:, : x.shape[1]] = x
+    return xh
+
+
+def _dx_split(need_dx: bool, dtype: torch.dtype, I: int, hb: tuple[int, ...]) -> list[int] | None:
+    """Input columns per thread when dx comes out of the backward time loop (float32: the
+    per-step panel GEMM, faster than one narrow GEMM after it); None: dx is left to the caller."""
+    return list(slices(I, len(hb) - 1)) if need_dx and dtype == torch.float32 else None
+
+
+def _joint_weight_grads(dG: Tensor, xh: Tensor, perm: Tensor | None, I: int, need_ih: bool,
+                        need_hh: bool) -> tuple[Tensor | None, Tensor | None]:  # fmt: skip
+    """dW_ih, dW_hh from ONE GEMM: dG^T (G*H, N) @ [x | h_prev] (N, I + H)."""
+    if not (need_ih or need_hh):
+        return None, None
+    dw = _unrows(dG.t().mm(xh), perm)
+    return (dw[:, :I] if need_ih else None), (dw[:, I:] if need_hh else None)
+
+
+def lstm_forward(a: LSTMInputs, bs: list[int], reverse: bool, keep: bool):
+    """The native forward: ``(y, h_n, c_n)`` and, when ``keep``, the LSTMSaved (else None)."""
+    H = a.w_ih.shape[0] // 4
+    nt = num_threads(bs[0], H, 4)
+    hb = slices(H, nt)
+    perm = _perm(H, 4, hb)
+    b = None if a.b_ih is None else _rows(a.b_ih + a.b_hh, perm)
+    ext = _build.load()
+    h0, c0 = a.h0.contiguous(), a.c0.contiguous()
+    if a.w_hr is None:
+        w = _rows(torch.cat([a.w_ih, a.w_hh], 1), perm)  # (4H, I + H)
+        xh = _with_prev(a.x, H)
+        acts, y, cprev, tc, hn, cn = ext.lstm_forward(w, b, xh, h0, c0, bs, reverse, list(hb), keep)
+        saved = LSTMSaved(w, None, acts, xh, cprev, tc, None, hb)
+    else:
+        wi, wh = _rows(a.w_ih, perm), _rows(a.w_hh, perm)
+        acts = torch.mm(a.x, wi.t()) if b is None else torch.addmm(b, a.x, wi.t())  # (N, 4H)
+        wr, pb = a.w_hr.contiguous(), slices(a.w_hr.shape[0], nt)
+        y, hprev, cprev, tc, r, hn, cn = ext.lstmp_forward(
+            acts, wh, wr, h0, c0, bs, reverse, list(hb), list(pb)
+        )
+        saved = LSTMSaved(wi, wh, acts, hprev, cprev, tc, r, hb)
+    return (y, hn, cn), (saved if keep else None)
+
+
+def lstm_backward(a: LSTMInputs, s: LSTMSaved, bs: list[int], reverse: bool, dy: Tensor,
+                  dhn: Tensor, dcn: Tensor, need: LSTMInputs) -> LSTMInputs:  # fmt: skip
+    """The analytic native backward: the gradient of every input ``need`` asks for."""
+    ext, dy, has_bias = _build.load(), dy.contiguous(), a.b_ih is not None
+    H, I = s.tanh_c.shape[1], a.x.shape[1]
+    perm, hb = _perm(H, 4, s.hb), list(s.hb)
+    dwr = None
+    if a.w_hr is None:  # s.w is [W_ih | W_hh] (4H, I + H), rows as the forward permuted them
+        xb = _dx_split(need.x, a.x.dtype, I, s.hb)
+        dG, dh0, dc0, dx, db = ext.lstm_backward(
+            s.acts, s.tanh_c, s.cprev, s.w, dy, dhn, dcn, bs, reverse, hb, xb, has_bias
+        )
+        if xb is None:
+            dx = dG.mm(s.w[:, :I]) if need.x else None
+        dwi, dwh = _joint_weight_grads(dG, s.hx, perm, I, need.w_ih, need.w_hh)
+    else:
+        pb = list(slices(a.w_hr.shape[0], len(s.hb) - 1))
+        wr = a.w_hr.contiguous()
+        dG, dH, dh0, dc0 = ext.lstmp_backward(
+            s.acts, s.tanh_c, s.cprev, s.w_hh, wr, dy, dhn, dcn, bs, reverse, hb, pb
+        )
+        dwr = dH.t().mm(s.r) if need.w_hr else None  # (P, H)
+        dwi = _unrows(dG.t().mm(a.x), perm) if need.w_ih else None
+        dwh = _unrows(dG.t().mm(s.hx), perm) if need.w_hh else None
+        db = dG.sum(0) if has_bias else None
+        dx = dG.mm(s.w) if need.x else None
+    db = _unrows(db, perm) if has_bias else None
+    return LSTMInputs(dx, dh0, dc0, dwi, dwh, db, db, dwr)
+
+
+def gru_forward(a: GRUInputs, bs: list[int], reverse: bool, keep: bool):
+    """The native GRU forward (per-step GEMMs over ``[x_t | h_prev]``, see gru_rnn.cpp):
+    ``(y, h_n)`` and, when ``keep``, the GRUSaved (else None)."""
+    H = a.w_hh.shape[1]
+    hb = slices(H, num_threads(bs[0], H, 3))
+    perm = _perm(H, 3, hb)
+    w = _rows(torch.cat([a.w_ih, a.w_hh], 1), perm)  # (3H, I + H)
+    bc = bn = None
+    if a.b_ih is not None:  # r, z: b_ih + b_hh; n: b_in (b_hn is added inside r * (...))
+        bc = torch.cat([a.b_ih[: 2 * H] + a.b_hh[: 2 * H], a.b_ih[2 * H :]])
+        bc, bn = _rows(bc, perm), _rows(a.b_hh, perm)
+    xh = _with_prev(a.x, H)
+    acts, y, hwn, hn = _build.load().gru_forward(
+        w, bc, bn, xh, a.h0.contiguous(), bs, reverse, list(hb), keep
+    )
+    return (y, hn), (GRUSaved(w, acts, hwn, xh, hb) if keep else None)
+
+
+def gru_backward(a: GRUInputs, s: GRUSaved, bs: list[int], reverse: bool, dy: Tensor,
+                 dhn: Tensor, need: GRUInputs) -> GRUInputs:  # fmt: skip
+    H, I, has_bias = s.hwn.shape[1], a.x.shape[1], a.b_ih is not None
+    perm = _perm(H, 3, s.hb)
+    xb = _dx_split(need.x, a.x.dtype, I, s.hb)
+    dGx, dGh, dh0, dx, dbi, dbh = _build.load().gru_backward(
+        s.acts, s.hwn, s.xh, s.w, dy.contiguous(), dhn, bs, reverse, list(s.hb), xb, has_bias
+    )
+    if xb is None:
+        dx = dGx.mm(s.w[:, :I]) if need.x else None
+    dwi = _unrows(dGx.t().mm(a.x), perm) if need.w_ih else None
+    dwh = _unrows(dGh.t().mm(s.xh[:, I:]), perm) if need.w_hh else None
+    dbi = _unrows(dbi, perm) if has_bias else None
+    dbh = _unrows(dbh, perm) if has_bias else None
+    return GRUInputs(dx, dh0, dwi, dwh, dbi, dbh)
+
+
+def rnn_forward(a: GRUInputs, bs: list[int], reverse: bool, relu: bool, keep: bool):
+    """The native RNN forward: each step one GEMM of ``[x_t | h_prev]`` against
+    ``[W_ih | W_hh]`` (bias in it); ``(y, h_n)`` and, when ``keep``, the RNNSaved."""
+    H = a.w_hh.shape[1]
+    hb = slices(H, num_threads(bs[0], H, 1))
+    b = None if a.b_ih is None else a.b_ih + a.b_hh
+    w = torch.cat([a.w_ih, a.w_hh], 1)  # (H, I + H)
+    xh = _with_prev(a.x, H)
+    y, hn = _build.load().rnn_forward(w, b, xh, a.h0.contiguous(), bs, reverse, list(hb), relu)
+    return (y, hn), (RNNSaved(w, xh, y, hb) if keep else None)
+
+
+def rnn_backward(a: GRUInputs, s: RNNSaved, bs: list[int], reverse: bool, relu: bool,
+                 dy: Tensor, dhn: Tensor, need: GRUInputs) -> GRUInputs:  # fmt: skip
+    I, has_bias = a.x.shape[1], a.b_ih is not None
+    xb = _dx_split(need.x, s.y.dtype, I, s.hb)
+    dG, dh0, dx, db = _build.load().rnn_backward(
+        s.y, s.w, dy.contiguous(), dhn, bs, reverse, list(s.hb), xb, has_bias, relu
+    )
+    if xb is None:
+        dx = dG.mm(s.w[:, :I]) if need.x else None
+    dwi, dwh = _joint_weight_grads(dG, s.xh, None, I, need.w_ih, need.w_hh)
+    db = db if has_bias else None
+    return GRUInputs(dx, dh0, dwi, dwh, db, db)
