@@ -54,10 +54,15 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 
-# Regenerates docs/benchmarks.md (about 6 minutes on 2 cores; run it on a quiet machine;
-# 11 repeats per series because this shared host's speed drifts from run to run).
+# Regenerates docs/benchmarks.md (about 5 minutes on 2 cores): one table per ISA path this CPU
+# can run (an AVX-512 machine also runs the forced AVX2 path, torch held to AVX2 too), one
+# thread on the process clock, because two-thread wall-clock ratios on a shared 2-core host
+# swung from 0.02x to 30x.
+BENCH_ISA ?= $(shell if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then echo avx512,avx2; \
+  elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then echo avx2; else echo portable; fi)
 bench: $(STAMP)
-	$(BIN)/lstmkit bench --repeats 11 --markdown docs/benchmarks.md
+	$(BIN)/lstmkit bench --isa $(BENCH_ISA) --threads 1 --clock process --scale-t 0.5 \
+	  --repeats 5 --markdown docs/benchmarks.md
 
 # Regenerates docs/experiments.md and the cell diagrams (about 25 minutes on 2 cores).
 figures: $(STAMP)

@@ -78,3 +78,43 @@ def test_flops_counts_real_tokens():
 
     assert bench.flops({**p, "packed": False}, torch.tensor([4, 4])) == 2 * 8 * 4 * 5 * (3 + 5)
     assert bench.flops({**p, "packed": True}, torch.tensor([4, 1])) == 2 * 5 * 4 * 5 * (3 + 5)
+
+
+def test_isa_path_and_cpu_model_are_reported(grid, tmp_path, capsys):
+    out = tmp_path / "b.md"
+    argv = ["bench", "--grid", str(grid), "--points", "GRU", "--backends", "cpu,torch"]
+    assert main(argv + ["--repeats", "1", "--modes", "fwd", "--quick", "--markdown", str(out)]) == 0
+    printed = capsys.readouterr().out
+    m = bench.machine()
+    assert f"CPU backend ISA path: {m['isa']}" in printed and m["cpu"] in printed
+    assert m["isa"] in ("avx512", "avx2", "portable")
+    assert f"CPU backend ISA path: **{m['isa']}" in out.read_text()
+
+
+def test_onnxruntime_inference_beside_torch(grid, capsys):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    argv = ["bench", "--grid", str(grid), "--points", "GRU", "--backends", "cpu,torch,onnxruntime"]
+    assert main(argv + ["--repeats", "2", "--quick", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    ort = [r for r in report["rows"] if r["impl"] == "onnxruntime"]
+    assert [r["mode"] for r in ort] == ["fwd"]  # inference only
+    cpu = next(r for r in report["rows"] if r["impl"] == "cpu" and r["mode"] == "fwd")
+    assert cpu["speedup_vs_onnxruntime"] > 0 and "cpu fwd x onnxruntime" in report["summary"]
+
+
+def test_isa_runs_one_child_per_path(grid, tmp_path, capsys):
+    """--isa runs the bench in a child per path (this CPU's own build: already compiled)."""
+    from lstmkit.backends.cpu import _build
+
+    isa = _build.isa()
+    out = tmp_path / "b.md"
+    argv = ["bench", "--grid", str(grid), "--points", "GRU", "--backends", "cpu,torch"]
+    argv += ["--repeats", "1", "--modes", "fwd", "--quick", "--isa", isa]
+    assert main(argv + ["--markdown", str(out)]) == 0
+    text = out.read_text()
+    assert f"## {isa} path" in text and f"LSTMKIT_CPU_ISA={isa}" in text
+    assert "| GRU B2 T5 I3 H4 L1 | cpu | padded |" in text
+    capsys.readouterr()
+    assert main(argv[:-1] + ["avx9"]) == 2
+    assert "--isa: ['avx9'] cannot run" in capsys.readouterr().err

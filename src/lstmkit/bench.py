@@ -1,9 +1,12 @@
-"""``lstmkit bench``: lstmkit backends vs torch.nn, the reference and a tutorial LSTM.
+"""``lstmkit bench``: lstmkit backends vs torch.nn, onnxruntime, the reference and a tutorial
+LSTM.
 
-Every configuration of the grid (benchmarks/grid.json) is timed forward (inference, no
-grad) and forward+backward, padded or packed, with all implementations interleaved A/B in
-one process; medians and speed-ups over torch.nn (``torch_time / impl_time``, > 1 is faster)
-are reported next to the achieved GFLOP/s and the machine's measured sgemm GFLOP/s.
+Every configuration of the grid (benchmarks/grid.json, plus points whose H is not a multiple
+of 16) is timed forward (inference, no grad) and forward+backward, padded or packed, with all
+implementations interleaved A/B in one process; medians and speed-ups over torch.nn
+(``torch_time / impl_time``, > 1 is faster) and, for inference, over onnxruntime are reported
+next to the achieved GFLOP/s, the machine's measured sgemm GFLOP/s, the CPU model and the ISA
+path the CPU backend ran (``--isa`` measures several paths, see bench_peers.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -23,7 +27,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-IMPLS = ("cpu", "reference", "torch", "naive")
+from lstmkit import bench_peers
+
+IMPLS = ("cpu", "reference", "torch", "naive", "onnxruntime")
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 
 
@@ -74,6 +80,18 @@ class NaiveLSTM(nn.Module):
 
 
 # ----------------------------------------------------------------------------- workloads
+# Points whose H is not a multiple of 16 (the kernels' panel width): tails in every GEMM and
+# in the gate math.  Added to the default grid (--no-odd-h leaves them out).
+ODD_H_POINTS = [
+    {"kind": "LSTM", "B": 1, "T": 200, "I": 64, "H": 200, "L": 1},
+    {"kind": "LSTM", "B": 24, "T": 150, "I": 100, "H": 200, "L": 1},
+    {"kind": "LSTM", "B": 48, "T": 80, "I": 256, "H": 384, "L": 2},
+    {"kind": "LSTM", "B": 32, "T": 60, "I": 256, "H": 700, "L": 1},
+    {"kind": "GRU", "B": 48, "T": 80, "I": 256, "H": 384, "L": 2},
+    {"kind": "RNN", "B": 32, "T": 200, "I": 64, "H": 200, "L": 1},
+]
+
+
 def _grid_path(arg: str | None) -> Path:
     if arg:
         return Path(arg)
@@ -105,13 +123,20 @@ def flops(p: dict, lengths: torch.Tensor) -> float:
     return total * D
 
 
-def _make(impl: str, p: dict, packed: bool) -> tuple[Callable[[], None], Callable[[], None]] | None:
-    """(forward, forward+backward) closures for one implementation, or None if n/a."""
+Closures = tuple[Callable[[], None], Callable[[], None] | None]
+
+
+def _make(impl: str, p: dict, packed: bool) -> Closures | None:
+    """(forward, forward+backward or None) closures for one implementation, or None if n/a."""
     torch.manual_seed(0)
     kind, T, B, I, H, L, bi = p["kind"], p["T"], p["B"], p["I"], p["H"], p["L"], p["bidirectional"]
     base = getattr(nn, kind)(I, H, num_layers=L, bidirectional=bi)
     x = torch.randn(T, B, I)
     lengths = _lengths(p) if packed else torch.full((B,), T, dtype=torch.long)
+    if impl == "onnxruntime":  # inference on the ONNX export of the same module, padded only
+        if packed or bench_peers.onnxruntime_missing():
+            return None
+        return bench_peers.onnxruntime_forward(base, x), None
     if impl == "naive":
         if kind != "LSTM" or packed:
             return None
@@ -173,7 +198,7 @@ def run_point(
         made = _make(impl, p, packed)
         if made is not None:
             for mode, fn in zip(("fwd", "fwdbwd"), made):
-                if mode in modes:
+                if mode in modes and fn is not None:
                     calls[(impl, packed, mode)] = fn
     times: dict = {k: [] for k in calls}
     for k, fn in calls.items():  # warm-up (and compile), also decides who is too slow to repeat
@@ -200,6 +225,8 @@ def run_point(
     for r in rows:
         t = times.get(("torch", r["input"] == "packed", r["mode"]))
         r["speedup_vs_torch"] = statistics.median(t) / r["median_s"] if t else None
+        o = times.get(("onnxruntime", False, r["mode"])) if r["input"] == "padded" else None
+        r["speedup_vs_onnxruntime"] = statistics.median(o) / r["median_s"] if o else None
     return rows
 
 
@@ -208,12 +235,18 @@ def _geomean(xs: list[float]) -> float:
 
 
 def summary(rows: list[dict]) -> dict:
-    """Geomean speed-ups of each backend over torch.nn, per mode (main series only)."""
+    """Geomean speed-ups of each backend over torch.nn per mode (main series only), per kind;
+    and the CPU backend's inference over onnxruntime."""
     out: dict = {}
     for r in rows:
         main = r["input"] == ("packed" if r["point"].endswith("packed") else "padded")
+        kind = r["point"].split()[0]
         if main and r["impl"] != "torch" and r["speedup_vs_torch"]:
             out.setdefault(f"{r['impl']} {r['mode']}", []).append(r["speedup_vs_torch"])
+            if r["impl"] == "cpu":
+                out.setdefault(f"cpu {kind} {r['mode']}", []).append(r["speedup_vs_torch"])
+        if r["impl"] == "cpu" and r.get("speedup_vs_onnxruntime"):
+            out.setdefault("cpu fwd x onnxruntime", []).append(r["speedup_vs_onnxruntime"])
     return {k: _geomean(v) for k, v in out.items()}
 
 
@@ -223,12 +256,14 @@ def _fmt_ms(s: float) -> str:
 
 def table(rows: list[dict], modes: list[str]) -> list[str]:
     """Markdown table: one line per (point, series); ms, x torch, GFLOP/s per mode."""
+    ort = any(r.get("speedup_vs_onnxruntime") for r in rows)
     head = (
         "| configuration | impl | input | "
         + " | ".join(f"{m} ms | {m} x torch | {m} GF/s" for m in modes)
+        + (" | fwd x onnxruntime" if ort else "")
         + " |"
     )
-    lines = [head, "|" + "---|" * (3 + 3 * len(modes))]
+    lines = [head, "|" + "---|" * (3 + 3 * len(modes) + ort)]
     keyed: dict = {}
     for r in rows:
         keyed.setdefault((r["point"], r["impl"], r["input"]), {})[r["mode"]] = r
@@ -245,6 +280,9 @@ def table(rows: list[dict], modes: list[str]) -> list[str]:
                 sp,
                 f"{r['gflops']:.0f}",
             ]
+        if ort:
+            so = by_mode.get("fwd", {}).get("speedup_vs_onnxruntime")
+            cells.append("" if so is None else f"{so:.2f}")
         lines.append(f"| {point} | {impl} | {inp} | " + " | ".join(cells) + " |")
     return lines
 
@@ -259,17 +297,58 @@ def machine() -> dict:
     except OSError:
         pass
     return {"cpu": cpu, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": platform.python_version()}  # fmt: skip
+            "python": platform.python_version(), **isa_info()}  # fmt: skip
+
+
+def isa_info() -> dict:
+    """The CPU backend's ISA path here, the best this CPU runs, and whether it was forced."""
+    from lstmkit.backends.cpu import _build
+
+    best = _build.supported_isas(_build.cpu_flags(), platform.machine(), "")[0]
+    try:
+        isa = _build.isa()
+    except ValueError as err:
+        isa = f"unavailable ({err})"
+    forced = bool(os.environ.get("LSTMKIT_CPU_ISA"))
+    return {"isa": isa, "isa_best": best, "isa_forced": forced, "machine_arch": platform.machine()}
+
+
+def _isa_words(m: dict) -> str:
+    how = "forced by LSTMKIT_CPU_ISA" if m.get("isa_forced") else "chosen for this CPU"
+    return f"{m.get('isa', '?')} ({how}; this CPU's best: {m.get('isa_best', '?')})"
 
 
 def markdown(report: dict) -> str:
-    m, modes = report["machine"], report["modes"]
-    lines = [
+    runs = report.get("runs") or [report]
+    head = [
         "# lstmkit CPU benchmarks",
         "",
         f"Generated by `{report['command']}` on {report['date']} — do not edit by hand.",
         "",
-        f"Machine: {m['cpu']}, {m['threads']} threads, torch {m['torch']}, Python {m['python']}. "
+    ]
+    if "runs" in report:
+        head += [
+            "One table per ISA path of the CPU backend, all from the machine named in each; a"
+            " forced path runs in its own process with `LSTMKIT_CPU_ISA` set and torch's kernels"
+            " held to the same instructions (the environment shown), so the AVX2 class is"
+            " measured on this machine. onnxruntime keeps its own best kernels (MLAS has no"
+            " switch), a conservative bar for an emulated class.",
+            "",
+        ]
+    body = [line for run in runs for line in _run_markdown(run, "runs" in report)]
+    return "\n".join(head + body)
+
+
+def _run_markdown(report: dict, titled: bool) -> list[str]:
+    m, modes = report["machine"], report["modes"]
+    env = report.get("isa_env")
+    env_words = " ".join(f"{k}={v}" for k, v in env.items()) if env else ""
+    lines = [f"## {m.get('isa', '?')} path", ""] if titled else []
+    lines += [
+        f"Machine: {m['cpu']} ({m.get('machine_arch', '?')}), {m['threads']} threads, torch "
+        f"{m['torch']}, Python {m['python']}. CPU backend ISA path: **{_isa_words(m)}**"
+        + (f", environment `{env_words}`" if env_words else "")
+        + ". "
         f"Measured sgemm: **{report['sgemm_gflops']:.0f} GFLOP/s** before the run, "
         f"{report.get('sgemm_gflops_end', float('nan')):.0f} after (far apart or far below the"
         " machine's usual figure means other load shared the cores). float32. "
@@ -280,18 +359,20 @@ def markdown(report: dict) -> str:
         " fwd is inference (no grad); fwdbwd is forward + backward of `output.sum()` with"
         " gradients for the input and all weights. Packed points also show the padded run of the"
         " same batch. `naive` is a tutorial LSTM (one nn.Linear per gate, Python time loop;"
-        " padded only).",
+        " padded only). `fwd x onnxruntime` is onnxruntime's inference time on the ONNX export"
+        " of the same torch.nn module divided by the implementation's (padded points).",
         "",
+        *([f"Not timed: {'; '.join(report['skipped'])}.", ""] if report.get("skipped") else []),
         *table(report["rows"], modes),
         "",
-        "## Geomean speed-up over torch.nn",
+        f"{'###' if titled else '##'} Geomean speed-up ({m.get('isa', '?')} path)",
         "",
         "| series | geomean |",
         "|---|---|",
         *[f"| {k} | {v:.2f} |" for k, v in report["summary"].items()],
         "",
     ]
-    return "\n".join(lines)
+    return lines
 
 
 _PARSER: list[argparse.ArgumentParser] = []
@@ -325,9 +406,13 @@ def main(args: argparse.Namespace) -> int:
         return _usage_error(f"--backends: unknown {bad}; choose from {', '.join(IMPLS)}")
     if bad := [m for m in modes if m not in ("fwd", "fwdbwd")]:
         return _usage_error(f"--modes: unknown {bad}; choose from fwd, fwdbwd")
+    if args.isa:
+        return _main_per_isa(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     grid = json.loads(path.read_text())["cpu"]
+    if not args.grid and not args.no_odd_h:
+        grid += [{**q, "bidirectional": False, "packed": False} for q in ODD_H_POINTS]
     if args.points != "all":
         keys = args.points.split(",")
         grid = [p for i, p in enumerate(grid) if str(i) in keys or p["kind"] in keys]
@@ -340,11 +425,20 @@ def main(args: argparse.Namespace) -> int:
     report = {"command": _command(args),
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(), "sgemm_gflops": sgemm_gflops(1024 if args.quick else 2048),
-              "modes": modes, "clock": args.clock, "rows": []}  # fmt: skip
+              "modes": modes, "clock": args.clock, "rows": [], "skipped": []}  # fmt: skip
+    if "onnxruntime" in impls and (why := bench_peers.onnxruntime_missing()):
+        report["skipped"].append(f"onnxruntime: {why}")
+    if "onnxruntime" in impls and "fwd" not in modes:
+        report["skipped"].append("onnxruntime: inference only, and --modes has no fwd")
     if not args.json:
+        m = report["machine"]
         print(
-            f"sgemm: {report['sgemm_gflops']:.0f} GFLOP/s on {report['machine']['cpu']}", flush=True
+            f"sgemm: {report['sgemm_gflops']:.0f} GFLOP/s on {m['cpu']}; "
+            f"CPU backend ISA path: {_isa_words(m)}",
+            flush=True,
         )
+        for why in report["skipped"]:
+            print(f"not timed: {why}", flush=True)
     for p in grid:
         rows = run_point(p, impls, modes, args.repeats, args.max_seconds, args.clock)
         report["rows"] += rows
@@ -357,7 +451,44 @@ def main(args: argparse.Namespace) -> int:
         print()
     else:
         for k, v in report["summary"].items():
-            print(f"geomean x torch  {k}: {v:.2f}")
+            print(
+                f"geomean {k}: {v:.2f}" if "onnxruntime" in k else f"geomean x torch  {k}: {v:.2f}"
+            )
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(markdown(report))
+    return 0
+
+
+def _main_per_isa(args: argparse.Namespace) -> int:
+    """--isa: the bench once per ISA path, each in a child process; one combined report."""
+    from lstmkit.backends.cpu import _build
+
+    isas = [i for i in args.isa.split(",") if i]
+    native = _build.supported_isas(_build.cpu_flags(), platform.machine(), "")
+    if bad := [i for i in isas if i not in native]:
+        return _usage_error(f"--isa: {bad} cannot run on this CPU; it runs {', '.join(native)}")
+    words, argv = iter(_command(args).split()[2:]), []
+    for w in words:  # _command's words minus the options the parent keeps
+        if w in ("--isa", "--markdown"):
+            next(words)  # and its value
+        elif w != "--json":
+            argv.append(w)
+    runs = bench_peers.run_isa_children(argv, isas, native[0])
+    report = {"command": _command(args), "date": runs[0]["date"], "runs": runs}
+    for run in runs:
+        if not args.json:
+            print(f"== {run['machine']['isa']} path", flush=True)
+            print("\n".join(table(run["rows"], run["modes"])), flush=True)
+            for k, v in run["summary"].items():
+                print(
+                    f"geomean {k}: {v:.2f}"
+                    if "onnxruntime" in k
+                    else f"geomean x torch  {k}: {v:.2f}"
+                )
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
         Path(args.markdown).write_text(markdown(report))
@@ -382,6 +513,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="wall time, or this process's CPU time (fair on a shared machine with --threads 1)",
     )
     p.add_argument("--quick", action="store_true", help="smaller sgemm probe")
+    p.add_argument(
+        "--isa",
+        help="ISA paths of the CPU backend to measure, each in its own process, e.g. avx512,avx2",
+    )
+    p.add_argument(
+        "--no-odd-h", action="store_true", help="leave out the default grid's odd-H points"
+    )
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.add_argument("--markdown", metavar="PATH", help="write the report (docs/benchmarks.md)")
     p.set_defaults(func=main)

@@ -1,8 +1,17 @@
-"""Compile (once) and load the C++ extension of the CPU backend.
+"""Compile (once) and load the C++ extension of the CPU backend, for this CPU's ISA.
 
-The extension is built with ``torch.utils.cpp_extension.load`` (ninja) into a stable cache
-directory keyed by the sources, the flags and the torch version, so a fresh clone compiles it
-on first use and every later process loads the cached shared object.
+The kernels exist in three builds of the same sources: ``avx512`` (AVX-512 F/BW/DQ/VL
+intrinsics), ``avx2`` (AVX2 + FMA intrinsics) and ``portable`` (plain C++ the compiler
+auto-vectorises for the architecture's baseline: SSE2 on x86-64, NEON on aarch64).  The ISA is
+chosen at run time from what the CPU reports (``/proc/cpuinfo`` flags, else torch's
+``get_cpu_capability``), or forced with ``LSTMKIT_CPU_ISA=avx512|avx2|portable`` (an error
+naming the missing instructions when the CPU cannot run it).  Never ``-march=native``: each
+build's flags are fixed, and the cache directory is keyed by the ISA, its flags, the sources,
+torch and Python, so a home directory shared between machines holds one build per ISA and a
+CPU only ever loads one it can run.
+
+Each build is made with ``torch.utils.cpp_extension.load`` (ninja) into that directory on first
+use; every later process loads the cached shared object.
 """
 
 from __future__ import annotations
@@ -11,6 +20,7 @@ import fcntl
 import hashlib
 import importlib.util
 import os
+import platform
 import shutil
 import sys
 from pathlib import Path
@@ -20,9 +30,107 @@ import torch
 
 _SRC = Path(__file__).parent  # the .cpp/.h beside this file (package data)
 _SOURCES = ("bind.cpp", "lstm.cpp", "gru_rnn.cpp")
-_FLAGS = ["-O3", "-march=native", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+_BASE_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
+# Instructions each build may use, as /proc/cpuinfo names them, and the compiler flags that
+# enable exactly those (no -march=native: the binary must not depend on the build host).
+ISA_NEEDS: dict[str, tuple[str, ...]] = {
+    "avx512": ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512dq", "avx512vl"),
+    "avx2": ("avx2", "fma", "f16c"),
+    "portable": (),
+}
+ISA_FLAGS: dict[str, list[str]] = {
+    "avx512": [
+        "-mavx2",
+        "-mfma",
+        "-mf16c",
+        "-mavx512f",
+        "-mavx512bw",
+        "-mavx512dq",
+        "-mavx512vl",
+        "-mtune=generic",
+    ],
+    "avx2": ["-mavx2", "-mfma", "-mf16c", "-mtune=generic"],
+    "portable": [],
+}
+ISAS = tuple(ISA_NEEDS)  # best first
 _MODULE: ModuleType | None = None
 _ERROR: str | None = None
+_ISA: str | None = None
+
+
+def cpu_flags() -> frozenset[str] | None:
+    """The instruction-set flags the OS reports for this CPU (Linux), or None if unknown."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key = line.split(":", 1)[0].strip()
+        if key in ("flags", "Features"):  # x86 / aarch64
+            return frozenset(line.split(":", 1)[1].split())
+    return None
+
+
+def _torch_capability() -> str:
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "DEFAULT"
+
+
+def supported_isas(flags: frozenset[str] | None, machine: str, capability: str) -> list[str]:
+    """The builds this CPU can run, best first.  ``flags`` from /proc/cpuinfo (None: unknown,
+    then torch's ``capability`` string decides); AVX builds only on x86-64."""
+    if machine.lower() not in ("x86_64", "amd64"):
+        return ["portable"]
+    if flags is None:  # e.g. no /proc: trust what torch's own dispatch detected
+        cap = capability.upper()
+        return {"AVX512": ["avx512", "avx2", "portable"], "AVX2": ["avx2", "portable"]}.get(
+            cap, ["portable"]
+        )
+    return [isa for isa in ISAS if all(f in flags for f in ISA_NEEDS[isa])]
+
+
+def choose_isa(
+    flags: frozenset[str] | None, machine: str, capability: str, forced: str | None
+) -> str:
+    """The build to load: the best this CPU runs, or ``forced`` (LSTMKIT_CPU_ISA) if it can.
+
+    Raises ValueError naming the variable and the missing instructions otherwise."""
+    ok = supported_isas(flags, machine, capability)
+    if not forced:
+        return ok[0]
+    want = forced.strip().lower()
+    if want not in ISAS:
+        raise ValueError(
+            f"LSTMKIT_CPU_ISA={forced!r} is not known; use one of {', '.join(ISAS)} "
+            "(or unset it to pick the best for this CPU)"
+        )
+    if want not in ok:
+        missing = [f for f in ISA_NEEDS[want] if flags is None or f not in flags]
+        raise ValueError(
+            f"LSTMKIT_CPU_ISA={want} cannot run on this CPU ({machine}"
+            + (f"; it lacks {', '.join(missing)}" if missing else "")
+            + f"); it can run: {', '.join(ok)}"
+        )
+    return want
+
+
+def isa() -> str:
+    """The ISA build this process uses (decided once; raises ValueError for a bad override)."""
+    global _ISA
+    if _ISA is None:
+        _ISA = choose_isa(
+            cpu_flags(),
+            platform.machine(),
+            _torch_capability(),
+            os.environ.get("LSTMKIT_CPU_ISA"),
+        )
+    return _ISA
+
+
+def flags_for(isa_name: str) -> list[str]:
+    return _BASE_FLAGS + ISA_FLAGS[isa_name]
 
 
 def cache_root() -> Path:
@@ -33,15 +141,21 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "lstmkit"
 
 
-def _digest() -> str:
+def _digest(isa_name: str) -> str:
     h = hashlib.sha256()
     for path in sorted(_SRC.iterdir()):
         if path.suffix in (".cpp", ".h"):
             h.update(path.name.encode() + path.read_bytes())
-    h.update(" ".join(_FLAGS).encode())
+    h.update(isa_name.encode() + b"\0" + " ".join(flags_for(isa_name)).encode())
+    h.update(platform.machine().encode())
     h.update(torch.__version__.encode())
     h.update(sys.version.encode())
     return h.hexdigest()[:16]
+
+
+def module_name(isa_name: str) -> str:
+    """The extension's name and cache directory: ISA and a digest of everything it depends on."""
+    return f"lstmkit_cpu_{isa_name}_{_digest(isa_name)}"
 
 
 def compiler_missing() -> str | None:
@@ -69,9 +183,14 @@ def load() -> ModuleType:
     if reason is not None:
         _ERROR = reason
         raise RuntimeError(reason)
+    try:
+        isa_name = isa()
+    except ValueError as exc:
+        _ERROR = str(exc)
+        raise RuntimeError(_ERROR) from exc
     from torch.utils.cpp_extension import load as cpp_load
 
-    name = f"lstmkit_cpu_{_digest()}"
+    name = module_name(isa_name)
     build_dir = cache_root() / name
     build_dir.mkdir(parents=True, exist_ok=True)
     # One process builds while the others wait (e.g. two torchrun workers on a cold cache);
@@ -83,16 +202,20 @@ def load() -> ModuleType:
             # Loaded directly: cpp_extension would rebuild it for a checkout at another path
             # (its ninja file names the source paths), though the digest says it is the same.
             try:
-                _MODULE = _import_built(name, so)
+                _MODULE = _checked(_import_built(name, so), isa_name)
                 return _MODULE
             except ImportError:  # e.g. a link cut short: build it again
                 so.unlink()
-        print("lstmkit: compiling the CPU backend (one time)...", file=sys.stderr, flush=True)
+        print(
+            f"lstmkit: compiling the CPU backend for {isa_name} (one time)...",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             _MODULE = cpp_load(
                 name=name,
                 sources=[str(_SRC / s) for s in _SOURCES],
-                extra_cflags=_FLAGS,
+                extra_cflags=flags_for(isa_name),
                 extra_ldflags=["-fopenmp"],
                 build_directory=str(build_dir),
                 verbose=False,
@@ -100,7 +223,20 @@ def load() -> ModuleType:
         except Exception as exc:  # noqa: BLE001 - turned into a reason for supports()
             _ERROR = f"compiling the CPU backend failed: {type(exc).__name__}: {exc}"
             raise RuntimeError(_ERROR) from exc
+        _MODULE = _checked(_MODULE, isa_name)
     return _MODULE
+
+
+def _checked(module: ModuleType, isa_name: str) -> ModuleType:
+    """The build reports the ISA its kernels were compiled for; a mismatch (a wrong flag set,
+    a hand-copied .so) must not run."""
+    built = module.isa() if hasattr(module, "isa") else "unknown"
+    if built != isa_name:
+        raise RuntimeError(
+            f"the CPU backend built for {isa_name} reports ISA {built!r}; delete "
+            f"{cache_root()} to rebuild it"
+        )
+    return module
 
 
 def _import_built(name: str, so: Path) -> ModuleType:

@@ -6,6 +6,7 @@
 #include <torch/python.h>
 
 #include <optional>
+#include <string>
 
 #include "common.h"
 
@@ -213,6 +214,9 @@ static TList rnn_backward(Tensor y, Tensor w, Tensor dy, Tensor dhn, Vec bs, boo
 }
 
 static bool has_blas() { return sgemm_ != nullptr && dgemm_ != nullptr; }
+// The instruction set this build's kernels were compiled for (avx512, avx2 or portable);
+// _build.py refuses a binary whose answer differs from the build it asked for.
+static std::string isa() { return LSTMKIT_ISA; }
 }  // namespace lstmkit
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
@@ -225,4 +229,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rnn_forward", &lstmkit::rnn_forward);
   m.def("rnn_backward", &lstmkit::rnn_backward);
   m.def("has_blas", &lstmkit::has_blas);
+  m.def("isa", &lstmkit::isa);
 }

@@ -12,9 +12,10 @@
 // way, so each thread's recurrent GEMM and pointwise pass touch one contiguous column block.
 //
 // Threading: one OpenMP parallel region spans the whole sequence; each step is
-// "GEMM on my block -> fused pointwise on my block -> one barrier".  The per-step GEMM calls
-// BLAS (MKL sgemm_/dgemm_, exported by libtorch_cpu) directly: no ATen dispatcher, no
-// allocation.  The kernels are plain C++ on raw pointers; bind.cpp owns tensors and Python.
+// "GEMM on my block -> fused pointwise on my block -> one barrier".  The per-step GEMM is
+// the ISA build's own panel kernel for float32 (panel_gemm.h) and BLAS (MKL sgemm_/dgemm_,
+// exported by libtorch_cpu, called directly: no ATen dispatcher, no allocation) for float64
+// or under LSTMKIT_CPU_GEMM=blas.  The kernels are plain C++ on raw pointers; bind.cpp owns tensors and Python.
 #pragma once
 
 #include <omp.h>
@@ -29,11 +30,8 @@
 #include <stdexcept>
 #include <vector>
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
-
 #include "panel_gemm.h"
+#include "vmath.h"
 
 namespace lstmkit {
 
@@ -123,8 +121,8 @@ inline void gemm_rm(bool w_transposed, int64_t m, int64_t n, int64_t k, const T*
           beta, C, (int)ldc);
 }
 
-// Which per-step GEMM: the AVX-512 panel kernel (default for float32 where available) or
-// BLAS (LSTMKIT_CPU_GEMM=blas, and always for float64).
+// Which per-step GEMM: the ISA build's panel kernel (default for float32) or BLAS
+// (LSTMKIT_CPU_GEMM=blas, and always for float64).
 inline bool panel_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("LSTMKIT_CPU_GEMM");
@@ -134,18 +132,16 @@ inline bool panel_enabled() {
 }
 
 // The weight operand of C(m, n) = A(m, k) @ op(W) + beta C (beta 0 or 1), row-major, reused at
-// every step of a layer call: packed once into 16-column panels for the AVX-512 kernel.
+// every step of a layer call: packed once into 16-column panels for the panel kernel.
 template <typename T>
 class StepGemm {
  public:
   // op(W) = W^T with W (n, k) (w_transposed) or W (k, n); ldw its row stride.
   StepGemm(bool w_transposed, int64_t /*m_max*/, int64_t n, int64_t k, const T* W, int64_t ldw)
       : wt_(w_transposed), n_(n), k_(k), W_(W), ldw_(ldw) {
-#ifdef __AVX512F__
     if constexpr (sizeof(T) == 4) {
       if (panel_enabled() && n > 0 && k > 0) buf_ = pack_panels(k, n, W, ldw, w_transposed);
     }
-#endif
   }
   ~StepGemm() { std::free(buf_); }
   StepGemm(const StepGemm&) = delete;
@@ -154,11 +150,9 @@ class StepGemm {
   // C = A @ op(W) + beta C (+ bias (n,) broadcast over rows, when given).
   void operator()(int64_t m, const T* A, int64_t lda, T beta, T* C, int64_t ldc,
                   const T* bias = nullptr) const {
-#ifdef __AVX512F__
     if constexpr (sizeof(T) == 4) {
       if (buf_) return panel_gemm(m, n_, k_, A, lda, buf_, beta != T(0), C, ldc, bias);
     }
-#endif
     if (bias) {
       for (int64_t r = 0; r < m; ++r)
         for (int64_t j = 0; j < n_; ++j)
@@ -191,65 +185,6 @@ inline void prefill(const Steps& st, bool reverse, const T* s0, T* prev, int64_t
   }
 }
 
-// ---------------------------------------------------------------- vector math (in place)
-#ifdef __AVX512F__
-inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                  _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
-// 1 / d for d >= 1: rcp14 plus one Newton step (about 2^-28 relative error, well inside float
-// rounding) is several times cheaper than vdivps, which dominated the gate math.
-inline __m512 recip512(__m512 d) {
-  const __m512 r = _mm512_rcp14_ps(d);
-  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
-}
-inline __m512 sigmoid512(__m512 x) {
-  const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), x));
-  return recip512(_mm512_add_ps(_mm512_set1_ps(1.0f), e));
-}
-// tanh(x) = 2 sigmoid(2x) - 1: one exp and one reciprocal; the absolute error (a few 1e-8) is
-// what matters here (values feed products and sums, never a relative comparison near 0).
-inline __m512 tanh512(__m512 x) {
-  const __m512 s = sigmoid512(_mm512_add_ps(x, x));
-  return _mm512_fmsub_ps(s, _mm512_set1_ps(2.0f), _mm512_set1_ps(1.0f));
-}
-template <__m512 (*F)(__m512)>
-inline void apply512(float* x, int64_t n) {
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) _mm512_storeu_ps(x + j, F(_mm512_loadu_ps(x + j)));
-  if (j < n) {
-    __mmask16 m = (__mmask16)((1u << (n - j)) - 1u);
-    _mm512_mask_storeu_ps(x + j, m, F(_mm512_maskz_loadu_ps(m, x + j)));
-  }
-}
-inline void vsigmoid(float* x, int64_t n) { apply512<sigmoid512>(x, n); }
-inline void vtanh(float* x, int64_t n) { apply512<tanh512>(x, n); }
-#else
-inline void vsigmoid(float* x, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) x[j] = 1.0f / (1.0f + std::exp(-x[j]));
-}
-inline void vtanh(float* x, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) x[j] = std::tanh(x[j]);
-}
-#endif
-inline void vsigmoid(double* x, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) x[j] = 1.0 / (1.0 + std::exp(-x[j]));
-}
-inline void vtanh(double* x, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) x[j] = std::tanh(x[j]);
-}
-
 // Sense-free generation barrier for the step loop: spins briefly (a step is microseconds),
 // then yields, so a busy machine that deschedules one worker does not burn the other's core.
 struct alignas(64) StepBarrier {
@@ -267,8 +202,10 @@ struct alignas(64) StepBarrier {
     }
     for (int spins = 0; gen.load(std::memory_order_acquire) == g; ++spins) {
       if (spins < 20000) {
-#ifdef __x86_64__
+#if defined(__x86_64__)
         __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield");
 #endif
       } else {
         sched_yield();

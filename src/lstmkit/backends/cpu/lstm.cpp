@@ -58,33 +58,54 @@ static inline void point_bwd(const T* a, const T* tcr, const T* cp, const T* dh1
 // xh (N, I + H): row n = [x_n | h_prev(n)] so each step is ONE GEMM over K = I + H against the
 // thread block of W = [W_ih | W_hh] (4H, I + H), the bias (4H,) (or null) added in the GEMM;
 // gates (N, 4H) needs no initialisation.
+// Small batches (B <= kHoistRows) hoist the input half instead, as onnxruntime does: each
+// thread first computes x W_ih^T + b for ALL N rows of its column block (one GEMM whose panel
+// is reused N times), then each step adds only h_prev W_hh^T.  At batch 1 a step is bound by
+// streaming its weights from L2, and this streams H instead of I + H columns per step.
 // Inference (c0 given): nothing is kept for backward, so gates (B, 4H), tc (B, H) and cprev
 // (2, B, H), ping-pong between steps) are per-step scratch that stays in cache instead of
-// (N, .) arrays; a row that starts late (reverse, packed) reads its initial cell from c0.
+// (N, .) arrays (hoisted: gates for all N rows, (N, 4H) allocated here); a row that starts
+// late (reverse, packed) reads its initial cell from c0.
+constexpr int64_t kHoistRows = 8;
+
 template <typename T>
 void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, const T* bias,
               T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I, const T* c0) {
   const int64_t G4 = 4 * H, LD = I + H;
-  const bool keep = c0 == nullptr;
+  const bool keep = c0 == nullptr, hoist = I > 0 && st.B <= kHoistRows;
+  std::unique_ptr<T[]> own;  // inference + hoist: the gates of every row
+  if (hoist && !keep) own.reset(new T[st.N * G4]);
+  T* G = own ? own.get() : gates;
+  const bool all_rows = keep || hoist;  // G has a row per packed row (else per batch row)
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      g0[k] = std::make_unique<StepGemm<T>>(true, st.B, 4 * hk, LD, W + 4 * lo * LD, LD);
+      const T* Wk = W + 4 * lo * LD;
+      if (hoist) {
+        StepGemm<T>(true, st.N, 4 * hk, I, Wk, LD)(st.N, xh, LD, T(0), G + 4 * lo, G4,
+                                                   bias ? bias + 4 * lo : nullptr);
+        g0[k] = std::make_unique<StepGemm<T>>(true, st.B, 4 * hk, H, Wk + I, LD);
+      } else {
+        g0[k] = std::make_unique<StepGemm<T>>(true, st.B, 4 * hk, LD, Wk, LD);
+      }
     });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
       const int64_t bn = st.next_bs(t, reverse), offn = st.next_off(t, reverse);
       const int64_t before = s == 0 ? 0 : st.bs[st.step(s - 1, reverse)];
       // Scratch rows: gates/tc row b, cell state rows (s & 1) * B + b (read), the other (write).
-      const int64_t go = keep ? off : 0, co = keep ? off : (s & 1) * st.B;
-      const int64_t cno = keep ? offn : ((s + 1) & 1) * st.B;
+      const int64_t gro = all_rows ? off : 0, go = keep ? off : 0;
+      const int64_t co = keep ? off : (s & 1) * st.B, cno = keep ? offn : ((s + 1) & 1) * st.B;
       tm.slices([&](int64_t lo, int64_t hk, int k) {
-        (*g0[k])(bt, xh + off * LD, LD, T(0), gates + go * G4 + 4 * lo, G4,
-                 bias ? bias + 4 * lo : nullptr);
+        T* Gs = G + gro * G4 + 4 * lo;
+        if (hoist)
+          (*g0[k])(bt, xh + off * LD + I, LD, T(1), Gs, G4);
+        else
+          (*g0[k])(bt, xh + off * LD, LD, T(0), Gs, G4, bias ? bias + 4 * lo : nullptr);
         for (int64_t b = 0; b < bt; ++b) {
           const bool more = b < bn;
           const T* cp = keep || b < before ? cprev + (co + b) * H + lo : c0 + b * H + lo;
-          point_fwd(gates + (go + b) * G4 + 4 * lo, cp, tc + (go + b) * H + lo,
+          point_fwd(Gs + b * G4, cp, tc + (go + b) * H + lo,
                     more ? cprev + (cno + b) * H + lo : cn + b * H + lo, y + (off + b) * H + lo,
                     more ? xh + (offn + b) * LD + I + lo : hn + b * H + lo, hk);
         }

@@ -1,161 +1,38 @@
-// lstmkit CPU backend: AVX-512 GEMM for the per-step recurrent products (float32).
+// lstmkit CPU backend: the per-step recurrent GEMM (float32), one build per ISA.
 //
 // Legend: C (m, n) row-major (+)= A (m, k) row-major @ Bop (k, n), where Bop is a weight
 // matrix packed once per layer call into panels of 16 columns: Bp[p][kk][0:16] holds
 // Bop[kk, 16p : 16p+16] (zero padded).  m = active batch rows of the step (<= B), n = gate
-// columns of one thread's block, k = H (forward) or G*H (backward).
+// columns of one thread's block, k = I + H or H (forward) or G*H (backward).
 //
-// Register block: R <= 8 rows x Q <= 3 panels (48 columns) of accumulators, broadcast A,
-// stream the panel group (k x 48 floats) once per row block; panel groups are the outer
-// loop so each group stays in L2 while every row block of the step uses it.
+// Every build has the same structure and the same packed layout:
+//   pack_panels(k, n, W, ldw, w_transposed) -> 64-byte aligned panels (free())
+//   panel_gemm(m, n, k, A, lda, Bp, accumulate, C, ldc, bias)
+// and differs only in the register block of its micro-kernel:
+//   avx512   (panel_avx512.h)   R <= 8 rows x 3 panels of zmm accumulators
+//   avx2     (panel_avx2.h)     R x V ymm accumulators, R*V <= 12 (16 ymm registers)
+//   portable (panel_portable.h) R <= 4 rows x 1 panel of float[16], auto-vectorised
+// Which one is compiled is decided by the ISA flags of the build (_build.py), never by the
+// build host: LSTMKIT_ISA names it so the loader can check a binary before running it.
 #pragma once
 
-#ifdef __AVX512F__
-#include <immintrin.h>
-
 #include <cstdint>
-#include <cstdlib>
 
 namespace lstmkit {
-
 constexpr int kPanel = 16;
-
-// In-register transpose of a 16 x 16 block: r[j][i] -> r[i][j].
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {  // pairs of rows, interleaved per 128-bit lane
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {  // lane k of u[i + c]: rows i..i+3 of column 4k + c
-    u[i] = _mm512_shuffle_ps(t[i], t[i + 2], 0x44);
-    u[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], 0xEE);
-    u[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-    u[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-  }
-  for (int h = 0; h < 16; h += 8)  // 128-bit lanes: columns c, c + 8 (c < 4) or c + 4, c + 12
-    for (int c = 0; c < 4; ++c) {
-      t[h + c] = _mm512_shuffle_f32x4(u[h + c], u[h + 4 + c], 0x88);
-      t[h + 4 + c] = _mm512_shuffle_f32x4(u[h + c], u[h + 4 + c], 0xDD);
-    }
-  for (int c = 0; c < 8; ++c) {
-    r[c] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0x88);
-    r[c + 8] = _mm512_shuffle_f32x4(t[c], t[c + 8], 0xDD);
-  }
-}
-
-// Pack Bop (k, n) into 16-column panels.  Bop[kk, j] = W[j*ldw + kk] if w_transposed
-// (W is (n, k)) else W[kk*ldw + j] (W is (k, n)).  Returns an aligned buffer (free()).
-inline float* pack_panels(int64_t k, int64_t n, const float* W, int64_t ldw, bool w_transposed) {
-  const int64_t np = (n + kPanel - 1) / kPanel;
-  const size_t bytes = ((size_t)(np * k * kPanel * sizeof(float)) + 63) / 64 * 64;
-  float* dst = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
-  if (!dst) return nullptr;
-  // Vectorised: at batch 1 the per-call packing was ~15% of a 100-step layer call.
-  for (int64_t p = 0; p < np; ++p) {
-    const int64_t left = n - p * kPanel;
-    const __mmask16 m = left >= kPanel ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-    float* d = dst + p * k * kPanel;
-    if (w_transposed) {  // 16 rows of W (n, k) x 16 of k at a time, transposed in registers
-      for (int64_t k0 = 0; k0 < k; k0 += kPanel) {
-        const int64_t kn = k - k0 < kPanel ? k - k0 : kPanel;
-        const __mmask16 mk = (__mmask16)((1u << kn) - 1u);
-        __m512 r[kPanel];
-        for (int j = 0; j < kPanel; ++j)
-          r[j] = j < left ? _mm512_maskz_loadu_ps(mk, W + (p * kPanel + j) * ldw + k0)
-                          : _mm512_setzero_ps();
-        transpose16(r);
-        for (int64_t i = 0; i < kn; ++i) _mm512_store_ps(d + (k0 + i) * kPanel, r[i]);
-      }
-    } else {  // row kk of W (k, n) holds the panel's 16 columns contiguously
-      for (int64_t kk = 0; kk < k; ++kk)
-        _mm512_store_ps(d + kk * kPanel, _mm512_maskz_loadu_ps(m, W + kk * ldw + p * kPanel));
-    }
-  }
-  return dst;
-}
-
-template <int R, int Q>
-static void panel_kernel(int64_t k, const float* A, int64_t lda, const float* Bp, float* C,
-                         int64_t ldc, bool accumulate, int64_t cols, const float* bias) {
-  __m512 c[R][Q];
-#pragma GCC unroll 3
-  for (int q = 0; q < Q; ++q) {
-    const int64_t left = cols - q * kPanel;
-    const __mmask16 m = left >= kPanel ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-    const __m512 init = bias ? _mm512_maskz_loadu_ps(m, bias + q * kPanel) : _mm512_setzero_ps();
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) c[r][q] = init;
-  }
-  for (int64_t kk = 0; kk < k; ++kk) {
-    __m512 b[Q];
-#pragma GCC unroll 3
-    for (int q = 0; q < Q; ++q) b[q] = _mm512_load_ps(Bp + (q * k + kk) * kPanel);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const __m512 a = _mm512_set1_ps(A[r * lda + kk]);
-#pragma GCC unroll 3
-      for (int q = 0; q < Q; ++q) c[r][q] = _mm512_fmadd_ps(a, b[q], c[r][q]);
-    }
-  }
-#pragma GCC unroll 3
-  for (int q = 0; q < Q; ++q) {
-    const int64_t left = cols - q * kPanel;
-    const __mmask16 m = left >= kPanel ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      float* dst = C + r * ldc + q * kPanel;
-      __m512 v = c[r][q];
-      if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, dst));
-      _mm512_mask_storeu_ps(dst, m, v);
-    }
-  }
-}
-
-using PanelFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, bool,
-                         int64_t, const float*);
-
-template <int R>
-static constexpr PanelFn panel_fn(int q) {
-  return q == 1 ? panel_kernel<R, 1> : q == 2 ? panel_kernel<R, 2> : panel_kernel<R, 3>;
-}
-
-inline PanelFn pick_panel_kernel(int r, int q) {
-  switch (r) {
-    case 1:
-      return panel_fn<1>(q);
-    case 2:
-      return panel_fn<2>(q);
-    case 3:
-      return panel_fn<3>(q);
-    case 4:
-      return panel_fn<4>(q);
-    case 5:
-      return panel_fn<5>(q);
-    case 6:
-      return panel_fn<6>(q);
-    case 7:
-      return panel_fn<7>(q);
-    default:
-      return panel_fn<8>(q);
-  }
-}
-
-// C (m, n) = A (m, k) @ Bop + (accumulate ? C : 0) + bias (n,) (optional), Bop packed by
-// pack_panels.
-inline void panel_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
-                       const float* Bp, bool accumulate, float* C, int64_t ldc,
-                       const float* bias = nullptr) {
-  const int64_t np = (n + kPanel - 1) / kPanel;
-  for (int64_t p = 0; p < np; p += 3) {
-    const int q = (int)(np - p < 3 ? np - p : 3);
-    for (int64_t r0 = 0; r0 < m; r0 += 8) {
-      const int r = (int)(m - r0 < 8 ? m - r0 : 8);
-      pick_panel_kernel(r, q)(k, A + r0 * lda, lda, Bp + p * k * kPanel, C + r0 * ldc + p * kPanel,
-                              ldc, accumulate, n - p * kPanel, bias ? bias + p * kPanel : nullptr);
-    }
-  }
-}
-
 }  // namespace lstmkit
-#endif  // __AVX512F__
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && \
+    defined(__AVX512VL__)
+#define LSTMKIT_ISA "avx512"
+#define LSTMKIT_ISA_AVX512 1
+#include "panel_avx512.h"
+#elif defined(__AVX2__) && defined(__FMA__)
+#define LSTMKIT_ISA "avx2"
+#define LSTMKIT_ISA_AVX2 1
+#include "panel_avx2.h"
+#else
+#define LSTMKIT_ISA "portable"
+#define LSTMKIT_ISA_PORTABLE 1
+#include "panel_portable.h"
+#endif

@@ -1,0 +1,62 @@
+"""policy.prefer_torch: a measured table, deterministic for a machine (no timing at run time)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstmkit.backends.cpu import policy
+from lstmkit.backends.registry import Request
+
+
+def _req(**kw) -> Request:
+    base = dict(mode="lstm", device=torch.device("cpu"), dtype=torch.float32, batch=32,
+                steps=100, input_size=64, hidden_size=128, grad=False)  # fmt: skip
+    return Request(**{**base, **kw})
+
+
+@pytest.fixture
+def on(monkeypatch):
+    def set_(isa: str, threads: int) -> None:
+        monkeypatch.setattr(policy, "_isa", lambda: isa)
+        monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+
+    return set_
+
+
+def test_measured_losses_go_to_torch(on):
+    on("avx512", 2)
+    reason = policy.prefer_torch(_req(batch=1, hidden_size=128))
+    assert reason and "inference" in reason and "avx512" in reason and "B1 H128" in reason
+    assert policy.prefer_torch(_req(batch=1, hidden_size=200)) is None  # measured 1.34x ours
+    assert policy.prefer_torch(_req(batch=128, hidden_size=512, grad=True)) is not None
+    on("avx2", 2)
+    assert policy.prefer_torch(_req(batch=32, hidden_size=700, grad=True)) is not None
+    assert policy.prefer_torch(_req(batch=32, hidden_size=700)) is None
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"packed": True, "grad": True},  # torch's packed path is 5-25x slower
+        {"mode": "gru", "grad": True},
+        {"mode": "rnn_tanh", "grad": True},
+        {"dtype": torch.float64, "grad": True},
+        {"proj": True, "grad": True},
+        {"batch": 0, "hidden_size": 0, "grad": True},  # shape unknown: no claim
+    ],
+)
+def test_where_lstmkit_measured_faster_it_keeps_the_call(on, kw):
+    on("avx512", 1)
+    assert policy.prefer_torch(_req(**{"batch": 64, "hidden_size": 1024, **kw})) is None
+
+
+def test_deterministic_and_isa_dependent(on):
+    on("avx512", 1)
+    r = _req(batch=64, hidden_size=256, grad=True)
+    assert {policy.prefer_torch(r) for _ in range(5)} != {None}
+    assert len({policy.prefer_torch(r) for _ in range(5)}) == 1
+    on("avx2", 1)
+    assert policy.prefer_torch(r) is None
+    on("portable", 1)
+    assert policy.prefer_torch(r) is None
