@@ -101,8 +101,8 @@ def fixed_case(kind: str, dname: str, B: int, H: int, graph_reason: str | None) 
             plain = fast(x)[0]
             os.environ[GRAPH_ENV] = "1"
             try:
-                fast(x)  # capture
-                graphed = fast(x)[0]  # replay
+                fast(x)  # new input values, the shape captured above: a replay
+                graphed = fast(x)[0]
             finally:
                 os.environ.pop(GRAPH_ENV, None)
         res["graph_max_abs_diff"] = float((plain.float() - graphed.float()).abs().max())
