@@ -94,6 +94,31 @@ def merged(prev: dict | None, section: str, rows: list) -> list:
     return out + [r for r in rows if not (_key(section, r) in keep and not measured(r))]
 
 
+def plan(parts: set[str], dry_run: bool, quick: bool) -> list[tuple]:
+    """The sweep items in run order: (kind, dtype, B, H, T, packed: bool | "step")."""
+    T = GRID["T"]
+    todo = [(k, d, B, H, T, False) for B in GRID["B"] if B <= 64 for d in GRID["dtypes"]
+            for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
+    Hp = GRID["H"][min(1, len(GRID["H"]) - 1)]
+    Bp = [b for b in GRID["B"] if b <= 64]  # packed at the sweep's B, so padded points compare
+    Bs, Bl = Bp[min(1, len(Bp) - 1)], Bp[-1]
+    todo += [("LSTM", "float32", Bl, Hp, T, True), ("LSTM", "bfloat16", Bl, Hp, T, True),
+             ("GRU", "float32", Bl, Hp, T, True), ("LSTM", "float32", Bs, 2 * Hp, T, True),
+             ("LSTM", "float32", Bl, Hp // 2, T, True)]  # fmt: skip
+    todo += [("LSTM", "float32", Bs, 2 * Hp, T, "step"), ("LSTM", "float32", Bl, 4 * Hp, T, "step")]
+    if dry_run:  # one point of each kind: padded, packed, one launch per step
+        todo = (
+            todo[:1]
+            + [t for t in todo if t[5] is True][:1]
+            + [t for t in todo if t[5] == "step"][:1]
+        )
+    todo += [(k, d, B, H, T, False) for B in GRID["B"] if B > 64 for d in GRID["dtypes"]
+             for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
+    if quick:
+        todo = todo[:2] + [t for t in todo if t[5]][:1] + [t for t in todo if t[5] == "step"][:1]
+    return [t for t in todo if part_of(t) in parts]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", action="append", default=[], help="markdown path(s)")
@@ -113,6 +138,11 @@ def main() -> int:
     ap.add_argument("--parts", default=",".join(PARTS),
                     help=f"comma list of the parts to run, in the fixed order {','.join(PARTS)} "
                     "(a rerun after a cut-short run: the parts it skipped)")  # fmt: skip
+    ap.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what a run would time, part by part, and exit (no GPU needed)",
+    )
     ap.add_argument("--tune", action="store_true", help="time launch configurations instead")
     ap.add_argument("--smoke", "--dry-run", dest="dry_run", action="store_true",
                     help="CPU + TRITON_INTERPRET=1, tiny shapes: checks the script, not a benchmark")  # fmt: skip
@@ -142,7 +172,21 @@ def main() -> int:
             ("gru:layer_norm", "float32", 2, 16),
         ]
         gpu_extras.COMPILE_BACKEND[:] = ["aot_eager"]
-    elif not torch.cuda.is_available():
+    if args.quick:
+        EXTRAS[:] = EXTRAS[:2]
+    if "extras" not in parts:
+        EXTRAS[:] = []
+    if args.plan:
+        todo = plan(parts, args.dry_run, args.quick)
+        counts = {part: sum(part_of(t) == part for t in todo) for part in PARTS}
+        counts.update(parity=len(gpu_parity.PARITY) + len(gpu_parity.PARITY_EXTRAS),
+                      fixed=len(gpu_fixed.FIXED), extras=len(EXTRAS))  # fmt: skip
+        for part in PARTS:
+            print(f"{part}: {counts[part] if part in parts else 0}", flush=True)
+        for t in todo:
+            print(f"  {part_of(t)}: {' '.join(str(c) for c in t[:5])}", flush=True)
+        return 0
+    if not args.dry_run and not torch.cuda.is_available():
         print("no CUDA device: nothing to benchmark", flush=True)
         return 1
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
@@ -169,31 +213,8 @@ def main() -> int:
     fixed: list = []
     if "fixed" in parts:
         run_fixed(fixed, args.budget)
-    T = GRID["T"]
+    todo = plan(parts, args.dry_run, args.quick)
     dts = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-    todo = [(k, d, B, H, T, False) for B in GRID["B"] if B <= 64 for d in GRID["dtypes"]
-            for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
-    Hp = GRID["H"][min(1, len(GRID["H"]) - 1)]
-    Bp = [b for b in GRID["B"] if b <= 64]  # packed at the sweep's B, so padded points compare
-    Bs, Bl = Bp[min(1, len(Bp) - 1)], Bp[-1]
-    todo += [("LSTM", "float32", Bl, Hp, T, True), ("LSTM", "bfloat16", Bl, Hp, T, True),
-             ("GRU", "float32", Bl, Hp, T, True), ("LSTM", "float32", Bs, 2 * Hp, T, True),
-             ("LSTM", "float32", Bl, Hp // 2, T, True)]  # fmt: skip
-    todo += [("LSTM", "float32", Bs, 2 * Hp, T, "step"), ("LSTM", "float32", Bl, 4 * Hp, T, "step")]
-    if args.dry_run:  # one point of each kind: padded, packed, one launch per step
-        todo = (
-            todo[:1]
-            + [t for t in todo if t[5] is True][:1]
-            + [t for t in todo if t[5] == "step"][:1]
-        )
-    todo += [(k, d, B, H, T, False) for B in GRID["B"] if B > 64 for d in GRID["dtypes"]
-             for k in GRID["kinds"] for H in GRID["H"]]  # fmt: skip
-    if args.quick:
-        todo = todo[:2] + [t for t in todo if t[5]][:1] + [t for t in todo if t[5] == "step"][:1]
-        EXTRAS[:] = EXTRAS[:2]
-    todo = [t for t in todo if part_of(t) in parts]
-    if "extras" not in parts:
-        EXTRAS[:] = []
     points: list = []
     extras: list = []  # run after the B <= 64 and packed points, before "step" and B > 64
     extras_done = [False]

@@ -122,3 +122,22 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert any(p["extras"].startswith("gru:") and "hand" in p for p in extras)
     assert json.loads(disp.read_text())["points"], "dispatch JSON has the padded points"
     assert "cuDNN faster than triton at" in run.stdout
+
+
+def test_plan_lists_the_full_run_without_a_gpu():
+    """--plan: what the device run times, part by part (the sizes issue 15 asks for)."""
+    run = subprocess.run(
+        [sys.executable, str(BENCH / "gpu.py"), "--plan"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    counts = dict(line.split(": ") for line in run.stdout.splitlines() if not line[0].isspace())
+    # B <= 64 x 2 dtypes x 2 kinds x 4 H; the B = 256 points last
+    assert {k: int(v) for k, v in counts.items()} == {
+        "parity": 13, "fixed": 2, "sweep": 48, "packed": 5, "extras": 14, "step": 2, "large": 16
+    }  # fmt: skip
+    assert "  sweep: LSTM float32 1 128 256" in run.stdout.splitlines()
