@@ -207,12 +207,19 @@ def main() -> int:
             with open(target, "w") as f:
                 f.write("\n".join(lines) + "\n")
         return 0
+    spent: dict = {}  # wall seconds per part, to size the next run's budget
+
+    def timed(part: str, fn, *a) -> None:
+        t = time.time()
+        fn(*a)
+        spent[part] = round(spent.get(part, 0.0) + time.time() - t, 1)
+
     parity: list = []
     if "parity" in parts:
-        run_parity(parity)
+        timed("parity", run_parity, parity)
     fixed: list = []
     if "fixed" in parts:
-        run_fixed(fixed, args.budget)
+        timed("fixed", run_fixed, fixed, args.budget)
     todo = plan(parts, args.dry_run, args.quick)
     dts = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     points: list = []
@@ -232,24 +239,27 @@ def main() -> int:
         got = {k: merged(prev, k, v) for k, v in got.items()}
         dispatch = dispatch_points(got["points"], gpu_name)
         notes = summarize(got["points"], got["extras"])
+        notes.append("- wall seconds per part (this run): "
+                     + ", ".join(f"{k} {v:.0f}" for k, v in spent.items()))  # fmt: skip
         write(outs, got["parity"], got["points"], notes, got["extras"], got["fixed"], dispatch)
         if args.dispatch_json:
             with open(args.dispatch_json, "w") as f:
                 json.dump(dispatch, f, indent=1)
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({**got, "dispatch": dispatch, "log": [*(prev or {}).get("log", []), *LOG]},
-                          f, indent=1)  # fmt: skip
+                log = [*(prev or {}).get("log", []), *LOG]
+                json.dump({**got, "dispatch": dispatch, "seconds": spent, "log": log}, f, indent=1)
 
     for item in [*todo, None]:
         if not extras_done[0] and (item is None or part_of(item) in ("step", "large")):
             extras_done[0] = True
-            run_extras(extras, args.budget)
+            timed("extras", run_extras, extras, args.budget)
             save()
         if item is None:
             break
         kind, dname, B, H, T_, packed = item
         p = {"kind": kind, "dtype": dname, "B": B, "H": H, "T": T_, "packed": packed}
+        t_point, part = time.time(), part_of(item)
         if time.time() - T0 > args.budget:
             p["error"] = "skipped (time budget)"
         else:
@@ -272,8 +282,10 @@ def main() -> int:
             os.environ.pop("LSTMKIT_TRITON_MODE", None)
             if gpu_common.DEV == "cuda":
                 torch.cuda.empty_cache()
+        spent[part] = round(spent.get(part, 0.0) + time.time() - t_point, 1)
         points.append(p)
         save()
+    say("wall seconds per part:", spent, f"total {time.time() - T0:.0f} s")
     all_points, all_extras = merged(prev, "points", points), merged(prev, "extras", extras)
     for n in summarize(all_points, all_extras):
         say(n)

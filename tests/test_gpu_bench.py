@@ -109,7 +109,8 @@ def test_smoke_run_writes_every_section(tmp_path):
     assert "error:" not in text, text  # every part ran; a failure lands in the tables
     assert "FAIL" not in text
     data = json.loads(js.read_text())
-    assert {"parity", "fixed", "points", "extras", "dispatch", "log"} <= set(data)
+    assert {"parity", "fixed", "points", "extras", "dispatch", "seconds", "log"} <= set(data)
+    assert set(data["seconds"]) == {"parity", "fixed", "sweep", "packed", "extras", "step"}
     assert data["fixed"] and all("fwd" in r for r in data["fixed"])
     graph = gpu_fixed.graphs_supported()
     assert ("triton+graph" in data["fixed"][0]["fwd"]) == (graph is None)
