@@ -69,7 +69,7 @@ def packed_lines(points) -> list[str]:
 def dispatch_points(points, gpu: str) -> dict:
     """The padded sweep points where cuDNN beat lstmkit's triton backend, for the CUDA rule
     (native.prefer_cudnn / CUDNN_FASTER): every point with both ratios, the losing ones, and
-    per (mode, dtype) how many lost (CUDNN_FASTER is keyed by (mode, dtype) today)."""
+    per (mode, dtype) how many lost; "table" is CUDNN_FASTER's shape: (mode, dtype) -> fwd/train -> [B, H]."""
     rows, faster = [], []
     by_pair: dict = defaultdict(lambda: {"points": 0, "cudnn_faster_fwd": 0,
                                          "cudnn_faster_train": 0, "H": set()})  # fmt: skip

@@ -8,7 +8,7 @@ import torch
 import lstmkit
 from lstmkit.backends import registry
 from lstmkit.backends.reference import BACKEND as REFERENCE
-from lstmkit.backends.registry import Backend, Decline, scoped_registry
+from lstmkit.backends.registry import Backend, Decline, Request, scoped_registry
 
 
 def request(**kw):
@@ -86,3 +86,22 @@ def test_tables_derive_from_the_cell_specs():
     assert init.GATES == {m: s.G for m, s in spec.SPECS.items()}
     assert init.KEEP_GATE == {"lstm": 1, "gru": 1}
     assert set(REFERENCE.layers) == set(spec.MODES)
+
+
+def test_cudnn_rule_is_per_call_kind_and_grid_point(monkeypatch):
+    """native.prefer_cudnn sends a CUDA call to cuDNN only at the measured (B, H) grid points of
+    its call kind (forward or training), with B and H rounded up to the sweep's grid."""
+    from lstmkit.backends import native
+
+    table = {("lstm", torch.float32): {"train": frozenset({(16, 128)}), "fwd": frozenset()}}
+    monkeypatch.setattr(native, "CUDNN_FASTER", table)
+
+    def ask(B, H, grad, mode="lstm"):
+        return native.prefer_cudnn(Request(mode, torch.device("cuda"), torch.float32,
+                                           batch=B, hidden_size=H, grad=grad))  # fmt: skip
+
+    assert "B16 H128" in ask(9, 100, grad=True)  # rounds up to B16, H128
+    assert ask(9, 100, grad=False) is None  # forward: triton won there
+    assert ask(17, 128, grad=True) is None  # B64 is not in the table
+    assert ask(16, 128, grad=True, mode="gru") is None
+    assert ask(0, 0, grad=True) is None  # unknown shape: no claim

@@ -31,15 +31,30 @@ from torch import _VF, Tensor
 from lstmkit.backends.registry import Backend, Decline, LayerWeights, Request, register
 from lstmkit.reference.spec import SPECS
 
-# (mode, dtype) pairs for which cuDNN has been measured faster than the triton kernels on the
-# GPUs lstmkit is benchmarked on (benchmarks/gpu.py). Empty until measured: then triton runs.
-CUDNN_FASTER: frozenset[tuple[str, torch.dtype]] = frozenset()
+# Where cuDNN was measured faster than the triton kernels (benchmarks/gpu.py writes the
+# "table" of gpu-cudnn-faster.json in this shape): (mode, dtype) -> call kind ("fwd" without
+# grad, "train" with it) -> the (B, H) grid points cuDNN won. Empty until measured on a GPU:
+# then triton runs everywhere it can.
+CUDNN_FASTER: dict[tuple[str, torch.dtype], dict[str, frozenset[tuple[int, int]]]] = {}
+GPU_GRID_B = (1, 16, 64, 256)  # the GPU sweep's grid (../shared/bench/grid.json)
+GPU_GRID_H = (128, 256, 512, 1024)
+
+
+def _grid_point(value: int, grid: tuple[int, ...]) -> int:
+    """The smallest grid value >= ``value`` (the largest for values beyond the grid)."""
+    return next((g for g in grid if g >= value), grid[-1])
 
 
 def prefer_cudnn(request: Request) -> str | None:
     """The one CUDA rule: a reason when cuDNN is faster than triton for ``request``, else None."""
-    if (request.mode, request.dtype) in CUDNN_FASTER and not request.proj:
-        return f"cuDNN is faster for plain {request.mode} in {request.dtype} (CUDNN_FASTER)"
+    if request.proj or request.batch <= 0 or request.hidden_size <= 0:
+        return None
+    call = "train" if request.grad else "fwd"
+    won = CUDNN_FASTER.get((request.mode, request.dtype), {}).get(call, frozenset())
+    point = (_grid_point(request.batch, GPU_GRID_B), _grid_point(request.hidden_size, GPU_GRID_H))
+    if point in won:
+        return (f"cuDNN measured faster for plain {request.mode} {call} in {request.dtype} at "
+                f"grid point B{point[0]} H{point[1]} (native.CUDNN_FASTER)")  # fmt: skip
     return None
 
 
