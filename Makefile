@@ -8,22 +8,22 @@ TORCH := $(VENV)/.torch
 DEMO_STAMP := $(VENV)/.installed-demo
 STAMP := $(VENV)/.installed-dev
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
-TORCH_OFFLINE ?= torch==2.13.0
+TORCH_PIN ?= torch==2.13.0
 
 .PHONY: setup demo test test-slow lint format bench figures clean
 
 # torch's CPU build: a bare `pip install torch` on Linux pulls the multi-GB CUDA build.
 # 1. torch already importable: keep it.  2. PyTorch's CPU wheel index reachable: torch from
 # there (PyPI as extra index for its dependencies; a +cpu wheel outranks PyPI's of the same
-# version).  3. Otherwise (offline, pip's own configured index and wheels): $(TORCH_OFFLINE).
+# version).  3. Otherwise (offline, pip's own configured index and wheels): $(TORCH_PIN).
 $(TORCH):
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	if $(BIN)/python -c "import torch" 2>/dev/null; then :; \
 	elif $(BIN)/python -c "import urllib.request as u; u.urlopen('$(TORCH_CPU_INDEX)/torch/', timeout=10)" 2>/dev/null; then \
-	  $(BIN)/pip install -q torch --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple \
-	    || $(BIN)/pip install -q $(TORCH_OFFLINE); \
+	  $(BIN)/pip install -q $(TORCH_PIN) --index-url $(TORCH_CPU_INDEX) --extra-index-url https://pypi.org/simple \
+	    || $(BIN)/pip install -q $(TORCH_PIN); \
 	else \
-	  $(BIN)/pip install -q $(TORCH_OFFLINE); \
+	  $(BIN)/pip install -q $(TORCH_PIN); \
 	fi
 	touch $@
 

@@ -105,3 +105,33 @@ def test_cudnn_rule_is_per_call_kind_and_grid_point(monkeypatch):
     assert ask(17, 128, grad=True) is None  # B64 is not in the table
     assert ask(16, 128, grad=True, mode="gru") is None
     assert ask(0, 0, grad=True) is None  # unknown shape: no claim
+
+
+def test_auto_under_cpu_autocast_runs_a_fused_kernel_not_the_reference():
+    """Under CPU autocast the torch backend declines; the speed policy must not send the call
+    there (it would land on the reference, silently)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the avx512 policy prefers torch for 1-thread training at B >= 16
+    try:
+        m = lstmkit.LSTM(8, 32)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            m(torch.randn(5, 32, 8))
+    finally:
+        torch.set_num_threads(threads)
+    assert m._last_backend != "reference"
+
+
+def test_an_unusable_build_cache_is_a_reason_not_a_crash(monkeypatch, tmp_path):
+    """A cache folder that cannot be created is remembered as the CPU backend's reason, so
+    auto falls back (once, with a warning) instead of raising on every forward call."""
+    from lstmkit.backends.cpu import _build
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("LSTMKIT_CACHE", str(blocker / "cache"))  # under a file: mkdir fails
+    for name in ("_MODULE", "_ERROR"):
+        monkeypatch.setattr(_build, name, None)
+    monkeypatch.setattr(_build, "compiler_missing", lambda: None)
+    reason = _build.load_error()
+    assert reason is not None and "LSTMKIT_CACHE" in reason
+    assert _build.load_error() == reason  # remembered: no second attempt

@@ -137,3 +137,8 @@ def test_tutorial_example_runs():
     blocks = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "define_cell" in b]
     assert blocks, "the tutorial has a define_cell example"
     exec(compile(blocks[0], "tutorial.md", "exec"), {})
+
+
+def test_a_user_cell_cannot_take_a_built_in_kind_name():
+    with pytest.raises(ValueError, match="built-in"):
+        lstmkit.define_cell("rnn", lambda x_t, state, w: state, gates=("a",))

@@ -36,7 +36,7 @@ from lstmkit.reference.spec import SPECS
 # grad, "train" with it) -> the (B, H) grid points cuDNN won. Empty until measured on a GPU:
 # then triton runs everywhere it can.
 CUDNN_FASTER: dict[tuple[str, torch.dtype], dict[str, frozenset[tuple[int, int]]]] = {}
-GPU_GRID_B = (1, 16, 64, 256)  # the GPU sweep's grid (../shared/bench/grid.json)
+GPU_GRID_B = (1, 16, 64, 256)  # the GPU sweep's grid (benchmarks/grid.json, "gpu")
 GPU_GRID_H = (128, 256, 512, 1024)
 
 
@@ -59,7 +59,7 @@ def prefer_cudnn(request: Request) -> str | None:
 
 
 def _vf_op(mode: str):
-    return getattr(_VF, {"rnn_tanh": "rnn_tanh", "rnn_relu": "rnn_relu"}.get(mode, mode))
+    return getattr(_VF, mode)  # lstm, gru, rnn_tanh, rnn_relu: torch's own names
 
 
 def run(
@@ -110,11 +110,18 @@ def _layer(mode: str):
             raise ValueError(f"backend 'torch' runs no extras, got {', '.join(sorted(extras))}")
         has_bias = w.b_ih is not None
         weights = [t for t in w if t is not None]
+        h0 = tuple(s.unsqueeze(0) for s in state0)
+        T, B = len(batch_sizes), batch_sizes[0]
+        if all(b == B for b in batch_sizes):  # padded: torch's fast (T, B, I) form, no permutation
+            xs = x.view(T, B, -1)
+            xs = xs.flip(0) if reverse else xs
+            y, states = run(mode, xs, None, h0, weights, has_bias, 1, 0.0, False, False)
+            y = y.flip(0) if reverse else y
+            return y.reshape(T * B, -1), tuple(s.squeeze(0) for s in states)
         perm = _reversal(batch_sizes, x.device) if reverse else None
         xs = x if perm is None else x.index_select(0, perm)
         bs = torch.tensor(list(batch_sizes))
-        y, states = run(mode, xs, bs, tuple(s.unsqueeze(0) for s in state0), weights, has_bias,
-                        1, 0.0, False, False)  # fmt: skip
+        y, states = run(mode, xs, bs, h0, weights, has_bias, 1, 0.0, False, False)
         if perm is not None:
             y = y.index_select(0, perm)
         return y, tuple(s.squeeze(0) for s in states)

@@ -32,7 +32,7 @@ class _CellBase(compat.TorchTwin, nn.RNNCellBase):
         return self.spec.mode
 
     def _torch_class(self) -> type:
-        return {"lstm": nn.LSTMCell, "gru": nn.GRUCell}.get(self.spec.mode, nn.RNNCell)
+        return getattr(nn, self.spec.class_name + "Cell")  # nn.LSTMCell, nn.GRUCell, nn.RNNCell
 
     def __init__(
         self,

@@ -220,7 +220,8 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         if hx is None:
             if self.learn_initial_state:
                 init = [getattr(self, f"initial_{n}") for n in names]
-                return [p.unsqueeze(1).expand(-1, batch, -1) for p in init]
+                # contiguous: cuDNN (the torch backend on CUDA) refuses an expanded hx
+                return [p.unsqueeze(1).expand(-1, batch, -1).contiguous() for p in init]
             return [like.new_zeros(shape) for shape in shapes]
         if len(names) > 1:
             if not isinstance(hx, tuple | list) or len(hx) != len(names):
@@ -232,7 +233,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         checks.check_state_rank(type(self).__name__, tuple(states), batched)
         if not batched:
             states = [s.unsqueeze(1) for s in states]
-        for name, s, shape in zip(("h_0", "c_0", "s2_0", "s3_0"), states, shapes):
+        for name, s, shape in zip((f"{n}_0" for n in names), states, shapes):
             checks.check_state(name, s, shape, like.dtype)
         if sorted_idx is not None:
             states = [s.index_select(1, sorted_idx) for s in states]

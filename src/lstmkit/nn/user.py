@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from lstmkit.nn.rnn import RNNBase
-from lstmkit.reference.spec import SPECS, USER_SPECS, CellSpec, Gate
+from lstmkit.reference.spec import KINDS, SPECS, USER_SPECS, CellSpec, Gate
 
 USER_EXTRAS = frozenset({"zoneout", "recurrent_dropout", "record"})
 
@@ -64,7 +64,7 @@ def define_cell(
     """
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"define_cell: name must be an identifier such as 'mgu', got {name!r}")
-    if name in SPECS or name.upper() in {s.torch_mode for s in SPECS.values()}:
+    if name in SPECS or name in KINDS or name.upper() in {s.torch_mode for s in SPECS.values()}:
         raise ValueError(f"define_cell: {name!r} is a built-in cell type; choose another name")
     if not callable(cell):
         raise TypeError(f"define_cell: cell must be a function, got {type(cell).__name__}")

@@ -47,8 +47,9 @@ def supports(request: Request) -> str | None:
     reason = _build.load_error()
     if reason is not None:
         return Decline("unavailable", reason)
-    if request.tracing is None and not request.explicit:
-        # No speed choice inside torch.compile/torch.func: the fused op is what they capture.
+    if request.tracing is None and not request.explicit and not request.autocast:
+        # No speed choice inside torch.compile/torch.func (the fused op is what they capture)
+        # nor under autocast (the torch backend declines CPU autocast: the reference would run).
         slower = policy.prefer_torch(request)
         if slower is not None:
             return Decline("slower", slower)

@@ -173,37 +173,53 @@ def compiler_missing() -> str | None:
 
 
 def load() -> ModuleType:
-    """Return the compiled extension, compiling it the first time (raises on failure)."""
+    """Return the compiled extension, compiling it the first time (raises on failure; the
+    reason is kept, so later calls fail at once with the same message)."""
     global _MODULE, _ERROR
     if _MODULE is not None:
         return _MODULE
     if _ERROR is not None:
         raise RuntimeError(_ERROR)
-    reason = compiler_missing()
-    if reason is not None:
-        _ERROR = reason
-        raise RuntimeError(reason)
+    try:
+        _MODULE = _load_or_build()
+    except RuntimeError as exc:
+        _ERROR = str(exc)
+        raise
+    except OSError as exc:  # the cache folder cannot be made, locked or read
+        _ERROR = (f"cannot use the CPU backend's build cache {cache_root()}: {exc}; set "
+                  "LSTMKIT_CACHE to a writable folder")  # fmt: skip
+        raise RuntimeError(_ERROR) from exc
+    return _MODULE
+
+
+def _load_or_build() -> ModuleType:
     try:
         isa_name = isa()
     except ValueError as exc:
-        _ERROR = str(exc)
-        raise RuntimeError(_ERROR) from exc
-    from torch.utils.cpp_extension import load as cpp_load
-
+        raise RuntimeError(str(exc)) from exc
     name = module_name(isa_name)
     build_dir = cache_root() / name
+    so = build_dir / f"{name}.so"
+    reason = compiler_missing()
+    if reason is not None:
+        if not so.exists():
+            raise RuntimeError(reason)
+        try:  # a prebuilt extension (a shared home, a copied cache) needs no compiler
+            return _checked(_import_built(name, so), isa_name)
+        except ImportError as exc:
+            raise RuntimeError(f"{reason}, and the cached build {so} cannot load: {exc}") from exc
+    from torch.utils.cpp_extension import load as cpp_load
+
     build_dir.mkdir(parents=True, exist_ok=True)
     # One process builds while the others wait (e.g. two torchrun workers on a cold cache);
     # without the lock a waiter could try to load a half-written .so.
     with open(build_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        so = build_dir / f"{name}.so"
         if so.exists():
             # Loaded directly: cpp_extension would rebuild it for a checkout at another path
             # (its ninja file names the source paths), though the digest says it is the same.
             try:
-                _MODULE = _checked(_import_built(name, so), isa_name)
-                return _MODULE
+                return _checked(_import_built(name, so), isa_name)
             except ImportError:  # e.g. a link cut short: build it again
                 so.unlink()
         print(
@@ -212,7 +228,7 @@ def load() -> ModuleType:
             flush=True,
         )
         try:
-            _MODULE = cpp_load(
+            module = cpp_load(
                 name=name,
                 sources=[str(_SRC / s) for s in _SOURCES],
                 extra_cflags=flags_for(isa_name),
@@ -221,10 +237,10 @@ def load() -> ModuleType:
                 verbose=False,
             )
         except Exception as exc:  # noqa: BLE001 - turned into a reason for supports()
-            _ERROR = f"compiling the CPU backend failed: {type(exc).__name__}: {exc}"
-            raise RuntimeError(_ERROR) from exc
-        _MODULE = _checked(_MODULE, isa_name)
-    return _MODULE
+            raise RuntimeError(
+                f"compiling the CPU backend failed: {type(exc).__name__}: {exc}"
+            ) from exc
+        return _checked(module, isa_name)
 
 
 def _checked(module: ModuleType, isa_name: str) -> ModuleType:
@@ -250,6 +266,8 @@ def _import_built(name: str, so: Path) -> ModuleType:
 
 def load_error() -> str | None:
     """Try to load; return None on success or the reason it cannot be used."""
+    if _MODULE is not None or _ERROR is not None:
+        return _ERROR
     try:
         load()
     except RuntimeError as exc:

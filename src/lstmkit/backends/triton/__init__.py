@@ -12,6 +12,7 @@ projections, float64, layer norm for plain RNNs, and zoneout, recurrent_dropout 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -34,6 +35,7 @@ FUSED = {"lstm": frozenset({"peephole", "layer_norm"}), "gru": frozenset({"layer
 TRACEABLE: frozenset[str] = frozenset({"torch.compile", "torch.export", "torch.func"})
 
 
+@functools.lru_cache(maxsize=1)
 def triton_available() -> bool:
     """True when the ``triton`` package can be imported."""
     return importlib.util.find_spec("triton") is not None

@@ -29,9 +29,10 @@ from lstmkit.backends.triton.common import (
     next_pow2,
     precision,
 )
+from lstmkit.reference.spec import SPECS
 
 MODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
-GATES = {0: 4, 1: 3, 2: 1, 3: 1}
+GATES = {code: SPECS[mode].G for mode, code in MODES.items()}  # the kernels' MODE -> G
 MAX_SPIN = 1 << 20
 RESIDENT_BYTES = 64 * 1024  # on-chip budget for one program's W_hh tiles
 SMEM_BUDGET = 200 * 1024  # pipelined tiles of the backward contraction (stages - 1 buffers)
