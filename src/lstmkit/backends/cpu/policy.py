@@ -19,6 +19,7 @@ measured at least as fast (packed input always: torch's packed path is 5-25x slo
 | avx512 | LSTM | yes | >= 2 | B >= 128 | 0.95 (B128 H512 L2) |
 | avx512 | LSTM | no | any | B <= 4, H <= 160 | 0.71-0.72 at B1 H128 (per-call overhead), 1.34 at B1 H200 |
 | avx2 | LSTM | yes | any | H >= 640 | 0.85-0.93 (B32 H700, H1024) |
+| avx2 | LSTM | no | any | B <= 4, H <= 160 | 0.87 at B1 H128 (docs/benchmarks.md after the merges, 1 thread) |
 
 GRU and RNN: lstmkit measured faster everywhere (1.2-3.1x), so no rule.  float64 and
 projections (``proj_size``): torch's kernel is ATen's fallback there (no oneDNN), so no rule.
@@ -62,6 +63,7 @@ RULES: tuple[Rule, ...] = (
     Rule("avx512", "lstm", True, lambda n: n >= 2, lambda b, h: b >= 128, "0.95x"),
     Rule("avx512", "lstm", False, _any, lambda b, h: b <= 4 and h <= 160, "0.71-0.72x"),
     Rule("avx2", "lstm", True, _any, lambda b, h: h >= 640, "0.85-0.93x"),
+    Rule("avx2", "lstm", False, _any, lambda b, h: b <= 4 and h <= 160, "0.87x"),
 )
 
 
