@@ -11,19 +11,11 @@ import torch
 from safetensors.torch import load_file
 
 from lstmkit.train import TrainConfig, Trainer
+from test_train import TINY
 
-SMALL = dict(
-    max_train=240,
-    epochs=2,
-    hidden_size=8,
-    embed_size=8,
-    batch_size=32,
-    baseline=False,
-    threads=1,
-    max_len=40,
-    contrast_examples=20,
-    time_budget=3600.0,  # a budget that is read every step but never reached
-)
+# test_train's tiny recipe, with contrast examples and a budget that is read every step but
+# never reached
+SMALL = {**TINY, "contrast_examples": 20, "time_budget": 3600.0}
 
 
 def _run(tmp_path, name: str) -> dict:

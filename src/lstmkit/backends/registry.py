@@ -135,9 +135,11 @@ class Request:
     num_layers: int = 1
     bidirectional: bool = False
     grad: bool = False  # autograd will record this call (a backward is expected)
-    # Set by select_backend from the running context (see tracing_context / autocast_on).
+    # The running context, read once per call: by the caller (context_read=True) or else by
+    # select_backend (see with_context).
     tracing: str | None = None  # "jit.trace" | "onnx" | "torch.export" | "torch.compile" | ...
     autocast: bool = False  # autocast is enabled for the request's device type
+    context_read: bool = False  # tracing and autocast above are already the running context
 
 
 @dataclass
@@ -214,11 +216,13 @@ _BACKENDS: dict[str, Backend] = {}
 _LOADERS: dict[str, Callable[[], None]] = {}
 _LOAD_ERRORS: dict[str, str] = {}
 _WARNED: set[tuple[str, str]] = set()
+_RANKED: list[Backend] = []  # _BACKENDS best first; rebuilt when the registry changes
 
 
 def register(backend: Backend) -> None:
     """Add (or replace) a backend under its name."""
     _BACKENDS[backend.name] = backend
+    _RANKED.clear()
 
 
 def register_lazy(name: str, loader: Callable[[], None]) -> None:
@@ -239,6 +243,7 @@ def scoped_registry() -> Iterator[None]:
     finally:
         _BACKENDS.clear()
         _BACKENDS.update(saved)
+        _RANKED.clear()
         _WARNED.clear()
         _WARNED.update(warned)
 
@@ -261,7 +266,9 @@ def _ranked() -> list[Backend]:
     if _LOADERS and not torch.compiler.is_compiling():  # no imports while Dynamo traces
         for name in list(_LOADERS):  # (lstmkit.compile loads them before it compiles)
             _load(name)
-    return sorted(_BACKENDS.values(), key=lambda b: -b.priority)
+    if not _RANKED:  # sorted once per registry change, not on every forward call
+        _RANKED.extend(sorted(_BACKENDS.values(), key=lambda b: -b.priority))
+    return _RANKED
 
 
 def get_backend(name: str) -> Backend:
@@ -298,6 +305,17 @@ def tracing_context() -> str | None:
     return None
 
 
+def with_context(request: Request) -> Request:
+    """``request`` with the running tracer and autocast state, unless the caller read them."""
+    if request.context_read:
+        return request
+    tracing = tracing_context()
+    autocast = torch.is_autocast_enabled(torch.device(request.device).type)
+    if tracing is None and not autocast:  # eager: nothing to record, no copy
+        return request
+    return replace(request, tracing=tracing, autocast=autocast, context_read=True)
+
+
 def _warn_once(key: tuple[str, str], message: str) -> None:
     if key not in _WARNED:
         _WARNED.add(key)
@@ -312,11 +330,7 @@ def select_backend(name: str, request: Request) -> Backend:
     opt-in extra, a faster alternative, a tracer), it warns once saying why.
     A named backend that cannot serve the request raises ``ValueError`` with its reason.
     """
-    if request.tracing is None and not request.autocast:  # the caller may have filled them in
-        tracing = tracing_context()
-        autocast = torch.is_autocast_enabled(torch.device(request.device).type)
-        if tracing is not None or autocast:
-            request = replace(request, tracing=tracing, autocast=autocast)
+    request = with_context(request)
     if name != "auto":
         backend = get_backend(name)
         reason = backend.supports(replace(request, explicit=True))

@@ -271,7 +271,8 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
                           input_size=self.input_size, hidden_size=self.hidden_size,
                           num_layers=self.num_layers, bidirectional=self.bidirectional,
                           grad=grad or data.requires_grad, tracing=tracing_context(),
-                          autocast=torch.is_autocast_enabled(data.device.type))  # fmt: skip
+                          autocast=torch.is_autocast_enabled(data.device.type),
+                          context_read=True)  # fmt: skip
         chosen = "reference" if self._gate_record is not None else self.backend  # see record.py
         backend = select_backend(chosen, request)
         if request.tracing == "onnx":

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from lstmkit.data import text as text_data
 from lstmkit.data import turning
 from lstmkit.data.errors import DataError
+from lstmkit.reference.spec import KINDS
 
 MODELS = {
     "run": "{cell} (this run)",
@@ -242,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         "--models",
         nargs="+",
         default=["lstm"],
-        choices=["lstm", "gru", "rnn"],
+        choices=list(KINDS),
         help="recurrent cells to train and compare (--model of lstmkit train) [lstm]",
     )
     p.add_argument("--runs-dir", default="runs/turning", help="[runs/turning]")
