@@ -184,12 +184,25 @@ def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
 
 # ----------------------------------------------------------------------------- running
 CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+SETTLE_S = 0.05  # idle pause before each sample when timing with several threads
 
 
 def run_point(
-    p: dict, impls: list[str], modes: list[str], repeats: int, max_s: float, clock: str = "wall"
+    p: dict,
+    impls: list[str],
+    modes: list[str],
+    repeats: int,
+    max_s: float,
+    clock: str = "wall",
+    min_sample_s: float = 0.0,
 ) -> list[dict]:
-    """Time every (series, mode) of one point, interleaved; return result rows."""
+    """Time every (series, mode) of one point, interleaved; return result rows.
+
+    A sample is ``calls`` back-to-back calls (per-call time = sample / calls), enough calls
+    for the sample to last ``min_sample_s``: a sub-millisecond call timed alone measures the
+    caches and predictors the other series left behind, not the steady state a serving loop
+    or a training loop runs in.  The series still take turns sample by sample.
+    """
     now = CLOCKS[clock]
     series = [(impl, p["packed"]) for impl in impls]
     if p["packed"]:  # the padding tax: the same batch run padded
@@ -202,27 +215,45 @@ def run_point(
                 if mode in modes and fn is not None:
                     calls[(impl, packed, mode)] = fn
     times: dict = {k: [] for k in calls}
+    per_sample: dict = {}
     for k, fn in calls.items():  # warm-up (and compile), also decides who is too slow to repeat
         t0 = now()
         fn()
-        if now() - t0 > max_s:  # time it once more: the first call may have compiled a backend
+        first = now() - t0
+        if first > max_s:  # time it once more: the first call may have compiled a backend
             t0 = now()
             fn()
-            if now() - t0 > max_s:
-                times[k].append(now() - t0)
+            first = now() - t0
+            if first > max_s:
+                times[k].append(first)
+        per_sample[k] = 1
+        if not times[k]:  # run it for two sample lengths: the second one counts the calls
+            for _ in range(2):
+                n, t0 = 0, now()
+                while n < 1000 and (n == 0 or now() - t0 < min_sample_s):
+                    fn()
+                    n += 1
+            per_sample[k] = n
+    # With several threads, a runtime's workers keep spinning for a while after a call
+    # (onnxruntime's pool, OpenMP teams) and would take cores from the next series: let them
+    # go idle between samples (untimed).
+    settle_s = SETTLE_S if torch.get_num_threads() > 1 else 0.0
     for _ in range(repeats):
         for k, fn in calls.items():
             if len(times[k]) and times[k][0] > max_s:
                 continue
+            n = per_sample[k]
+            time.sleep(settle_s)
             t0 = now()
-            fn()
-            times[k].append(now() - t0)
+            for _ in range(n):
+                fn()
+            times[k].append((now() - t0) / n)
     fl = flops(p, _lengths(p))
     for (impl, packed, mode), ts in times.items():
         med = statistics.median(ts)
         work = fl * (3 if mode == "fwdbwd" else 1)
         rows.append({"point": _label(p), "impl": impl, "input": "packed" if packed else "padded",
-                     "mode": mode, "median_s": med, "runs": len(ts), "gflops": work / med / 1e9})  # fmt: skip
+                     "mode": mode, "median_s": med, "runs": len(ts), "calls_per_sample": per_sample[(impl, packed, mode)], "gflops": work / med / 1e9})  # fmt: skip
     for r in rows:
         t = times.get(("torch", r["input"] == "packed", r["mode"]))
         r["speedup_vs_torch"] = statistics.median(t) / r["median_s"] if t else None
@@ -323,7 +354,9 @@ def main(args: argparse.Namespace) -> int:
         for why in report["skipped"]:
             print(f"not timed: {why}", flush=True)
     for p in grid:
-        rows = run_point(p, impls, modes, args.repeats, args.max_seconds, args.clock)
+        rows = run_point(
+            p, impls, modes, args.repeats, args.max_seconds, args.clock, args.min_sample_ms / 1e3
+        )
         report["rows"] += rows
         if not args.json:
             print("\n".join(table(rows, modes)[2:]), flush=True)
@@ -390,6 +423,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=7, help="timed runs per series (median)")
     p.add_argument("--scale-t", type=float, default=1.0, help="multiply every T (quick runs)")
     p.add_argument("--max-seconds", type=float, default=5.0, help="time slower calls once")
+    p.add_argument(
+        "--min-sample-ms",
+        type=float,
+        default=20.0,
+        help="repeat a fast call back to back until a sample lasts this long (steady state)",
+    )
     p.add_argument("--threads", type=int, help="torch.set_num_threads before timing")
     p.add_argument(
         "--clock",

@@ -90,7 +90,8 @@ def run_isa_children(argv: list[str], isas: list[str], native: str) -> list[dict
     for isa in isas:
         env = child_env(isa, native)
         cmd = [sys.executable, "-m", "lstmkit.cli", "bench", *argv, "--json"]
-        print(f"== {isa} path ({'native' if isa == native else 'forced'})", flush=True)
+        which = "native" if isa == native else "forced"
+        print(f"== {isa} path ({which})", file=sys.stderr, flush=True)
         done = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"lstmkit bench: the {isa} run failed (exit {done.returncode})")

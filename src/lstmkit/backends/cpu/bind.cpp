@@ -23,13 +23,51 @@ static T* ptr(const Tensor& t) {
   return t.data_ptr<T>();
 }
 
+// The forward's weight operands of one layer (mode "lstm", "gru" or "rnn"), packed as that
+// forward would pack them for a call with B rows and split hb (common.h, Seg): a float32
+// buffer the forward takes as `panels` instead of packing.  Empty where the forward would not
+// pack (float64, LSTMKIT_CPU_GEMM=blas).
+static Segs forward_segs(const std::string& mode, int64_t H, int64_t I, const Vec& hb, int64_t B) {
+  if (mode == "lstm") return lstm_segs(hb, H, I, lstm_hoists(B, I));
+  if (mode == "gru") return gru_segs(hb, H, I);
+  TORCH_CHECK(mode == "rnn", "lstmkit cpu: no packed forward for mode ", mode);
+  return rnn_segs(hb, H, I);
+}
+
+static Tensor pack_forward(std::string mode, Tensor w, int64_t H, Vec hb, int64_t B) {
+  check(w, "w");
+  const int64_t I = w.size(1) - H;
+  TORCH_CHECK(I >= 0 && hb.size() >= 2 && hb.back() == H, "lstmkit cpu: pack_forward shape");
+  if (w.scalar_type() != at::kFloat || !panel_enabled()) return at::empty({0}, w.options());
+  const Segs segs = forward_segs(mode, H, I, hb, B);
+  Tensor out = at::empty({segs_floats(segs)}, w.options());
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(out.data_ptr()) % 64 == 0, "lstmkit cpu: alignment");
+  pack_segs(segs, w.data_ptr<float>(), I + H, out.data_ptr<float>());
+  return out;
+}
+
+// The packed operands a forward may use: null (pack now), or `panels` checked against what
+// this call (mode, shapes, hb, B) would pack.
+static const float* packed(const std::optional<Tensor>& panels, const std::string& mode,
+                           const Tensor& xh, int64_t H, const Vec& hb, int64_t B) {
+  if (!panels || panels->numel() == 0 || xh.scalar_type() != at::kFloat || !panel_enabled())
+    return nullptr;
+  const Segs segs = forward_segs(mode, H, xh.size(1) - H, hb, B);
+  TORCH_CHECK(panels->scalar_type() == at::kFloat && panels->is_contiguous() &&
+                  panels->numel() == segs_floats(segs) &&
+                  reinterpret_cast<uintptr_t>(panels->data_ptr()) % 64 == 0,
+              "lstmkit cpu: packed weights do not match this call (pack_forward them again)");
+  return panels->data_ptr<float>();
+}
+
 // xh (N, I + H): x in columns [0, I); the kernel fills h_prev into [I, I + H).
 // w (4H, I + H) = [W_ih | W_hh] and bias (4H,) = b_ih + b_hh (optional), thread-blocked.
 // Returns gate activations i, f, g, o (N, 4H), y (N, H), Cprev (N, H), tanh(c) (N, H),
 // h_n (B, H), c_n (B, H).  keep=false (inference): only y, h_n, c_n are meaningful; the
 // others are small per-step scratch.
 static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Tensor c0,
-                          Vec bs, bool reverse, Vec hb, bool keep) {
+                          Vec bs, bool reverse, Vec hb, bool keep,
+                          std::optional<Tensor> panels) {
   const Steps st(bs);
   const int64_t H = h0.size(1), I = xh.size(1) - H;
   for (auto* t : {&w, &xh, &h0, &c0}) check(*t, "inputs");
@@ -41,13 +79,14 @@ static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tenso
   Tensor gates = at::empty({R, 4 * H}, o), y = at::empty({st.N, H}, o);
   Tensor cp = at::empty({keep ? st.N : 2 * st.B, H}, o), tc = at::empty({R, H}, o);
   Tensor hn = at::empty({st.B, H}, o), cn = at::empty({st.B, H}, o);
+  const float* pre = packed(panels, "lstm", xh, H, hb, st.B);
   AT_DISPATCH_FLOATING_TYPES(xh.scalar_type(), "lstm_forward", [&] {
     using T = scalar_t;
     prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(xh), H, I + H, I);
     if (keep) prefill<T>(st, reverse, ptr<T>(c0), ptr<T>(cp), H);
     lstm_fwd<T>(st, reverse, hb, ptr<T>(gates), ptr<T>(w), bias ? ptr<T>(*bias) : nullptr,
                 ptr<T>(xh), ptr<T>(cp), ptr<T>(tc), ptr<T>(y), ptr<T>(hn), ptr<T>(cn), H, I,
-                keep ? nullptr : ptr<T>(c0));
+                keep ? nullptr : ptr<T>(c0), pre);
   });
   return {gates, y, cp, tc, hn, cn};
 }
@@ -125,7 +164,8 @@ static TList lstmp_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tens
 // Returns acts r, z, n (N, 3H), y (N, H), hwn (N, H) = W_hn h_prev + b_hn, h_n (B, H).
 // keep=false (inference): only y and h_n are meaningful; acts and hwn are per-step scratch.
 static TList gru_forward(Tensor w, std::optional<Tensor> bc, std::optional<Tensor> bn, Tensor xh,
-                         Tensor h0, Vec bs, bool reverse, Vec hb, bool keep) {
+                         Tensor h0, Vec bs, bool reverse, Vec hb, bool keep,
+                         std::optional<Tensor> panels) {
   const Steps st(bs);
   const int64_t H = h0.size(1), I = xh.size(1) - H;
   for (auto* t : {&w, &xh, &h0}) check(*t, "inputs");
@@ -137,12 +177,13 @@ static TList gru_forward(Tensor w, std::optional<Tensor> bc, std::optional<Tenso
   const int64_t R = keep ? st.N : st.B;
   Tensor acts = at::empty({R, 3 * H}, o), hwn = at::empty({R, H}, o);
   Tensor y = at::empty({st.N, H}, o), hn = at::empty({st.B, H}, o);
+  const float* pre = packed(panels, "gru", xh, H, hb, st.B);
   AT_DISPATCH_FLOATING_TYPES(xh.scalar_type(), "gru_forward", [&] {
     using T = scalar_t;
     prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(xh), H, I + H, I);
     gru_fwd<T>(st, reverse, hb, ptr<T>(w), bc ? ptr<T>(*bc) : nullptr,
                bn ? ptr<T>(*bn) : nullptr, ptr<T>(xh), ptr<T>(acts), ptr<T>(hwn), ptr<T>(y),
-               ptr<T>(hn), H, I, keep);
+               ptr<T>(hn), H, I, keep, pre);
   });
   return {acts, y, hwn, hn};
 }
@@ -175,7 +216,7 @@ static TList gru_backward(Tensor acts, Tensor hwn, Tensor xh, Tensor w, Tensor d
 // w (H, I + H) = [W_ih | W_hh], bias (H,) = b_ih + b_hh (optional); xh (N, I + H): x in
 // columns [0, I), the kernel fills h_prev into [I, I + H).  Returns y (N, H), h_n (B, H).
 static TList rnn_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Vec bs,
-                         bool reverse, Vec hb, bool relu) {
+                         bool reverse, Vec hb, bool relu, std::optional<Tensor> panels) {
   const Steps st(bs);
   const int64_t H = h0.size(1), I = xh.size(1) - H;
   for (auto* t : {&w, &xh, &h0}) check(*t, "inputs");
@@ -183,11 +224,12 @@ static TList rnn_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor
   TORCH_CHECK(xh.size(0) == st.N && w.size(0) == H && w.size(1) == I + H,
               "lstmkit cpu: xh / w shape");
   Tensor y = at::empty({st.N, H}, xh.options()), hn = at::empty({st.B, H}, xh.options());
+  const float* pre = packed(panels, "rnn", xh, H, hb, st.B);
   AT_DISPATCH_FLOATING_TYPES(xh.scalar_type(), "rnn_forward", [&] {
     using T = scalar_t;
     prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(xh), H, I + H, I);
     rnn_fwd<T>(st, reverse, hb, ptr<T>(w), bias ? ptr<T>(*bias) : nullptr, ptr<T>(xh), ptr<T>(y),
-               ptr<T>(hn), H, I, relu);
+               ptr<T>(hn), H, I, relu, pre);
   });
   return {y, hn};
 }
@@ -219,14 +261,23 @@ static bool has_blas() { return sgemm_ != nullptr && dgemm_ != nullptr; }
 static std::string isa() { return LSTMKIT_ISA; }
 }  // namespace lstmkit
 
+namespace py = pybind11;
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("lstm_forward", &lstmkit::lstm_forward);
+  m.def("pack_forward", &lstmkit::pack_forward);
+  m.def("lstm_forward", &lstmkit::lstm_forward, py::arg("w"), py::arg("bias"), py::arg("xh"),
+        py::arg("h0"), py::arg("c0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"),
+        py::arg("keep"), py::arg("panels") = py::none());
   m.def("lstm_backward", &lstmkit::lstm_backward);
   m.def("lstmp_forward", &lstmkit::lstmp_forward);
   m.def("lstmp_backward", &lstmkit::lstmp_backward);
-  m.def("gru_forward", &lstmkit::gru_forward);
+  m.def("gru_forward", &lstmkit::gru_forward, py::arg("w"), py::arg("bc"), py::arg("bn"),
+        py::arg("xh"), py::arg("h0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"),
+        py::arg("keep"), py::arg("panels") = py::none());
   m.def("gru_backward", &lstmkit::gru_backward);
-  m.def("rnn_forward", &lstmkit::rnn_forward);
+  m.def("rnn_forward", &lstmkit::rnn_forward, py::arg("w"), py::arg("bias"), py::arg("xh"),
+        py::arg("h0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"), py::arg("relu"),
+        py::arg("panels") = py::none());
   m.def("rnn_backward", &lstmkit::rnn_backward);
   m.def("has_blas", &lstmkit::has_blas);
   m.def("isa", &lstmkit::isa);

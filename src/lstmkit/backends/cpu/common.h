@@ -147,11 +147,17 @@ class StepGemm {
   StepGemm(const StepGemm&) = delete;
   StepGemm& operator=(const StepGemm&) = delete;
 
+  // A view of panels packed earlier (pack_segs, kept by lstmkit.prepack): nothing is packed
+  // here and nothing freed.
+  StepGemm(int64_t n, int64_t k, const float* panels)
+      : wt_(true), n_(n), k_(k), W_(nullptr), ldw_(0), view_(panels) {}
+
   // C = A @ op(W) + beta C (+ bias (n,) broadcast over rows, when given).
   void operator()(int64_t m, const T* A, int64_t lda, T beta, T* C, int64_t ldc,
                   const T* bias = nullptr) const {
     if constexpr (sizeof(T) == 4) {
-      if (buf_) return panel_gemm(m, n_, k_, A, lda, buf_, beta != T(0), C, ldc, bias);
+      if (const float* p = buf_ ? buf_ : view_)
+        return panel_gemm(m, n_, k_, A, lda, p, beta != T(0), C, ldc, bias);
     }
     if (bias) {
       for (int64_t r = 0; r < m; ++r)
@@ -168,7 +174,61 @@ class StepGemm {
   const T* W_;
   int64_t ldw_;
   float* buf_ = nullptr;
+  const float* view_ = nullptr;
 };
+
+// The forward's weight operands as data: a forward builds its StepGemm operands from
+// W = [W_ih | W_hh] (rows thread-blocked, row stride LD, op(W) = W^T).  A Seg is one operand
+// (n columns, depth k, first element W + w_off); segs[k] lists thread slice k's operands in the
+// order its kernel builds them.  pack_segs lays their panels end to end (lstmkit.prepack keeps
+// the result, so a later inference call packs nothing); step_gemms builds a call's operands,
+// packing them now or viewing that buffer.
+struct Seg {
+  int64_t n, k, w_off;
+};
+using Segs = std::vector<std::vector<Seg>>;
+
+inline int64_t seg_floats(const Seg& s) { return (s.n + kPanel - 1) / kPanel * s.k * kPanel; }
+inline int64_t segs_floats(const Segs& segs) {
+  int64_t total = 0;
+  for (const auto& slice : segs)
+    for (const Seg& s : slice) total += (s.n > 0 && s.k > 0) ? seg_floats(s) : 0;
+  return total;
+}
+
+// dst holds segs_floats(segs) floats, 64-byte aligned (every segment is a multiple of 16).
+inline void pack_segs(const Segs& segs, const float* W, int64_t LD, float* dst) {
+  for (const auto& slice : segs)
+    for (const Seg& s : slice) {
+      if (s.n <= 0 || s.k <= 0) continue;
+      float* p = pack_panels(s.k, s.n, W + s.w_off, LD, true);
+      if (!p) throw std::bad_alloc();
+      std::memcpy(dst, p, sizeof(float) * seg_floats(s));
+      std::free(p);
+      dst += seg_floats(s);
+    }
+}
+
+// Slice k's operands (called by the thread that owns it); pre: the pack_segs buffer, or null.
+template <typename T>
+inline std::vector<std::unique_ptr<StepGemm<T>>> step_gemms(const Segs& segs, int k, const T* W,
+                                                             int64_t LD, const float* pre) {
+  int64_t o = 0;
+  for (int j = 0; j < k; ++j)
+    for (const Seg& s : segs[j]) o += (s.n > 0 && s.k > 0) ? seg_floats(s) : 0;
+  std::vector<std::unique_ptr<StepGemm<T>>> out;
+  for (const Seg& s : segs[k]) {
+    if constexpr (sizeof(T) == 4) {
+      if (pre) {
+        out.push_back(std::make_unique<StepGemm<T>>(s.n, s.k, pre + o));
+        o += (s.n > 0 && s.k > 0) ? seg_floats(s) : 0;
+        continue;
+      }
+    }
+    out.push_back(std::make_unique<StepGemm<T>>(true, 0, s.n, s.k, W + s.w_off, LD));
+  }
+  return out;
+}
 
 // Copy initial states into the rows where each sequence row starts (step 0 when forward,
 // its last step when reverse) of a packed "previous state" buffer (N, H).
@@ -263,9 +323,14 @@ void run_team(const Vec& hb, F&& f) {
 
 // Kernel entry points (explicitly instantiated for float and double).
 namespace lstmkit {
+bool lstm_hoists(int64_t B, int64_t I);
+Segs lstm_segs(const Vec& hb, int64_t H, int64_t I, bool hoist);
+Segs gru_segs(const Vec& hb, int64_t H, int64_t I);
+Segs rnn_segs(const Vec& hb, int64_t H, int64_t I);
 template <typename T>
 void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, const T* bias,
-              T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I, const T* c0);
+              T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I, const T* c0,
+              const float* pre);
 template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
               const T* tc, const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, T* dx,
@@ -280,14 +345,15 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
                T* dR, T* dh, T* dc, int64_t H, int64_t P);
 template <typename T>
 void gru_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bc, const T* bn,
-             T* xh, T* acts, T* hwn, T* y, T* hn, int64_t H, int64_t I, bool keep);
+             T* xh, T* acts, T* hwn, T* y, T* hn, int64_t H, int64_t I, bool keep,
+             const float* pre);
 template <typename T>
 void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
              const T* hwn, const T* xh, const T* W, const T* dy, T* dGx, T* dGh, T* dh, T* dx,
              T* dbx, T* dbh, int64_t H, int64_t I);
 template <typename T>
 void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bias, T* xh, T* y,
-             T* hn, int64_t H, int64_t I, bool relu);
+             T* hn, int64_t H, int64_t I, bool relu, const float* pre);
 template <typename T>
 void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* y, const T* W,
              const T* dy, T* dG, T* dh, T* dx, T* db, int64_t H, int64_t I, bool relu);

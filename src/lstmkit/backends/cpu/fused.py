@@ -143,24 +143,64 @@ def _joint_weight_grads(dG: Tensor, xh: Tensor, perm: Tensor | None, I: int, nee
     return (dw[:, :I] if need_ih else None), (dw[:, I:] if need_hh else None)
 
 
-def lstm_forward(a: LSTMInputs, bs: list[int], reverse: bool, keep: bool):
-    """The native forward: ``(y, h_n, c_n)`` and, when ``keep``, the LSTMSaved (else None)."""
+class Prepared(NamedTuple):
+    """A layer's forward weights in the kernel's layout (prepack.py keeps them between calls):
+    valid for the batch (``batch``, or any batch when None) and split ``hb`` they were made for."""
+
+    w: Tensor  # [W_ih | W_hh] (G*H, I + H), rows thread-blocked
+    b: Tensor | None  # the summed bias the kernel adds in its GEMM (GRU: r, z summed, b_in)
+    bn: Tensor | None  # GRU: b_hh (its n block is used inside r * (...)); else None
+    hb: tuple[int, ...]
+    panels: Tensor | None  # the GEMM operands packed (ext.pack_forward), or None
+    batch: int | None  # the panels' batch regime (LSTM: hoisted or not); None: any batch
+
+
+def _split(mode: str, B: int, H: int) -> tuple[int, ...]:
+    return slices(H, num_threads(B, H, _GATES[mode]))
+
+
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def prepare(mode: str, a: LSTMInputs | GRUInputs, B: int, pack: bool) -> Prepared:
+    """The forward weights of one layer for a call with batch ``B`` (mode lstm, gru or rnn;
+    no projection); ``pack``: also the panel-packed GEMM operands (float32)."""
+    H = a.w_hh.shape[1] if mode != "lstm" else a.w_ih.shape[0] // 4
+    hb = _split(mode, B, H)
+    perm = _perm(H, _GATES[mode], hb)
+    w = _rows(torch.cat([a.w_ih, a.w_hh], 1), perm)
+    b = bn = None
+    if a.b_ih is not None and mode == "gru":  # r, z: b_ih + b_hh; n: b_in
+        b = _rows(torch.cat([a.b_ih[: 2 * H] + a.b_hh[: 2 * H], a.b_ih[2 * H :]]), perm)
+        bn = _rows(a.b_hh, perm)
+    elif a.b_ih is not None:
+        b = _rows(a.b_ih + a.b_hh, perm)
+    panels = _build.load().pack_forward(mode, w, H, list(hb), B) if pack else None
+    return Prepared(w, b, bn, hb, panels, B if mode == "lstm" else None)
+
+
+def lstm_forward(a: LSTMInputs, bs: list[int], reverse: bool, keep: bool,
+                 prep: Prepared | None = None):  # fmt: skip
+    """The native forward: ``(y, h_n, c_n)`` and, when ``keep``, the LSTMSaved (else None).
+    ``prep``: the weights already prepared (prepare) for this call, no projection."""
     H = a.w_ih.shape[0] // 4
-    nt = num_threads(bs[0], H, 4)
-    hb = slices(H, nt)
-    perm = _perm(H, 4, hb)
-    b = None if a.b_ih is None else _rows(a.b_ih + a.b_hh, perm)
     ext = _build.load()
     h0, c0 = a.h0.contiguous(), a.c0.contiguous()
     if a.w_hr is None:
-        w = _rows(torch.cat([a.w_ih, a.w_hh], 1), perm)  # (4H, I + H)
+        p = prep if prep is not None else prepare("lstm", a, bs[0], False)
+        w, b, hb = p.w, p.b, p.hb
         xh = _with_prev(a.x, H)
-        acts, y, cprev, tc, hn, cn = ext.lstm_forward(w, b, xh, h0, c0, bs, reverse, list(hb), keep)
+        acts, y, cprev, tc, hn, cn = ext.lstm_forward(
+            w, b, xh, h0, c0, bs, reverse, list(hb), keep, p.panels
+        )
         saved = LSTMSaved(w, None, acts, xh, cprev, tc, None, hb)
     else:
+        hb = _split("lstm", bs[0], H)
+        perm = _perm(H, 4, hb)
+        b = None if a.b_ih is None else _rows(a.b_ih + a.b_hh, perm)
         wi, wh = _rows(a.w_ih, perm), _rows(a.w_hh, perm)
         acts = torch.mm(a.x, wi.t()) if b is None else torch.addmm(b, a.x, wi.t())  # (N, 4H)
-        wr, pb = a.w_hr.contiguous(), slices(a.w_hr.shape[0], nt)
+        wr, pb = a.w_hr.contiguous(), slices(a.w_hr.shape[0], len(hb) - 1)
         y, hprev, cprev, tc, r, hn, cn = ext.lstmp_forward(
             acts, wh, wr, h0, c0, bs, reverse, list(hb), list(pb)
         )
@@ -198,22 +238,17 @@ def lstm_backward(a: LSTMInputs, s: LSTMSaved, bs: list[int], reverse: bool, dy:
     return LSTMInputs(dx, dh0, dc0, dwi, dwh, db, db, dwr)
 
 
-def gru_forward(a: GRUInputs, bs: list[int], reverse: bool, keep: bool):
+def gru_forward(a: GRUInputs, bs: list[int], reverse: bool, keep: bool,
+                prep: Prepared | None = None):  # fmt: skip
     """The native GRU forward (per-step GEMMs over ``[x_t | h_prev]``, see gru_rnn.cpp):
     ``(y, h_n)`` and, when ``keep``, the GRUSaved (else None)."""
     H = a.w_hh.shape[1]
-    hb = slices(H, num_threads(bs[0], H, 3))
-    perm = _perm(H, 3, hb)
-    w = _rows(torch.cat([a.w_ih, a.w_hh], 1), perm)  # (3H, I + H)
-    bc = bn = None
-    if a.b_ih is not None:  # r, z: b_ih + b_hh; n: b_in (b_hn is added inside r * (...))
-        bc = torch.cat([a.b_ih[: 2 * H] + a.b_hh[: 2 * H], a.b_ih[2 * H :]])
-        bc, bn = _rows(bc, perm), _rows(a.b_hh, perm)
+    p = prep if prep is not None else prepare("gru", a, bs[0], False)
     xh = _with_prev(a.x, H)
     acts, y, hwn, hn = _build.load().gru_forward(
-        w, bc, bn, xh, a.h0.contiguous(), bs, reverse, list(hb), keep
+        p.w, p.b, p.bn, xh, a.h0.contiguous(), bs, reverse, list(p.hb), keep, p.panels
     )
-    return (y, hn), (GRUSaved(w, acts, hwn, xh, hb) if keep else None)
+    return (y, hn), (GRUSaved(p.w, acts, hwn, xh, p.hb) if keep else None)
 
 
 def gru_backward(a: GRUInputs, s: GRUSaved, bs: list[int], reverse: bool, dy: Tensor,
@@ -233,16 +268,17 @@ def gru_backward(a: GRUInputs, s: GRUSaved, bs: list[int], reverse: bool, dy: Te
     return GRUInputs(dx, dh0, dwi, dwh, dbi, dbh)
 
 
-def rnn_forward(a: GRUInputs, bs: list[int], reverse: bool, relu: bool, keep: bool):
+def rnn_forward(a: GRUInputs, bs: list[int], reverse: bool, relu: bool, keep: bool,
+                prep: Prepared | None = None):  # fmt: skip
     """The native RNN forward: each step one GEMM of ``[x_t | h_prev]`` against
     ``[W_ih | W_hh]`` (bias in it); ``(y, h_n)`` and, when ``keep``, the RNNSaved."""
     H = a.w_hh.shape[1]
-    hb = slices(H, num_threads(bs[0], H, 1))
-    b = None if a.b_ih is None else a.b_ih + a.b_hh
-    w = torch.cat([a.w_ih, a.w_hh], 1)  # (H, I + H)
+    p = prep if prep is not None else prepare("rnn", a, bs[0], False)
     xh = _with_prev(a.x, H)
-    y, hn = _build.load().rnn_forward(w, b, xh, a.h0.contiguous(), bs, reverse, list(hb), relu)
-    return (y, hn), (RNNSaved(w, xh, y, hb) if keep else None)
+    y, hn = _build.load().rnn_forward(
+        p.w, p.b, xh, a.h0.contiguous(), bs, reverse, list(p.hb), relu, p.panels
+    )
+    return (y, hn), (RNNSaved(p.w, xh, y, p.hb) if keep else None)
 
 
 def rnn_backward(a: GRUInputs, s: RNNSaved, bs: list[int], reverse: bool, relu: bool,

@@ -20,18 +20,32 @@ namespace lstmkit {
 // then r, z = sigmoid; n = tanh(acts[n] + r * hwn); h = (1 - z) n + z h_prev.
 // keep: acts (N, 3H) and hwn (N, H) are saved for backward; else (inference) they are per-step
 // scratch (B, 3H) and (B, H).
+// Slice k's operands: [W_i | W_h][r, z], W_in, W_hn.
+Segs gru_segs(const Vec& hb, int64_t H, int64_t I) {
+  const int64_t LD = I + H;
+  Segs segs(hb.size() - 1);
+  for (size_t k = 0; k + 1 < hb.size(); ++k) {
+    const int64_t lo = hb[k], hk = hb[k + 1] - hb[k], wn = (3 * lo + 2 * hk) * LD;
+    if (hk > 0) segs[k] = {{2 * hk, LD, 3 * lo * LD}, {hk, I, wn}, {hk, H, wn + I}};
+  }
+  return segs;
+}
+
+// pre: the operands of gru_segs packed by pack_segs, or null.
 template <typename T>
 void gru_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bc, const T* bn,
-             T* xh, T* acts, T* hwn, T* y, T* hn, int64_t H, int64_t I, bool keep) {
+             T* xh, T* acts, T* hwn, T* y, T* hn, int64_t H, int64_t I, bool keep,
+             const float* pre) {
   const int64_t G3 = 3 * H, LD = I + H;
   const size_t nt = hb.size() - 1;
+  const Segs segs = gru_segs(hb, H, I);
   std::vector<std::unique_ptr<StepGemm<T>>> grz(nt), gxn(nt), ghn(nt);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      const T* Wn = W + (3 * lo + 2 * hk) * LD;
-      grz[k] = std::make_unique<StepGemm<T>>(true, st.B, 2 * hk, LD, W + 3 * lo * LD, LD);
-      gxn[k] = std::make_unique<StepGemm<T>>(true, st.B, hk, I, Wn, LD);
-      ghn[k] = std::make_unique<StepGemm<T>>(true, st.B, hk, H, Wn + I, LD);
+      auto ops = step_gemms<T>(segs, k, W, LD, pre);
+      grz[k] = std::move(ops[0]);
+      gxn[k] = std::move(ops[1]);
+      ghn[k] = std::move(ops[2]);
     });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
@@ -135,14 +149,23 @@ void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
 // W = [W_ih | W_hh] (H, I + H), bias (H,) = b_ih + b_hh or null; xh (N, I + H) holds x in
 // columns [0, I) and the kernel fills h_prev into [I, I + H), so each step is ONE panel GEMM
 // over K = I + H with the bias in it (as lstm_fwd), written straight into y.
+Segs rnn_segs(const Vec& hb, int64_t H, int64_t I) {
+  Segs segs(hb.size() - 1);
+  for (size_t k = 0; k + 1 < hb.size(); ++k)
+    if (hb[k + 1] > hb[k]) segs[k] = {{hb[k + 1] - hb[k], I + H, hb[k] * (I + H)}};
+  return segs;
+}
+
+// pre: the operands of rnn_segs packed by pack_segs, or null.
 template <typename T>
 void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bias, T* xh, T* y,
-             T* hn, int64_t H, int64_t I, bool relu) {
+             T* hn, int64_t H, int64_t I, bool relu, const float* pre) {
   const int64_t LD = I + H;
+  const Segs segs = rnn_segs(hb, H, I);
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      g0[k] = std::make_unique<StepGemm<T>>(true, st.B, hk, LD, W + lo * LD, LD);
+      g0[k] = std::move(step_gemms<T>(segs, k, W, LD, pre)[0]);
     });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
@@ -215,7 +238,7 @@ void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
 
 #define LSTMKIT_INSTANTIATE_GRU(T)                                                             \
   template void gru_fwd<T>(const Steps&, bool, const Vec&, const T*, const T*, const T*, T*, T*, \
-                           T*, T*, T*, int64_t, int64_t, bool);                                            \
+                           T*, T*, T*, int64_t, int64_t, bool, const float*);                     \
   template void gru_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
                            const T*, const T*, const T*, T*, T*, T*, T*, T*, T*, int64_t,       \
                            int64_t);
@@ -223,7 +246,7 @@ LSTMKIT_INSTANTIATE_GRU(float)
 LSTMKIT_INSTANTIATE_GRU(double)
 #define LSTMKIT_INSTANTIATE_RNN(T)                                                             \
   template void rnn_fwd<T>(const Steps&, bool, const Vec&, const T*, const T*, T*, T*, T*,       \
-                           int64_t, int64_t, bool);                                             \
+                           int64_t, int64_t, bool, const float*);                               \
   template void rnn_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
                            const T*, T*, T*, T*, T*, int64_t, int64_t, bool);
 LSTMKIT_INSTANTIATE_RNN(float)

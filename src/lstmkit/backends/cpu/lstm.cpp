@@ -67,27 +67,42 @@ static inline void point_bwd(const T* a, const T* tcr, const T* cp, const T* dh1
 // (N, .) arrays (hoisted: gates for all N rows, (N, 4H) allocated here); a row that starts
 // late (reverse, packed) reads its initial cell from c0.
 constexpr int64_t kHoistRows = 8;
+bool lstm_hoists(int64_t B, int64_t I) { return I > 0 && B <= kHoistRows; }
 
+// Slice k's operands: hoisted, W_ih (once per call) then W_hh (every step); else [W_ih | W_hh].
+Segs lstm_segs(const Vec& hb, int64_t H, int64_t I, bool hoist) {
+  const int64_t LD = I + H;
+  Segs segs(hb.size() - 1);
+  for (size_t k = 0; k + 1 < hb.size(); ++k) {
+    const int64_t lo = hb[k], hk = hb[k + 1] - hb[k];
+    if (hk <= 0) continue;
+    if (hoist)
+      segs[k] = {{4 * hk, I, 4 * lo * LD}, {4 * hk, H, 4 * lo * LD + I}};
+    else
+      segs[k] = {{4 * hk, LD, 4 * lo * LD}};
+  }
+  return segs;
+}
+
+// pre: the operands of lstm_segs(hb, H, I, lstm_hoists(B, I)) packed by pack_segs, or null.
 template <typename T>
 void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, const T* bias,
-              T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I, const T* c0) {
+              T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I, const T* c0,
+              const float* pre) {
   const int64_t G4 = 4 * H, LD = I + H;
-  const bool keep = c0 == nullptr, hoist = I > 0 && st.B <= kHoistRows;
+  const bool keep = c0 == nullptr, hoist = lstm_hoists(st.B, I);
   std::unique_ptr<T[]> own;  // inference + hoist: the gates of every row
   if (hoist && !keep) own.reset(new T[st.N * G4]);
   T* G = own ? own.get() : gates;
   const bool all_rows = keep || hoist;  // G has a row per packed row (else per batch row)
+  const Segs segs = lstm_segs(hb, H, I, hoist);
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      const T* Wk = W + 4 * lo * LD;
-      if (hoist) {
-        StepGemm<T>(true, st.N, 4 * hk, I, Wk, LD)(st.N, xh, LD, T(0), G + 4 * lo, G4,
-                                                   bias ? bias + 4 * lo : nullptr);
-        g0[k] = std::make_unique<StepGemm<T>>(true, st.B, 4 * hk, H, Wk + I, LD);
-      } else {
-        g0[k] = std::make_unique<StepGemm<T>>(true, st.B, 4 * hk, LD, Wk, LD);
-      }
+      auto ops = step_gemms<T>(segs, k, W, LD, pre);
+      if (hoist)
+        (*ops[0])(st.N, xh, LD, T(0), G + 4 * lo, G4, bias ? bias + 4 * lo : nullptr);
+      g0[k] = std::move(ops.back());
     });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
@@ -251,7 +266,7 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
 
 #define LSTMKIT_INSTANTIATE(T)                                                                    \
   template void lstm_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, const T*, T*, T*, T*,   \
-                            T*, T*, T*, int64_t, int64_t, const T*);                              \
+                            T*, T*, T*, int64_t, int64_t, const T*, const float*);                \
   template void lstm_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,       \
                             const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t);  \
   template void lstmp_fwd<T>(const Steps&, bool, const Vec&, const Vec&, T*, const T*, const T*,  \
