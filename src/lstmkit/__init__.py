@@ -8,6 +8,7 @@ torch.Size([2, 5, 16])
 """
 
 from lstmkit.backends import available_backends, select_backend
+from lstmkit.backends.cpu.prepack import prepack
 from lstmkit.nn import (
     GRU,
     LSTM,
@@ -36,6 +37,7 @@ __all__ = [
     "available_backends",
     "compile",
     "define_cell",
+    "prepack",
     "record_gates",
     "select_backend",
 ]

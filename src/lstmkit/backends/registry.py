@@ -125,7 +125,7 @@ class Request:
     proj: bool = False
     packed: bool = False
     extras: frozenset[str] = field(default_factory=frozenset)
-    explicit: bool = False  # the caller named this backend (set by select_backend)
+    explicit: bool = False  # the caller named this backend (set by select_backend, or by it)
     # The call's shape, for backends whose speed depends on it (backends/cpu/policy.py);
     # 0 / False when unknown.
     batch: int = 0  # B, rows at the first step
@@ -333,7 +333,7 @@ def select_backend(name: str, request: Request) -> Backend:
     request = with_context(request)
     if name != "auto":
         backend = get_backend(name)
-        reason = backend.supports(replace(request, explicit=True))
+        reason = backend.supports(request if request.explicit else replace(request, explicit=True))
         if reason is not None:
             raise ValueError(f"backend={name!r} cannot run this call: {reason}")
         return backend

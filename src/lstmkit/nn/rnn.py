@@ -38,6 +38,9 @@ _EXTRA_DEFAULTS = {"backend": "auto", "init": "torch", "forget_bias": None,
                    "weight_drop": 0.0, "zoneout": (0.0, 0.0)}  # fmt: skip
 
 
+_WEIGHT_NAMES = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")  # LayerWeights'
+
+
 class RNNBase(compat.TorchTwin, nn.RNNBase):
     """Shared machinery of :class:`LSTM`, :class:`GRU`, :class:`RNN` and user-defined cells.
 
@@ -176,10 +179,20 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
                     p.zero_()  # peepholes start at 0: the cell starts as a plain LSTM
 
     def _layer_weights(self, layer: int, d: int) -> LayerWeights:
-        s = f"_l{layer}{self._suffixes[d]}"
-        get = lambda name: getattr(self, name + s, None)  # noqa: E731
-        return LayerWeights(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"),
-                            get("weight_hr"))  # fmt: skip
+        names = self.__dict__.get("_layer_weight_names")
+        if names is None:  # (layer, d) -> the 5 names, None where the module has no such weight
+            known, names = set(self._flat_weights_names), {}
+            for l_ in range(self.num_layers):
+                for d_, suffix in enumerate(self._suffixes):
+                    full = [f"{n}_l{l_}{suffix}" for n in _WEIGHT_NAMES]
+                    names[l_, d_] = tuple(n if n in known else None for n in full)
+            self.__dict__["_layer_weight_names"] = names
+        params = self._parameters  # a parameter swapped in (functional_call) is in here
+        got = []
+        for n in names[layer, d]:
+            p = None if n is None else params.get(n)
+            got.append(p if p is not None or n is None else getattr(self, n, None))
+        return LayerWeights(*got)
 
     def _active_extras(self) -> frozenset[str]:
         """Extras that act inside a layer op (a backend must run them)."""
@@ -266,14 +279,14 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
 
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
         active = self._active_extras()
+        chosen = "reference" if self._gate_record is not None else self.backend  # see record.py
         request = Request(self.spec.mode, data.device, dtype, self.proj_size > 0, packed,
-                          active, batch=batch, steps=len(batch_sizes),
+                          active, explicit=chosen != "auto", batch=batch, steps=len(batch_sizes),
                           input_size=self.input_size, hidden_size=self.hidden_size,
                           num_layers=self.num_layers, bidirectional=self.bidirectional,
                           grad=grad or data.requires_grad, tracing=tracing_context(),
                           autocast=torch.is_autocast_enabled(data.device.type),
                           context_read=True)  # fmt: skip
-        chosen = "reference" if self._gate_record is not None else self.backend  # see record.py
         backend = select_backend(chosen, request)
         if request.tracing == "onnx":
             compat.check_exportable(self, backend)

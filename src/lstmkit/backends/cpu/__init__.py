@@ -4,7 +4,9 @@ Importing this module registers the ``"cpu"`` backend (priority 50).  The extens
 compiled on first use (``_build``); when that is impossible, ``supports`` declines with kind
 ``"unavailable"`` and ``backend="auto"`` falls back with a warning. Where torch's own kernel is
 faster for the call's shape (``policy.prefer_torch``) it declines with kind ``"slower"``, and
-``auto`` runs the ``"torch"`` backend instead, silently.
+``auto`` runs the ``"torch"`` backend instead, silently.  Modules call ``stack`` (stack.py),
+which serves the inference calls of a prepacked module (``lstmkit.prepack``, prepack.py)
+from weights kept between calls and runs the per-layer ops otherwise.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from lstmkit.backends.cpu import _build, ops, policy
+from lstmkit.backends.cpu.stack import stack
 from lstmkit.backends.cpu.ops import gru_layer, lstm_layer, rnn_layer
 from lstmkit.backends.registry import (
     Backend,
@@ -61,5 +64,6 @@ BACKEND = Backend(
     priority=50,
     supports=supports,
     layers=LAYERS,
+    stack=stack,
 )
 register(BACKEND)

@@ -34,15 +34,33 @@ static Segs forward_segs(const std::string& mode, int64_t H, int64_t I, const Ve
   return rnn_segs(hb, H, I);
 }
 
+// A packed buffer starts with a 64-byte header naming what it holds (the panels follow, still
+// 64-byte aligned): two layouts can have the same size (an LSTM's hoisted and joint operands
+// do), so the size alone could not tell a buffer made for another call.
+constexpr int64_t kHeader = 16;  // floats
+static std::vector<int32_t> pack_header(const std::string& mode, int64_t H, int64_t I,
+                                        const Vec& hb, int64_t B) {
+  std::vector<int32_t> h(kHeader, -1);
+  h[0] = 0x6c6b7470;  // "lktp"
+  h[1] = mode == "lstm" ? (lstm_hoists(B, I) ? 11 : 10) : mode == "gru" ? 20 : 30;
+  h[2] = (int32_t)H;
+  h[3] = (int32_t)I;
+  for (size_t k = 0; k < hb.size() && 4 + k < (size_t)kHeader; ++k) h[4 + k] = (int32_t)hb[k];
+  return h;
+}
+
 static Tensor pack_forward(std::string mode, Tensor w, int64_t H, Vec hb, int64_t B) {
   check(w, "w");
   const int64_t I = w.size(1) - H;
-  TORCH_CHECK(I >= 0 && hb.size() >= 2 && hb.back() == H, "lstmkit cpu: pack_forward shape");
+  TORCH_CHECK(I >= 0 && hb.size() >= 2 && hb.size() <= kHeader - 4 && hb.back() == H,
+              "lstmkit cpu: pack_forward shape");
   if (w.scalar_type() != at::kFloat || !panel_enabled()) return at::empty({0}, w.options());
   const Segs segs = forward_segs(mode, H, I, hb, B);
-  Tensor out = at::empty({segs_floats(segs)}, w.options());
+  Tensor out = at::empty({kHeader + segs_floats(segs)}, w.options());
   TORCH_CHECK(reinterpret_cast<uintptr_t>(out.data_ptr()) % 64 == 0, "lstmkit cpu: alignment");
-  pack_segs(segs, w.data_ptr<float>(), I + H, out.data_ptr<float>());
+  const auto header = pack_header(mode, H, I, hb, B);
+  std::memcpy(out.data_ptr<float>(), header.data(), sizeof(int32_t) * kHeader);
+  pack_segs(segs, w.data_ptr<float>(), I + H, out.data_ptr<float>() + kHeader);
   return out;
 }
 
@@ -52,15 +70,34 @@ static const float* packed(const std::optional<Tensor>& panels, const std::strin
                            const Tensor& xh, int64_t H, const Vec& hb, int64_t B) {
   if (!panels || panels->numel() == 0 || xh.scalar_type() != at::kFloat || !panel_enabled())
     return nullptr;
-  const Segs segs = forward_segs(mode, H, xh.size(1) - H, hb, B);
+  const int64_t I = xh.size(1) - H;
+  const Segs segs = forward_segs(mode, H, I, hb, B);
+  const auto header = pack_header(mode, H, I, hb, B);
   TORCH_CHECK(panels->scalar_type() == at::kFloat && panels->is_contiguous() &&
-                  panels->numel() == segs_floats(segs) &&
-                  reinterpret_cast<uintptr_t>(panels->data_ptr()) % 64 == 0,
+                  panels->numel() == kHeader + segs_floats(segs) &&
+                  reinterpret_cast<uintptr_t>(panels->data_ptr()) % 64 == 0 &&
+                  std::memcmp(panels->data_ptr(), header.data(), sizeof(int32_t) * kHeader) == 0,
               "lstmkit cpu: packed weights do not match this call (pack_forward them again)");
-  return panels->data_ptr<float>();
+  return panels->data_ptr<float>() + kHeader;
 }
 
-// xh (N, I + H): x in columns [0, I); the kernel fills h_prev into [I, I + H).
+// The kernels read [x | h_prev] (N, I + H) with the h_prev columns theirs to fill.  Callers
+// that keep it for backward build it; inference callers may pass x (N, I) and have it built
+// here, one allocation and a row copy instead of two tensor ops in Python.
+static Tensor with_prev(const Tensor& x_or_xh, int64_t I, int64_t H) {
+  if (x_or_xh.size(1) == I + H) return x_or_xh;
+  TORCH_CHECK(x_or_xh.size(1) == I, "lstmkit cpu: x must have ", I, " or ", I + H, " columns");
+  check(x_or_xh, "x");
+  Tensor xh = at::empty({x_or_xh.size(0), I + H}, x_or_xh.options());
+  const int64_t N = x_or_xh.size(0), es = x_or_xh.element_size();
+  const char* src = static_cast<const char*>(x_or_xh.data_ptr());
+  char* dst = static_cast<char*>(xh.data_ptr());
+  for (int64_t n = 0; n < N; ++n) std::memcpy(dst + n * (I + H) * es, src + n * I * es, I * es);
+  return xh;
+}
+
+// xh (N, I + H): x in columns [0, I); the kernel fills h_prev into [I, I + H) (or x (N, I),
+// see with_prev).
 // w (4H, I + H) = [W_ih | W_hh] and bias (4H,) = b_ih + b_hh (optional), thread-blocked.
 // Returns gate activations i, f, g, o (N, 4H), y (N, H), Cprev (N, H), tanh(c) (N, H),
 // h_n (B, H), c_n (B, H).  keep=false (inference): only y, h_n, c_n are meaningful; the
@@ -69,7 +106,8 @@ static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tenso
                           Vec bs, bool reverse, Vec hb, bool keep,
                           std::optional<Tensor> panels) {
   const Steps st(bs);
-  const int64_t H = h0.size(1), I = xh.size(1) - H;
+  const int64_t H = h0.size(1), I = w.size(1) - H;
+  xh = with_prev(xh, I, H);
   for (auto* t : {&w, &xh, &h0, &c0}) check(*t, "inputs");
   if (bias) check(*bias, "bias");
   TORCH_CHECK(xh.size(0) == st.N && w.size(0) == 4 * H && w.size(1) == I + H,
@@ -167,7 +205,8 @@ static TList gru_forward(Tensor w, std::optional<Tensor> bc, std::optional<Tenso
                          Tensor h0, Vec bs, bool reverse, Vec hb, bool keep,
                          std::optional<Tensor> panels) {
   const Steps st(bs);
-  const int64_t H = h0.size(1), I = xh.size(1) - H;
+  const int64_t H = h0.size(1), I = w.size(1) - H;
+  xh = with_prev(xh, I, H);
   for (auto* t : {&w, &xh, &h0}) check(*t, "inputs");
   if (bc) check(*bc, "bias");
   if (bn) check(*bn, "bias");
@@ -218,7 +257,8 @@ static TList gru_backward(Tensor acts, Tensor hwn, Tensor xh, Tensor w, Tensor d
 static TList rnn_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Vec bs,
                          bool reverse, Vec hb, bool relu, std::optional<Tensor> panels) {
   const Steps st(bs);
-  const int64_t H = h0.size(1), I = xh.size(1) - H;
+  const int64_t H = h0.size(1), I = w.size(1) - H;
+  xh = with_prev(xh, I, H);
   for (auto* t : {&w, &xh, &h0}) check(*t, "inputs");
   if (bias) check(*bias, "bias");
   TORCH_CHECK(xh.size(0) == st.N && w.size(0) == H && w.size(1) == I + H,

@@ -189,7 +189,7 @@ def lstm_forward(a: LSTMInputs, bs: list[int], reverse: bool, keep: bool,
     if a.w_hr is None:
         p = prep if prep is not None else prepare("lstm", a, bs[0], False)
         w, b, hb = p.w, p.b, p.hb
-        xh = _with_prev(a.x, H)
+        xh = _with_prev(a.x, H) if keep else a.x.contiguous()  # inference: built natively
         acts, y, cprev, tc, hn, cn = ext.lstm_forward(
             w, b, xh, h0, c0, bs, reverse, list(hb), keep, p.panels
         )
@@ -244,7 +244,7 @@ def gru_forward(a: GRUInputs, bs: list[int], reverse: bool, keep: bool,
     ``(y, h_n)`` and, when ``keep``, the GRUSaved (else None)."""
     H = a.w_hh.shape[1]
     p = prep if prep is not None else prepare("gru", a, bs[0], False)
-    xh = _with_prev(a.x, H)
+    xh = _with_prev(a.x, H) if keep else a.x.contiguous()  # inference: built natively
     acts, y, hwn, hn = _build.load().gru_forward(
         p.w, p.b, p.bn, xh, a.h0.contiguous(), bs, reverse, list(p.hb), keep, p.panels
     )
@@ -274,7 +274,7 @@ def rnn_forward(a: GRUInputs, bs: list[int], reverse: bool, relu: bool, keep: bo
     ``[W_ih | W_hh]`` (bias in it); ``(y, h_n)`` and, when ``keep``, the RNNSaved."""
     H = a.w_hh.shape[1]
     p = prep if prep is not None else prepare("rnn", a, bs[0], False)
-    xh = _with_prev(a.x, H)
+    xh = _with_prev(a.x, H) if keep else a.x.contiguous()  # inference: built natively
     y, hn = _build.load().rnn_forward(
         p.w, p.b, xh, a.h0.contiguous(), bs, reverse, list(p.hb), relu, p.panels
     )

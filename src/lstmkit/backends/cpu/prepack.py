@@ -1,0 +1,102 @@
+"""Inference weights kept between calls: ``lstmkit.prepack(model)``.
+
+A plain forward call of the CPU kernels first lays its weights out for them: ``[W_ih | W_hh]``
+concatenated, rows in the thread-blocked order, biases summed (fused.prepare), then each
+thread's GEMM operand packed into 16-column panels (common.h, ``pack_segs``).  That is the
+same work at every call, and it is not small: at batch 1 and H = 128 it is about 30 us of a
+150 us call of 50 steps, and most of a one-step (streaming) call.  onnxruntime does it once,
+when a session is made; ``prepack`` does it once per layer, direction and batch regime and
+keeps the result for inference calls (no gradient needed, float32, no projection).
+
+Validity: an entry remembers the weight tensors it was made from and their version
+counters, so an optimizer step, ``load_state_dict``, any in-place update under ``no_grad``
+or re-assigning a parameter makes it stale and it is rebuilt at the next call.  Writes that
+bypass the version counter (through ``.data``, ``.numpy()`` or the raw storage) are not
+seen: call ``prepack(model)`` again after them (it clears every entry).  The cache is not
+part of the module's state: ``state_dict``, pickling and ``copy.deepcopy`` do not carry it.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from lstmkit.backends.cpu import fused
+
+MAX_REGIMES = 4  # entries kept per (layer, direction): thread split x batch regime
+
+# module -> {(layer, direction): [Entry, ...]}; weak, so a dropped model frees its panels.
+_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class Entry(NamedTuple):
+    weights: tuple[Tensor | None, ...]  # the tensors it was made from (held: ids stay unique)
+    versions: tuple[int, ...]
+    key: tuple  # (thread split, batch regime)
+    prepared: fused.Prepared
+
+
+def _is_layer_module(m: nn.Module) -> bool:
+    from lstmkit.nn.rnn import RNNBase
+
+    return isinstance(m, RNNBase)
+
+
+def prepack(model: nn.Module, enable: bool = True) -> nn.Module:
+    """Keep the CPU kernels' inference weights of every lstmkit LSTM/GRU/RNN in ``model``
+    between calls (``enable=False``: stop, and free them).  Returns ``model``.
+
+    Calling it again clears what was kept (after writes through ``.data``, say).  Training
+    calls and calls on other backends are unaffected.
+    """
+    found = False
+    for m in model.modules():
+        if _is_layer_module(m):
+            found = True
+            if enable:
+                _CACHES[m] = {}
+            else:
+                _CACHES.pop(m, None)
+    if not found:
+        raise ValueError(
+            f"lstmkit.prepack: {type(model).__name__} holds no lstmkit LSTM, GRU or RNN module "
+            "(torch.nn's own layers are not prepacked: swap in lstmkit's classes)"
+        )
+    return model
+
+
+def is_prepacked(module: nn.Module) -> bool:
+    return module in _CACHES
+
+
+def _regime(mode: str, B: int, H: int) -> tuple:
+    # LSTM packs the input half apart when it hoists it (small batches; lstm.cpp kHoistRows).
+    return (fused._split(mode, B, H), mode == "lstm" and B <= 8)
+
+
+def _current(e: Entry, weights: tuple, versions: tuple[int, ...]) -> bool:
+    return e.versions == versions and all(x is y for x, y in zip(e.weights, weights))
+
+
+def lookup(module: nn.Module, layer: int, d: int, mode: str, a, B: int) -> fused.Prepared | None:
+    """The kept weights for this layer call (made now if missing or stale), or None when
+    ``module`` is not prepacked."""
+    cache = _CACHES.get(module)
+    if cache is None:
+        return None
+    weights = (a.w_ih, a.w_hh, a.b_ih, a.b_hh)
+    versions = tuple(-1 if t is None else t._version for t in weights)
+    H = a.w_hh.shape[1] if mode != "lstm" else a.w_ih.shape[0] // 4
+    key = _regime(mode, B, H)
+    entries = cache.setdefault((layer, d), [])
+    for e in entries:
+        if e.key == key and _current(e, weights, versions):
+            return e.prepared
+    with torch.no_grad():
+        prepared = fused.prepare(mode, a, B, pack=True)
+    fresh = [e for e in entries if _current(e, weights, versions)]  # other regimes, still valid
+    cache[(layer, d)] = [*fresh[-(MAX_REGIMES - 1) :], Entry(weights, versions, key, prepared)]
+    return prepared

@@ -1,0 +1,75 @@
+"""The CPU backend's whole-module entry point (``Backend.stack``).
+
+The module hands over every layer and direction at once, as it does for torch's own kernel.
+Inference calls of a prepacked module (prepack.py: plain eager, no gradient, float32, no
+projection) go straight to the native forwards with the kept weights; every other call runs
+the per-layer ops, exactly as the module's own layer loop would.
+
+Legend: T steps, B batch, N = sum(batch_sizes) packed rows, I input, H hidden, D directions.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from lstmkit.backends import _opsupport as S
+from lstmkit.backends.registry import LayerWeights
+from lstmkit.backends.cpu import fused, prepack
+
+_NATIVE = {"lstm": "lstm", "gru": "gru", "rnn_tanh": "rnn", "rnn_relu": "rnn"}
+
+
+def _fast(module, data: Tensor, weights: list[LayerWeights]) -> bool:
+    """Whether this call may take the kept inference weights."""
+    if not prepack.is_prepacked(module) or module.proj_size > 0:
+        return False
+    if module.training and module.dropout > 0:  # inter-layer dropout: the layer loop runs it
+        return False
+    if data.dtype != torch.float32 or data.device.type != "cpu":
+        return False
+    flat = [t for w in weights for t in w if t is not None]
+    return S.plain_eager(data, *flat) and not S.needs_grad(data, *flat)
+
+
+def stack(module, x: Tensor, batch_sizes: Tensor | None, states: list[Tensor]):
+    """``x`` padded (T, B, I) (``batch_sizes`` None) or packed (N, I); ``states`` (L*D, B, .)
+    tensors.  Returns ``(y (N, D*H), final states (L*D, B, .))``."""
+    if batch_sizes is None:
+        T, B = x.shape[0], x.shape[1]
+        data, bs = x.reshape(T * B, -1), [B] * T
+    else:
+        data, bs = x, S.batch_sizes_list(batch_sizes)
+    L, D = module.num_layers, module.num_directions
+    weights = [module._layer_weights(layer, d) for layer in range(L) for d in range(D)]
+    if not _fast(module, data, weights):
+        from lstmkit.backends.cpu import BACKEND
+
+        return module._run_layers(BACKEND.layer_op(module.spec), data, bs, states, None, False)
+    mode = module.spec.mode
+    native, relu = _NATIVE[mode], mode == "rnn_relu"
+    finals: list[list[Tensor]] = [[] for _ in states]
+    layer_input = data
+    for layer in range(L):
+        outs = []
+        for d in range(D):
+            idx = layer * D + d
+            w = weights[idx]
+            if native == "lstm":
+                a = fused.LSTMInputs(layer_input, states[0][idx], states[1][idx], *w)
+                prep = prepack.lookup(module, layer, d, native, a, bs[0])
+                (y, *state_n), _ = fused.lstm_forward(a, bs, d == 1, False, prep)
+            else:
+                a = fused.GRUInputs(layer_input, states[0][idx], w.w_ih, w.w_hh, w.b_ih, w.b_hh)
+                prep = prepack.lookup(module, layer, d, native, a, bs[0])
+                if native == "gru":
+                    (y, *state_n), _ = fused.gru_forward(a, bs, d == 1, False, prep)
+                else:
+                    (y, *state_n), _ = fused.rnn_forward(a, bs, d == 1, relu, False, prep)
+            outs.append(y)
+            for k, s in enumerate(state_n):
+                finals[k].append(s)
+        layer_input = outs[0] if D == 1 else torch.cat(outs, dim=1)  # (N, D*H)
+    if L * D == 1:  # a view, not a copy
+        return layer_input, [f[0].unsqueeze(0) for f in finals]
+    return layer_input, [torch.stack(f) for f in finals]
