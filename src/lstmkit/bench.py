@@ -30,7 +30,9 @@ from lstmkit import bench_peers
 from lstmkit.bench_report import _isa_words, markdown, summary, table  # noqa: F401 - bench API
 from lstmkit.reference.spec import KINDS
 
-IMPLS = ("cpu", "reference", "torch", "naive", "onnxruntime")
+IMPLS = ("cpu", "prepacked", "reference", "torch", "naive", "onnxruntime")
+# "prepacked": the cpu backend after lstmkit.prepack(model) (weights kept between inference
+# calls, as an onnxruntime session keeps its own); inference only, training is the cpu row.
 GATES = {s.class_name: s.G for s in KINDS.values()}  # gate blocks per kind, for FLOPs
 
 
@@ -148,8 +150,11 @@ def _make(impl: str, p: dict, packed: bool) -> Closures | None:
     else:
         import lstmkit
 
-        model = getattr(lstmkit, kind)(I, H, num_layers=L, bidirectional=bi, backend=impl)
+        backend = "cpu" if impl == "prepacked" else impl
+        model = getattr(lstmkit, kind)(I, H, num_layers=L, bidirectional=bi, backend=backend)
         model.load_state_dict(base.state_dict())
+        if impl == "prepacked":
+            lstmkit.prepack(model)
     if impl != "naive":
 
         def run(xi):
@@ -168,7 +173,7 @@ def _make(impl: str, p: dict, packed: bool) -> Closures | None:
             q.grad = None
         run(xg).sum().backward()
 
-    return fwd, fwdbwd
+    return fwd, (None if impl == "prepacked" else fwdbwd)
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -339,7 +344,8 @@ def main(args: argparse.Namespace) -> int:
     report = {"command": _command(args),
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(), "sgemm_gflops": sgemm_gflops(1024 if args.quick else 2048),
-              "modes": modes, "clock": args.clock, "rows": [], "skipped": []}  # fmt: skip
+              "modes": modes, "clock": args.clock, "min_sample_ms": args.min_sample_ms, "rows": [],
+              "skipped": []}  # fmt: skip
     if "onnxruntime" in impls and (why := bench_peers.onnxruntime_missing()):
         report["skipped"].append(f"onnxruntime: {why}")
     if "onnxruntime" in impls and "fwd" not in modes:

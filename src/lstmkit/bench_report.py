@@ -20,8 +20,9 @@ def summary(rows: list[dict]) -> dict:
             out.setdefault(f"{r['impl']} {r['mode']}", []).append(r["speedup_vs_torch"])
             if r["impl"] == "cpu":
                 out.setdefault(f"cpu {kind} {r['mode']}", []).append(r["speedup_vs_torch"])
-        if r["impl"] == "cpu" and r.get("speedup_vs_onnxruntime"):
-            out.setdefault("cpu fwd x onnxruntime", []).append(r["speedup_vs_onnxruntime"])
+        if r["impl"] in ("cpu", "prepacked") and r.get("speedup_vs_onnxruntime"):
+            key = f"{r['impl']} fwd x onnxruntime"
+            out.setdefault(key, []).append(r["speedup_vs_onnxruntime"])
     return {k: _geomean(v) for k, v in out.items()}
 
 
@@ -107,9 +108,15 @@ def _run_markdown(report: dict, titled: bool) -> list[str]:
         " (> 1 is faster). GF/s counts useful FLOPs (real tokens; forward+backward = 3x forward)."
         " fwd is inference (no grad); fwdbwd is forward + backward of `output.sum()` with"
         " gradients for the input and all weights. Packed points also show the padded run of the"
-        " same batch. `naive` is a tutorial LSTM (one nn.Linear per gate, Python time loop;"
+        " same batch. `prepacked` is the cpu backend after `lstmkit.prepack(model)`, which keeps"
+        " the kernels' inference weights between calls as an onnxruntime session does (inference"
+        " only). `naive` is a tutorial LSTM (one nn.Linear per gate, Python time loop;"
         " padded only). `fwd x onnxruntime` is onnxruntime's inference time on the ONNX export"
-        " of the same torch.nn module divided by the implementation's (padded points).",
+        " of the same torch.nn module divided by the implementation's (padded points). Each"
+        " sample repeats a fast call back to back until it lasts"
+        f" {report.get('min_sample_ms', 20):g} ms (the per-call time is the sample over the"
+        " calls), so small points show the steady state of a serving or training loop; the"
+        " series take turns sample by sample.",
         "",
         *([f"Not timed: {'; '.join(report['skipped'])}.", ""] if report.get("skipped") else []),
         *table(report["rows"], modes),
