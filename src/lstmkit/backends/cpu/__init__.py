@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 
 from lstmkit.backends.cpu import _build, ops, policy
-from lstmkit.backends.cpu.stack import stack
 from lstmkit.backends.cpu.ops import gru_layer, lstm_layer, rnn_layer
+from lstmkit.backends.cpu.stack import stack
 from lstmkit.backends.registry import (
     Backend,
     Decline,

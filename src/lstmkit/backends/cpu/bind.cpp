@@ -3,6 +3,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
 #include <torch/python.h>
 
 #include <optional>
@@ -295,6 +296,24 @@ static TList rnn_backward(Tensor y, Tensor w, Tensor dy, Tensor dhn, Vec bs, boo
   return {dG, dh, dx, db};
 }
 
+// dW (M, K) = dGt (M, N) @ X (N, K) for the weight gradients (wgrad.cpp): dGt contiguous, X
+// with unit column stride (a column slice of [x | h_prev] is fine).  float64, or
+// LSTMKIT_CPU_GEMM=blas: torch's mm.
+static Tensor weight_grad(Tensor dGt, Tensor X, int64_t nt) {
+  TORCH_CHECK(dGt.dim() == 2 && X.dim() == 2 && dGt.size(1) == X.size(0),
+              "lstmkit cpu: weight_grad shapes");
+  if (dGt.scalar_type() != at::kFloat || X.scalar_type() != at::kFloat || !panel_enabled() ||
+      !dGt.device().is_cpu() || !X.device().is_cpu())
+    return at::mm(dGt, X);
+  dGt = dGt.contiguous();
+  if (X.stride(1) != 1 || X.stride(0) < X.size(1)) X = X.contiguous();
+  const int64_t M = dGt.size(0), N = dGt.size(1), K = X.size(1);
+  Tensor dW = at::empty({M, K}, dGt.options());
+  weight_grad_gemm(dGt.data_ptr<float>(), M, N, X.data_ptr<float>(), K, X.stride(0),
+              dW.data_ptr<float>(), (int)nt);
+  return dW;
+}
+
 static bool has_blas() { return sgemm_ != nullptr && dgemm_ != nullptr; }
 // The instruction set this build's kernels were compiled for (avx512, avx2 or portable);
 // _build.py refuses a binary whose answer differs from the build it asked for.
@@ -319,6 +338,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("h0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"), py::arg("relu"),
         py::arg("panels") = py::none());
   m.def("rnn_backward", &lstmkit::rnn_backward);
+  m.def("weight_grad", &lstmkit::weight_grad);
   m.def("has_blas", &lstmkit::has_blas);
   m.def("isa", &lstmkit::isa);
 }

@@ -323,6 +323,8 @@ void run_team(const Vec& hb, F&& f) {
 
 // Kernel entry points (explicitly instantiated for float and double).
 namespace lstmkit {
+void weight_grad_gemm(const float* At, int64_t M, int64_t N, const float* X, int64_t K, int64_t ldx,
+                 float* dW, int nt);
 bool lstm_hoists(int64_t B, int64_t I);
 Segs lstm_segs(const Vec& hb, int64_t H, int64_t I, bool hoist);
 Segs gru_segs(const Vec& hb, int64_t H, int64_t I);

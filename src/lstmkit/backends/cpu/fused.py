@@ -134,12 +134,18 @@ def _dx_split(need_dx: bool, dtype: torch.dtype, I: int, hb: tuple[int, ...]) ->
     return list(slices(I, len(hb) - 1)) if need_dx and dtype == torch.float32 else None
 
 
+def weight_grad(dG: Tensor, X: Tensor) -> Tensor:
+    """dW (M, K) = dG^T (M, N) @ X (N, K) on the panel kernel (wgrad.cpp), threads as torch's."""
+    threads = min(torch.get_num_threads(), MAX_THREADS)
+    return _build.load().weight_grad(dG.t().contiguous(), X, threads)
+
+
 def _joint_weight_grads(dG: Tensor, xh: Tensor, perm: Tensor | None, I: int, need_ih: bool,
                         need_hh: bool) -> tuple[Tensor | None, Tensor | None]:  # fmt: skip
     """dW_ih, dW_hh from ONE GEMM: dG^T (G*H, N) @ [x | h_prev] (N, I + H)."""
     if not (need_ih or need_hh):
         return None, None
-    dw = _unrows(dG.t().mm(xh), perm)
+    dw = _unrows(weight_grad(dG, xh), perm)
     return (dw[:, :I] if need_ih else None), (dw[:, I:] if need_hh else None)
 
 
@@ -229,9 +235,9 @@ def lstm_backward(a: LSTMInputs, s: LSTMSaved, bs: list[int], reverse: bool, dy:
         dG, dH, dh0, dc0 = ext.lstmp_backward(
             s.acts, s.tanh_c, s.cprev, s.w_hh, wr, dy, dhn, dcn, bs, reverse, hb, pb
         )
-        dwr = dH.t().mm(s.r) if need.w_hr else None  # (P, H)
-        dwi = _unrows(dG.t().mm(a.x), perm) if need.w_ih else None
-        dwh = _unrows(dG.t().mm(s.hx), perm) if need.w_hh else None
+        dwr = weight_grad(dH, s.r) if need.w_hr else None  # (P, H)
+        dwi = _unrows(weight_grad(dG, a.x), perm) if need.w_ih else None
+        dwh = _unrows(weight_grad(dG, s.hx), perm) if need.w_hh else None
         db = dG.sum(0) if has_bias else None
         dx = dG.mm(s.w) if need.x else None
     db = _unrows(db, perm) if has_bias else None
@@ -261,8 +267,8 @@ def gru_backward(a: GRUInputs, s: GRUSaved, bs: list[int], reverse: bool, dy: Te
     )
     if xb is None:
         dx = dGx.mm(s.w[:, :I]) if need.x else None
-    dwi = _unrows(dGx.t().mm(a.x), perm) if need.w_ih else None
-    dwh = _unrows(dGh.t().mm(s.xh[:, I:]), perm) if need.w_hh else None
+    dwi = _unrows(weight_grad(dGx, a.x), perm) if need.w_ih else None
+    dwh = _unrows(weight_grad(dGh, s.xh[:, I:]), perm) if need.w_hh else None
     dbi = _unrows(dbi, perm) if has_bias else None
     dbh = _unrows(dbh, perm) if has_bias else None
     return GRUInputs(dx, dh0, dwi, dwh, dbi, dbh)

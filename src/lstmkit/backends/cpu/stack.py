@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 
 from lstmkit.backends import _opsupport as S
-from lstmkit.backends.registry import LayerWeights
 from lstmkit.backends.cpu import fused, prepack
+from lstmkit.backends.registry import LayerWeights
 
 _NATIVE = {"lstm": "lstm", "gru": "gru", "rnn_tanh": "rnn", "rnn_relu": "rnn"}
 
