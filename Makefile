@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-dev
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup demo test test-slow lint format bench figures clean
+.PHONY: setup demo test test-slow lint format bench bench-threads figures clean
 
 # torch's CPU build: a bare `pip install torch` on Linux pulls the multi-GB CUDA build.
 # 1. torch already importable: keep it.  2. PyTorch's CPU wheel index reachable: torch from
@@ -54,15 +54,23 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 
-# Regenerates docs/benchmarks.md (about 5 minutes on 2 cores): one table per ISA path this CPU
+# Regenerates docs/benchmarks.md (about 10 minutes on 2 cores): one table per ISA path this CPU
 # can run (an AVX-512 machine also runs the forced AVX2 path, torch held to AVX2 too), one
-# thread on the process clock, because two-thread wall-clock ratios on a shared 2-core host
-# swung from 0.02x to 30x.
+# thread on the process clock (other load on a shared host does not enter it).
+# bench-threads: the same with every core this machine has (2 here) on the wall clock, into
+# docs/benchmarks-threads.md.  Earlier two-thread runs swung from 0.02x to 30x: onnxruntime's
+# pool kept spinning after its calls and took the next series' cores; the bench now lets the
+# workers go idle between samples (bench.SETTLE_S).
 BENCH_ISA ?= $(shell if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then echo avx512,avx2; \
   elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then echo avx2; else echo portable; fi)
 bench: $(STAMP)
 	$(BIN)/lstmkit bench --isa $(BENCH_ISA) --threads 1 --clock process --scale-t 0.5 \
 	  --repeats 5 --markdown docs/benchmarks.md
+
+BENCH_THREADS ?= $(shell nproc)
+bench-threads: $(STAMP)
+	$(BIN)/lstmkit bench --isa $(BENCH_ISA) --threads $(BENCH_THREADS) --clock wall \
+	  --scale-t 0.5 --repeats 5 --markdown docs/benchmarks-threads.md
 
 # Regenerates docs/experiments.md and the cell diagrams (about 25 minutes on 2 cores).
 figures: $(STAMP)
