@@ -104,6 +104,48 @@ static void panel_kernel(int64_t k, const float* A, int64_t lda, const float* Bp
   }
 }
 
+// One row (batch 1, the streaming case): Q panels give only Q <= 6 FMA chains, fewer than the
+// 8 that cover the FMA latency on two ports, so even and odd kk accumulate apart (2Q chains)
+// and are summed at the end.
+template <int Q>
+static void panel_kernel_row(int64_t k, const float* A, int64_t /*lda*/, const float* Bp,
+                             float* C, int64_t /*ldc*/, bool accumulate, int64_t cols,
+                             const float* bias) {
+  __m512 c0[Q], c1[Q];
+#pragma GCC unroll 6
+  for (int q = 0; q < Q; ++q) {
+    const int64_t left = cols - q * kPanel;
+    const __mmask16 m = left >= kPanel ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+    c0[q] = bias ? _mm512_maskz_loadu_ps(m, bias + q * kPanel) : _mm512_setzero_ps();
+    c1[q] = _mm512_setzero_ps();
+  }
+  int64_t kk = 0;
+  for (; kk + 1 < k; kk += 2) {
+    const __m512 a0 = _mm512_set1_ps(A[kk]), a1 = _mm512_set1_ps(A[kk + 1]);
+#pragma GCC unroll 6
+    for (int q = 0; q < Q; ++q) {
+      const float* b = Bp + (q * k + kk) * kPanel;
+      c0[q] = _mm512_fmadd_ps(a0, _mm512_load_ps(b), c0[q]);
+      c1[q] = _mm512_fmadd_ps(a1, _mm512_load_ps(b + kPanel), c1[q]);
+    }
+  }
+  if (kk < k) {
+    const __m512 a0 = _mm512_set1_ps(A[kk]);
+#pragma GCC unroll 6
+    for (int q = 0; q < Q; ++q)
+      c0[q] = _mm512_fmadd_ps(a0, _mm512_load_ps(Bp + (q * k + kk) * kPanel), c0[q]);
+  }
+#pragma GCC unroll 6
+  for (int q = 0; q < Q; ++q) {
+    const int64_t left = cols - q * kPanel;
+    if (left <= 0) break;
+    const __mmask16 m = left >= kPanel ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+    __m512 v = _mm512_add_ps(c0[q], c1[q]);
+    if (accumulate) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, C + q * kPanel));
+    _mm512_mask_storeu_ps(C + q * kPanel, m, v);
+  }
+}
+
 using PanelFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, bool,
                          int64_t, const float*);
 
@@ -121,7 +163,22 @@ static constexpr PanelFn panel_fn_wide(int q) {
 }
 
 inline PanelFn pick_panel_kernel(int r, int q) {
-  if (r == 1) return panel_fn_wide<1>(q);
+  if (r == 1) {
+    switch (q) {
+      case 1:
+        return panel_kernel_row<1>;
+      case 2:
+        return panel_kernel_row<2>;
+      case 3:
+        return panel_kernel_row<3>;
+      case 4:
+        return panel_kernel_row<4>;
+      case 5:
+        return panel_kernel_row<5>;
+      default:
+        return panel_kernel_row<6>;
+    }
+  }
   if (r == 2) return panel_fn_wide<2>(q);
   switch (r) {
     case 1:
