@@ -54,23 +54,30 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 
-# Regenerates docs/benchmarks.md (about 10 minutes on 2 cores): one table per ISA path this CPU
-# can run (an AVX-512 machine also runs the forced AVX2 path, torch held to AVX2 too), one
-# thread on the process clock (other load on a shared host does not enter it).
+# Regenerates this machine class's benchmark page (about 10 minutes on 2 cores): one table per
+# ISA path this CPU can run (an AVX-512 machine also runs the forced AVX2 path, torch held to
+# AVX2 too), one thread on the process clock (other load on a shared host does not enter it).
+# The page is named by the CPU's best path, so each class keeps its own: docs/benchmarks.md
+# (AVX-512), docs/benchmarks-avx2.md (an AVX2 machine), docs/benchmarks-portable.md.
 # bench-threads: the same with every core this machine has (2 here) on the wall clock, into
-# docs/benchmarks-threads.md.  Earlier two-thread runs swung from 0.02x to 30x: onnxruntime's
-# pool kept spinning after its calls and took the next series' cores; the bench now lets the
-# workers go idle between samples (bench.SETTLE_S).
+# docs/benchmarks-threads[-avx2|-portable].md.  Earlier two-thread runs swung from 0.02x to 30x:
+# onnxruntime's pool kept spinning after its calls and took the next series' cores; the bench
+# now lets the workers go idle between samples (bench.SETTLE_S).  9 repeats: on a shared VM
+# host (the AVX2 Zen 3 machine) 5 left single points swinging by +-0.2.
 BENCH_ISA ?= $(shell if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then echo avx512,avx2; \
   elif grep -qw avx2 /proc/cpuinfo 2>/dev/null; then echo avx2; else echo portable; fi)
+comma := ,
+BENCH_CLASS = $(firstword $(subst $(comma), ,$(BENCH_ISA)))
+BENCH_SUFFIX = $(if $(filter avx512,$(BENCH_CLASS)),,-$(BENCH_CLASS))
+BENCH_REPEATS ?= 9
 bench: $(STAMP)
 	$(BIN)/lstmkit bench --isa $(BENCH_ISA) --threads 1 --clock process --scale-t 0.5 \
-	  --repeats 5 --markdown docs/benchmarks.md
+	  --repeats $(BENCH_REPEATS) --markdown docs/benchmarks$(BENCH_SUFFIX).md
 
 BENCH_THREADS ?= $(shell nproc)
 bench-threads: $(STAMP)
 	$(BIN)/lstmkit bench --isa $(BENCH_ISA) --threads $(BENCH_THREADS) --clock wall \
-	  --scale-t 0.5 --repeats 5 --markdown docs/benchmarks-threads.md
+	  --scale-t 0.5 --repeats $(BENCH_REPEATS) --markdown docs/benchmarks-threads$(BENCH_SUFFIX).md
 
 # Regenerates docs/experiments.md and the cell diagrams (about 25 minutes on 2 cores).
 figures: $(STAMP)

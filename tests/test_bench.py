@@ -115,6 +115,18 @@ def test_isa_runs_one_child_per_path(grid, tmp_path, capsys):
     text = out.read_text()
     assert f"## {isa} path" in text and f"LSTMKIT_CPU_ISA={isa}" in text
     assert "| GRU B2 T5 I3 H4 L1 | cpu | padded |" in text
+    # This CPU's own best path is a native run of its class, not an emulated one.
+    assert "native run" in text and "emulated class" not in text
     capsys.readouterr()
     assert main(argv[:-1] + ["avx9"]) == 2
     assert "--isa: ['avx9'] cannot run" in capsys.readouterr().err
+
+
+def test_a_path_below_the_best_is_called_emulated():
+    from lstmkit import bench_report
+
+    run = {"machine": {"isa": "avx2", "isa_best": "avx512", "isa_forced": True}}
+    assert bench_report._emulated(run["machine"])
+    assert "forced by LSTMKIT_CPU_ISA" in bench_report._isa_words(run["machine"])
+    native = {"isa": "avx2", "isa_best": "avx2", "isa_forced": True}
+    assert not bench_report._emulated(native) and "native" in bench_report._isa_words(native)
