@@ -35,9 +35,17 @@ def test_measured_losses_go_to_torch(on):
     assert policy.prefer_torch(_req(batch=32, hidden_size=1024, grad=True)) is not None
     assert policy.prefer_torch(_req(batch=64, hidden_size=256, grad=True)) is None  # 1.18x
     assert policy.prefer_torch(_req(batch=1, hidden_size=128)) is None  # 1.18x, prepacked 1.40x
+    # avx2 (the AMD Zen 3): training at large H, and two-thread inference unless prepacked
     on("avx2", 2)
-    assert policy.prefer_torch(_req(batch=32, hidden_size=700, grad=True)) is None
-    assert policy.prefer_torch(_req(batch=64, hidden_size=256)) is None
+    assert "avx2" in policy.prefer_torch(_req(batch=32, hidden_size=700, grad=True))
+    assert policy.prefer_torch(_req(batch=64, hidden_size=256, grad=True)) is not None
+    assert policy.prefer_torch(_req(batch=24, hidden_size=200, grad=True)) is None  # 1.07x
+    assert policy.prefer_torch(_req(batch=64, hidden_size=256)) is not None  # 0.84x
+    assert policy.prefer_torch(_req(batch=64, hidden_size=256, prepacked=True)) is None
+    on("avx2", 1)
+    assert policy.prefer_torch(_req(batch=32, hidden_size=512, grad=True)) is not None
+    assert policy.prefer_torch(_req(batch=64, hidden_size=256, grad=True)) is None  # 0.97-1.02x
+    assert policy.prefer_torch(_req(batch=128, hidden_size=512)) is None  # inference 0.96-1.05x
 
 
 @pytest.mark.parametrize(
@@ -65,3 +73,24 @@ def test_deterministic_and_isa_dependent(on):
     assert policy.prefer_torch(r) is None
     on("portable", 2)
     assert policy.prefer_torch(r) is None
+
+
+def test_a_prepacked_module_keeps_its_kernels_where_a_plain_one_goes_to_torch(on):
+    """The avx2 two-thread inference rule leaves prepacked modules alone (Request.prepacked)."""
+    import lstmkit
+    from lstmkit.backends.cpu import _build
+
+    if _build.load_error() is not None:
+        pytest.skip(f"the CPU kernels did not build (C++ toolchain): {_build.load_error()}")
+    on("avx2", 2)
+    m = lstmkit.LSTM(16, 32)
+    x = torch.randn(5, 3, 16)
+    with torch.no_grad():
+        m(x)
+        assert m._dispatch_log["backend"] == "torch"
+        lstmkit.prepack(m)
+        m(x)
+        assert m._dispatch_log["backend"] == "cpu"
+        lstmkit.prepack(m, enable=False)
+        m(x)
+        assert m._dispatch_log["backend"] == "torch"

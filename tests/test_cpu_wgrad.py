@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence
 
+import lstmkit
 from lstmkit.backends.cpu import _build, fused
 
 pytestmark = pytest.mark.skipif(_build.load_error() is not None, reason="no CPU kernels")
@@ -34,3 +36,32 @@ def test_weight_grad_matches_float64(N, M, K, threads):
 def test_weight_grad_float64_is_torch_mm_exactly():
     dG, X = torch.randn(20, 12, dtype=torch.float64), torch.randn(20, 9, dtype=torch.float64)
     assert torch.equal(fused.weight_grad(dG, X), dG.t().mm(X))
+
+
+@pytest.mark.parametrize("after", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lstm_input_grad_in_or_after_the_time_loop(after, threads, monkeypatch):
+    """Both places the LSTM backward can compute dx (fused.LSTM_DX_AFTER_LOOP, chosen per ISA
+    path) give torch.nn's gradients in float32 (tolerance: float32 rounding over T steps,
+    2e-5 relative to each gradient's scale), packed rows and two directions included."""
+    isa = _build.isa()
+    monkeypatch.setattr(fused, "LSTM_DX_AFTER_LOOP", frozenset({isa} if after else set()))
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(3)
+        ref = torch.nn.LSTM(20, 144, bidirectional=True)
+        ours = lstmkit.LSTM(20, 144, bidirectional=True, backend="cpu")
+        ours.load_state_dict(ref.state_dict())
+        x = torch.randn(9, 5, 20)
+        lengths = torch.tensor([9, 7, 7, 3, 1])
+        grads = []
+        for model in (ours, ref):
+            xi = x.clone().requires_grad_()
+            out = model(pack_padded_sequence(xi, lengths))[0].data
+            (out * torch.linspace(-1, 1, out.shape[1])).sum().backward()
+            grads.append([xi.grad, *(p.grad for p in model.parameters())])
+        for got, want in zip(*grads):
+            assert (got - want).abs().max().item() <= 2e-5 * max(1.0, want.abs().max().item())
+    finally:
+        torch.set_num_threads(prev)

@@ -18,6 +18,7 @@ kind, never by parsing the words.
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -135,11 +136,17 @@ class Request:
     num_layers: int = 1
     bidirectional: bool = False
     grad: bool = False  # autograd will record this call (a backward is expected)
+    prepacked: bool = False  # the module is in PREPACKED (lstmkit.prepack)
     # The running context, read once per call: by the caller (context_read=True) or else by
     # select_backend (see with_context).
     tracing: str | None = None  # "jit.trace" | "onnx" | "torch.export" | "torch.compile" | ...
     autocast: bool = False  # autocast is enabled for the request's device type
     context_read: bool = False  # tracing and autocast above are already the running context
+
+
+# Modules whose inference weights a backend keeps between calls (lstmkit.prepack): the faster
+# kernel can differ for them (backends/cpu/policy.py).  Weak: a dropped model leaves the set.
+PREPACKED: weakref.WeakSet = weakref.WeakSet()
 
 
 @dataclass

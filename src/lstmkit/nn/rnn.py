@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from lstmkit.backends import LayerWeights, Request, select_backend
-from lstmkit.backends.registry import tracing_context
+from lstmkit.backends.registry import PREPACKED, tracing_context
 from lstmkit.nn import checks, compat, extras
 from lstmkit.nn.init import check_init, init_layer, torch_default_bound
 from lstmkit.reference.cells import LayerNorms, Peephole
@@ -284,7 +284,8 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
                           active, explicit=chosen != "auto", batch=batch, steps=len(batch_sizes),
                           input_size=self.input_size, hidden_size=self.hidden_size,
                           num_layers=self.num_layers, bidirectional=self.bidirectional,
-                          grad=grad or data.requires_grad, tracing=tracing_context(),
+                          grad=grad or data.requires_grad, prepacked=self in PREPACKED,
+                          tracing=tracing_context(),
                           autocast=torch.is_autocast_enabled(data.device.type),
                           context_read=True)  # fmt: skip
         backend = select_backend(chosen, request)

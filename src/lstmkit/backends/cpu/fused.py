@@ -128,10 +128,24 @@ def _with_prev(x: Tensor, H: int) -> Tensor:
     return xh
 
 
+# ISA paths on which the LSTM's dx = dG @ W_ih is one GEMM after the backward time loop, not a
+# per-step GEMM inside it.  On the AVX2 Zen 3 (512 KB L2 per core) the per-step form streams
+# W_ih from L3 at every step beside W_hh, and the GEMM after the loop measured 5-11% faster for
+# the whole training step at H 384-1024 (neutral at H <= 256); on the AVX-512 Zen 5 the per-step
+# form was the faster one (the narrow GEMM after the loop ran ~20% below the panel kernel).
+LSTM_DX_AFTER_LOOP = frozenset({"avx2"})
+
+
 def _dx_split(need_dx: bool, dtype: torch.dtype, I: int, hb: tuple[int, ...]) -> list[int] | None:
     """Input columns per thread when dx comes out of the backward time loop (float32: the
     per-step panel GEMM, faster than one narrow GEMM after it); None: dx is left to the caller."""
     return list(slices(I, len(hb) - 1)) if need_dx and dtype == torch.float32 else None
+
+
+def _input_grad(dG: Tensor, w_ih: Tensor) -> Tensor:
+    """dx (N, I) = dG (N, G*H) @ W_ih (G*H, I): float32 on the panel kernel (wgrad.cpp), which
+    reads the strided W_ih columns of [W_ih | W_hh] in place; float64 through BLAS."""
+    return _build.load().weight_grad(dG, w_ih, min(torch.get_num_threads(), MAX_THREADS))
 
 
 def weight_grad(dG: Tensor, X: Tensor) -> Tensor:
@@ -222,12 +236,13 @@ def lstm_backward(a: LSTMInputs, s: LSTMSaved, bs: list[int], reverse: bool, dy:
     perm, hb = _perm(H, 4, s.hb), list(s.hb)
     dwr = None
     if a.w_hr is None:  # s.w is [W_ih | W_hh] (4H, I + H), rows as the forward permuted them
-        xb = _dx_split(need.x, a.x.dtype, I, s.hb)
+        after = _build.isa() in LSTM_DX_AFTER_LOOP
+        xb = None if after else _dx_split(need.x, a.x.dtype, I, s.hb)
         dG, dh0, dc0, dx, db = ext.lstm_backward(
             s.acts, s.tanh_c, s.cprev, s.w, dy, dhn, dcn, bs, reverse, hb, xb, has_bias
         )
         if xb is None:
-            dx = dG.mm(s.w[:, :I]) if need.x else None
+            dx = _input_grad(dG, s.w[:, :I]) if need.x else None
         dwi, dwh = _joint_weight_grads(dG, s.hx, perm, I, need.w_ih, need.w_hh)
     else:
         pb = list(slices(a.w_hr.shape[0], len(s.hb) - 1))

@@ -4,29 +4,40 @@
 for this call on this machine, else None.  The CPU backend's ``supports`` consults it.
 
 How the choice is made: a **measured table**, not a timing at run time.  Each rule below is a
-region of (ISA path, cell, training or inference, threads, batch, hidden) where lstmkit's
-kernel measured slower than torch.nn's by more than the noise band (ratio < 0.95, or a run of
-neighbouring points all below 1) in the interleaved A/B runs of ``make bench`` (1 thread,
-process clock: docs/benchmarks.md) and ``make bench-threads`` (2 threads, wall clock:
-docs/benchmarks-threads.md) on an AMD EPYC Zen 5 (AVX-512) machine, the AVX2 rows with the
-kernels and torch both held to AVX2.  The inputs are the ISA path (fixed for a machine, see
-``_build.isa``), ``torch.get_num_threads()`` and the call's shape, so two runs of the same
-program on the same machine always choose the same kernel.  Outside every rule lstmkit's
-kernel measured at least as fast (within the noise band); packed input always goes to
-lstmkit (torch's packed path measured 3.5-18x slower).
+region of (ISA path, cell, training or inference, threads, batch, hidden, prepacked or not)
+where lstmkit's kernel measured slower than torch.nn's by more than the noise band (ratio <
+0.95, or a run of neighbouring points all below 1) in the interleaved A/B runs of ``make
+bench`` (1 thread, process clock) and ``make bench-threads`` (2 threads, wall clock).  The
+avx512 rows come from an AMD EPYC Zen 5 (docs/benchmarks.md, docs/benchmarks-threads.md); the
+avx2 rows from a real AVX2 machine, an AMD EPYC Zen 3 with 512 KB of L2 per core
+(docs/benchmarks-avx2.md, docs/benchmarks-threads-avx2.md): the AVX2 path forced on the Zen 5
+had measured at least 0.96x everywhere, the Zen 3 did not.  The inputs are the ISA path (fixed
+for a machine, see ``_build.isa``), ``torch.get_num_threads()``, whether the module is
+prepacked (``lstmkit.prepack``) and the call's shape, so two runs of the same program on the
+same machine always choose the same kernel.  Outside every rule lstmkit's kernel measured at
+least as fast (within the noise band); packed input always goes to lstmkit (torch's packed
+path measured 3.5-24x slower).
 
 | ISA path | cell | grad | threads | shape | lstmkit / torch measured |
 |---|---|---|---|---|---|
 | avx512 | LSTM | yes | 1 | H >= 1000 | 0.94 (B32 H1024) |
 | avx512 | LSTM | yes | >= 2 | 24 <= B <= 64, H <= 700 | 0.90-0.99 (B24 H200, B32 bi, B48 H384, B64 H256, B32 H700) |
 | avx512 | LSTM | no | >= 2 | B >= 48, H <= 700 | 0.94-0.96 (B48 H384, B64 H256, B128 H512) |
+| avx2 | LSTM | yes | 1 | H >= 448 | 0.72-0.88 (B32 H512, B128 H512, B32 H700, B32 H1024); 0.92-0.95 with dx after the loop |
+| avx2 | LSTM | yes | >= 2 | H >= 448, or B >= 64 and H >= 256 | 0.72-0.94 (B32 H512, B128 H512, H700, H1024, B64 H256) |
+| avx2 | LSTM | no, not prepacked | >= 2 | any | 0.62-0.98 at 10 of 11 padded points (bidirectional B32 H256: 1.11) |
 
 Where the weight-gradient GEMMs ran on torch's MKL (before wgrad.cpp) the avx512 training
-rule covered every batch of 16 or more; the panel kernel's 2x on that GEMM removed it.  The
-AVX2 path measured at least 0.96x everywhere, 1 and 2 threads, so it has no rule.
+rule covered every batch of 16 or more; the panel kernel's 2x on that GEMM removed it.  On the
+Zen 3 the losses are the panel kernel's rate (about 55-60 GFLOP/s of a measured 91-94 FMA peak
+per core, where oneDNN's kernels reach about 65): the weights of H >= 448 (W_hh alone 3 MB) are
+streamed from L3 at every step.  A prepacked module's two-thread inference on the Zen 3
+measured 0.84-2.02x torch (below 1 at B64 H256 L2 and B32 H512): no rule, so ``prepack`` keeps
+its kernels there.
 
-GRU and RNN: lstmkit measured faster everywhere (1.26-4.6x), so no rule.  float64 and
-projections (``proj_size``): torch's kernel is ATen's fallback there (no oneDNN), so no rule.
+GRU and RNN: lstmkit measured faster everywhere (avx512 1.26-4.6x, avx2 1.15-2.9x), so no
+rule.  float64 and projections (``proj_size``): torch's kernel is ATen's fallback there (no
+oneDNN), so no rule.
 """
 
 from __future__ import annotations
@@ -47,23 +58,38 @@ class Rule:
     threads: Callable[[int], bool]
     shape: Callable[[int, int], bool]  # (batch, hidden) -> torch is faster
     measured: str
+    prepacked: bool | None = None  # None: either; else only modules that are (not) prepacked
 
     def matches(self, isa: str, request: Request, threads: int) -> bool:
         return (
             self.isa == isa
             and self.mode == request.mode
             and self.grad == request.grad
+            and (self.prepacked is None or self.prepacked == request.prepacked)
             and self.threads(threads)
             and self.shape(request.batch, request.hidden_size)
         )
 
 
+def _one(n: int) -> bool:
+    return n == 1
+
+
+def _several(n: int) -> bool:
+    return n >= 2
+
+
+def _avx2_wide_or_big(b: int, h: int) -> bool:
+    return h >= 448 or (b >= 64 and h >= 256)
+
+
 RULES: tuple[Rule, ...] = (
-    Rule("avx512", "lstm", True, lambda n: n == 1, lambda b, h: h >= 1000, "0.94x"),
-    Rule("avx512", "lstm", True, lambda n: n >= 2, lambda b, h: 24 <= b <= 64 and h <= 700,
-         "0.90-0.99x"),  # fmt: skip
-    Rule("avx512", "lstm", False, lambda n: n >= 2, lambda b, h: b >= 48 and h <= 700,
-         "0.94-0.96x"),  # fmt: skip
+    Rule("avx512", "lstm", True, _one, lambda b, h: h >= 1000, "0.94x"),
+    Rule("avx512", "lstm", True, _several, lambda b, h: 24 <= b <= 64 and h <= 700, "0.90-0.99x"),
+    Rule("avx512", "lstm", False, _several, lambda b, h: b >= 48 and h <= 700, "0.94-0.96x"),
+    Rule("avx2", "lstm", True, _one, lambda b, h: h >= 448, "0.72-0.95x"),
+    Rule("avx2", "lstm", True, _several, _avx2_wide_or_big, "0.72-0.94x"),
+    Rule("avx2", "lstm", False, _several, lambda b, h: True, "0.62-0.98x", prepacked=False),
 )
 
 

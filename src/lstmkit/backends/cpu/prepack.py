@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from lstmkit.backends.cpu import fused
+from lstmkit.backends.registry import PREPACKED
 
 MAX_REGIMES = 4  # entries kept per (layer, direction): thread split x batch regime
 
@@ -58,8 +59,10 @@ def prepack(model: nn.Module, enable: bool = True) -> nn.Module:
             found = True
             if enable:
                 _CACHES[m] = {}
+                PREPACKED.add(m)
             else:
                 _CACHES.pop(m, None)
+                PREPACKED.discard(m)
     if not found:
         raise ValueError(
             f"lstmkit.prepack: {type(model).__name__} holds no lstmkit LSTM, GRU or RNN module "
