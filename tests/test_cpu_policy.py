@@ -40,8 +40,9 @@ def test_measured_losses_go_to_torch(on):
     assert "avx2" in policy.prefer_torch(_req(batch=32, hidden_size=700, grad=True))
     assert policy.prefer_torch(_req(batch=64, hidden_size=256, grad=True)) is not None
     assert policy.prefer_torch(_req(batch=24, hidden_size=200, grad=True)) is None  # 1.07x
-    assert policy.prefer_torch(_req(batch=64, hidden_size=256)) is not None  # 0.84x
-    assert policy.prefer_torch(_req(batch=64, hidden_size=256, prepacked=True)) is None
+    assert policy.prefer_torch(_req(batch=128, hidden_size=512)) is not None  # 0.94x
+    assert policy.prefer_torch(_req(batch=128, hidden_size=512, prepacked=True)) is None
+    assert policy.prefer_torch(_req(batch=16, hidden_size=128)) is None  # 1.25x
     on("avx2", 1)
     assert policy.prefer_torch(_req(batch=32, hidden_size=512, grad=True)) is not None
     assert policy.prefer_torch(_req(batch=64, hidden_size=256, grad=True)) is None  # 0.97-1.02x
@@ -83,7 +84,7 @@ def test_a_prepacked_module_keeps_its_kernels_where_a_plain_one_goes_to_torch(on
     if _build.load_error() is not None:
         pytest.skip(f"the CPU kernels did not build (C++ toolchain): {_build.load_error()}")
     on("avx2", 2)
-    m = lstmkit.LSTM(16, 32)
+    m = lstmkit.LSTM(16, 384)
     x = torch.randn(5, 3, 16)
     with torch.no_grad():
         m(x)

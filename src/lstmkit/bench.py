@@ -243,8 +243,13 @@ def run_point(
     # (onnxruntime's pool, OpenMP teams) and would take cores from the next series: let them
     # go idle between samples (untimed).
     settle_s = SETTLE_S if torch.get_num_threads() > 1 else 0.0
-    for _ in range(repeats):
-        for k, fn in calls.items():
+    # The order turns one place per repeat: a series that always followed onnxruntime's ran up
+    # to 2.7x slower on a 2-core VM (its workers were still winding down), so no series keeps
+    # that seat.
+    order = list(calls.items())
+    for rep in range(repeats):
+        turn = rep % len(order) if order else 0
+        for k, fn in order[turn:] + order[:turn]:
             if len(times[k]) and times[k][0] > max_s:
                 continue
             n = per_sample[k]

@@ -25,15 +25,18 @@ path measured 3.5-24x slower).
 | avx512 | LSTM | no | >= 2 | B >= 48, H <= 700 | 0.94-0.96 (B48 H384, B64 H256, B128 H512) |
 | avx2 | LSTM | yes | 1 | H >= 448 | 0.72-0.88 (B32 H512, B128 H512, B32 H700, B32 H1024); 0.92-0.95 with dx after the loop |
 | avx2 | LSTM | yes | >= 2 | H >= 448, or B >= 64 and H >= 256 | 0.72-0.94 (B32 H512, B128 H512, H700, H1024, B64 H256) |
-| avx2 | LSTM | no, not prepacked | >= 2 | any | 0.62-0.98 at 10 of 11 padded points (bidirectional B32 H256: 1.11) |
+| avx2 | LSTM | no, not prepacked | >= 2 | H >= 384 | 0.91-0.99 (B48 H384, B32 H512, B128 H512, B32 H700, B32 H1024) |
 
 Where the weight-gradient GEMMs ran on torch's MKL (before wgrad.cpp) the avx512 training
 rule covered every batch of 16 or more; the panel kernel's 2x on that GEMM removed it.  On the
 Zen 3 the losses are the panel kernel's rate (about 55-60 GFLOP/s of a measured 91-94 FMA peak
 per core, where oneDNN's kernels reach about 65): the weights of H >= 448 (W_hh alone 3 MB) are
-streamed from L3 at every step.  A prepacked module's two-thread inference on the Zen 3
-measured 0.84-2.02x torch (below 1 at B64 H256 L2 and B32 H512): no rule, so ``prepack`` keeps
-its kernels there.
+streamed from L3 at every step.  Two-thread inference there: drawn from steady-state
+runs without onnxruntime between the series, because in the bench the series timed right after
+onnxruntime's ran up to 2.7x slower than alone (B1 H200: 3.3 against 1.5 ms; the bench now
+turns the order every repeat).  A prepacked module measured 0.96-1.06x torch at H >= 384 (it
+skips the per-call weight layout, a few hundred page faults per call there) and 1.3-2.1x below:
+no rule, so ``prepack`` keeps its kernels.
 
 GRU and RNN: lstmkit measured faster everywhere (avx512 1.26-4.6x, avx2 1.15-2.9x), so no
 rule.  float64 and projections (``proj_size``): torch's kernel is ATen's fallback there (no
@@ -89,7 +92,7 @@ RULES: tuple[Rule, ...] = (
     Rule("avx512", "lstm", False, _several, lambda b, h: b >= 48 and h <= 700, "0.94-0.96x"),
     Rule("avx2", "lstm", True, _one, lambda b, h: h >= 448, "0.72-0.95x"),
     Rule("avx2", "lstm", True, _several, _avx2_wide_or_big, "0.72-0.94x"),
-    Rule("avx2", "lstm", False, _several, lambda b, h: True, "0.62-0.98x", prepacked=False),
+    Rule("avx2", "lstm", False, _several, lambda b, h: h >= 384, "0.91-0.99x", prepacked=False),
 )
 
 
