@@ -127,6 +127,6 @@ def test_a_path_below_the_best_is_called_emulated():
 
     run = {"machine": {"isa": "avx2", "isa_best": "avx512", "isa_forced": True}}
     assert bench_report._emulated(run["machine"])
-    assert "forced by LSTMKIT_CPU_ISA" in bench_report._isa_words(run["machine"])
+    assert "forced by LSTMKIT_CPU_ISA" in bench_report.isa_words(run["machine"])
     native = {"isa": "avx2", "isa_best": "avx2", "isa_forced": True}
-    assert not bench_report._emulated(native) and "native" in bench_report._isa_words(native)
+    assert not bench_report._emulated(native) and "native" in bench_report.isa_words(native)

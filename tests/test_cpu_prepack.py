@@ -47,7 +47,7 @@ def test_prepacked_inference_equals_packing_every_call(cls, kw, batch):
             assert torch.equal(want[0], got[0])
             for a, b in zip(*(s if isinstance(s, tuple) else (s,) for s in (want[1], got[1]))):
                 assert torch.equal(a, b)
-    assert prepack._CACHES[kept], "the prepacked path was not taken"
+    assert prepack.PREPACKED[kept], "the prepacked path was not taken"
 
 
 def test_packed_sequences_and_batch_regimes_share_one_cache():
@@ -59,7 +59,7 @@ def test_packed_sequences_and_batch_regimes_share_one_cache():
             assert torch.equal(plain(x)[0], kept(x)[0])
         packed = torch.nn.utils.rnn.pack_padded_sequence(torch.randn(6, 4, 7), lengths)
         assert torch.equal(plain(packed)[0].data, kept(packed)[0].data)
-    assert {e.key[1] for e in prepack._CACHES[kept][(0, 0)]} == {True, False}
+    assert {e.key[1] for e in prepack.PREPACKED[kept][(0, 0)]} == {True, False}
 
 
 def _run(m, x):
@@ -106,12 +106,12 @@ def test_training_calls_and_grad_inputs_do_not_use_the_cache():
     plain, kept = _pair(lstmkit.LSTM, {"num_layers": 2, "dropout": 0.5})
     x = torch.randn(5, 2, 7, requires_grad=True)
     kept(x)[0].sum().backward()
-    assert not prepack._CACHES[kept]
+    assert not prepack.PREPACKED[kept]
     kept.train()
     torch.manual_seed(3)
     with torch.no_grad():
         a = kept(x)[0]
-    assert not prepack._CACHES[kept], "inter-layer dropout runs in the layer loop"
+    assert not prepack.PREPACKED[kept], "inter-layer dropout runs in the layer loop"
     torch.manual_seed(3)
     with torch.no_grad():
         assert torch.equal(a, plain(x)[0])

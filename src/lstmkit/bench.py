@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from lstmkit import bench_peers
-from lstmkit.bench_report import _isa_words, markdown, summary, table  # noqa: F401 - bench API
+from lstmkit.bench_report import isa_words, markdown, summary, table
 from lstmkit.reference.spec import KINDS
 
 IMPLS = ("cpu", "prepacked", "reference", "torch", "naive", "onnxruntime")
@@ -359,7 +359,7 @@ def main(args: argparse.Namespace) -> int:
         m = report["machine"]
         print(
             f"sgemm: {report['sgemm_gflops']:.0f} GFLOP/s on {m['cpu']}; "
-            f"CPU backend ISA path: {_isa_words(m)}",
+            f"CPU backend ISA path: {isa_words(m)}",
             flush=True,
         )
         for why in report["skipped"]:

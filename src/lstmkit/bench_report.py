@@ -68,7 +68,7 @@ def _emulated(m: dict) -> bool:
     return bool(m.get("isa_forced")) and m.get("isa") != m.get("isa_best")
 
 
-def _isa_words(m: dict) -> str:
+def isa_words(m: dict) -> str:
     if _emulated(m):
         how = "forced by LSTMKIT_CPU_ISA"
     elif m.get("isa_forced"):
@@ -112,7 +112,7 @@ def _run_markdown(report: dict, titled: bool) -> list[str]:
     lines = [f"## {m.get('isa', '?')} path", ""] if titled else []
     lines += [
         f"Machine: {m['cpu']} ({m.get('machine_arch', '?')}), {m['threads']} threads, torch "
-        f"{m['torch']}, Python {m['python']}. CPU backend ISA path: **{_isa_words(m)}**"
+        f"{m['torch']}, Python {m['python']}. CPU backend ISA path: **{isa_words(m)}**"
         + (f", environment `{env_words}`" if env_words else "")
         + ". "
         f"Measured sgemm: **{report['sgemm_gflops']:.0f} GFLOP/s** before the run, "

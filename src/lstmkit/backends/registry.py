@@ -144,9 +144,10 @@ class Request:
     context_read: bool = False  # tracing and autocast above are already the running context
 
 
-# Modules whose inference weights a backend keeps between calls (lstmkit.prepack): the faster
-# kernel can differ for them (backends/cpu/policy.py).  Weak: a dropped model leaves the set.
-PREPACKED: weakref.WeakSet = weakref.WeakSet()
+# Modules whose inference weights a backend keeps between calls (lstmkit.prepack), each with
+# what is kept (backends/cpu/prepack.py owns the entries); the faster kernel can differ for
+# them (backends/cpu/policy.py).  Weak: a dropped model leaves it, and frees what was kept.
+PREPACKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass

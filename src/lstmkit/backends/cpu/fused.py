@@ -145,13 +145,16 @@ def _dx_split(need_dx: bool, dtype: torch.dtype, I: int, hb: tuple[int, ...]) ->
 def _input_grad(dG: Tensor, w_ih: Tensor) -> Tensor:
     """dx (N, I) = dG (N, G*H) @ W_ih (G*H, I): float32 on the panel kernel (wgrad.cpp), which
     reads the strided W_ih columns of [W_ih | W_hh] in place; float64 through BLAS."""
-    return _build.load().weight_grad(dG, w_ih, min(torch.get_num_threads(), MAX_THREADS))
+    return _build.load().weight_grad(dG, w_ih, _gemm_threads())
 
 
 def weight_grad(dG: Tensor, X: Tensor) -> Tensor:
     """dW (M, K) = dG^T (M, N) @ X (N, K) on the panel kernel (wgrad.cpp), threads as torch's."""
-    threads = min(torch.get_num_threads(), MAX_THREADS)
-    return _build.load().weight_grad(dG.t().contiguous(), X, threads)
+    return _build.load().weight_grad(dG.t().contiguous(), X, _gemm_threads())
+
+
+def _gemm_threads() -> int:
+    return min(torch.get_num_threads(), MAX_THREADS)
 
 
 def _joint_weight_grads(dG: Tensor, xh: Tensor, perm: Tensor | None, I: int, need_ih: bool,

@@ -18,19 +18,18 @@ part of the module's state: ``state_dict``, pickling and ``copy.deepcopy`` do no
 
 from __future__ import annotations
 
-import weakref
 from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from lstmkit.backends.cpu import fused
+from lstmkit.backends.cpu import _build, fused
 from lstmkit.backends.registry import PREPACKED
 
 MAX_REGIMES = 4  # entries kept per (layer, direction): thread split x batch regime
 
+# PREPACKED (the registry's, so a Request can say a module is prepacked) maps
 # module -> {(layer, direction): [Entry, ...]}; weak, so a dropped model frees its panels.
-_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class Entry(NamedTuple):
@@ -58,11 +57,9 @@ def prepack(model: nn.Module, enable: bool = True) -> nn.Module:
         if _is_layer_module(m):
             found = True
             if enable:
-                _CACHES[m] = {}
-                PREPACKED.add(m)
+                PREPACKED[m] = {}
             else:
-                _CACHES.pop(m, None)
-                PREPACKED.discard(m)
+                PREPACKED.pop(m, None)
     if not found:
         raise ValueError(
             f"lstmkit.prepack: {type(model).__name__} holds no lstmkit LSTM, GRU or RNN module "
@@ -72,12 +69,12 @@ def prepack(model: nn.Module, enable: bool = True) -> nn.Module:
 
 
 def is_prepacked(module: nn.Module) -> bool:
-    return module in _CACHES
+    return module in PREPACKED
 
 
-def _regime(mode: str, B: int, H: int) -> tuple:
-    # LSTM packs the input half apart when it hoists it (small batches; lstm.cpp kHoistRows).
-    return (fused._split(mode, B, H), mode == "lstm" and B <= 8)
+def _regime(mode: str, B: int, H: int, I: int) -> tuple:
+    # LSTM packs the input half apart when it hoists it (small batches: lstm.cpp lstm_hoists).
+    return (fused._split(mode, B, H), mode == "lstm" and _build.load().lstm_hoists(B, I))
 
 
 def _current(e: Entry, weights: tuple, versions: tuple[int, ...]) -> bool:
@@ -87,13 +84,13 @@ def _current(e: Entry, weights: tuple, versions: tuple[int, ...]) -> bool:
 def lookup(module: nn.Module, layer: int, d: int, mode: str, a, B: int) -> fused.Prepared | None:
     """The kept weights for this layer call (made now if missing or stale), or None when
     ``module`` is not prepacked."""
-    cache = _CACHES.get(module)
+    cache = PREPACKED.get(module)
     if cache is None:
         return None
     weights = (a.w_ih, a.w_hh, a.b_ih, a.b_hh)
     versions = tuple(-1 if t is None else t._version for t in weights)
     H = a.w_hh.shape[1] if mode != "lstm" else a.w_ih.shape[0] // 4
-    key = _regime(mode, B, H)
+    key = _regime(mode, B, H, a.w_ih.shape[1])
     entries = cache.setdefault((layer, d), [])
     for e in entries:
         if e.key == key and _current(e, weights, versions):
