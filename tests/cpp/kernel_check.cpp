@@ -1,6 +1,7 @@
 // The CPU kernels' building blocks for one ISA build (chosen by the compiler flags), with no
 // torch: the panel GEMM (every register-block shape, column tails, both weight layouts,
-// accumulate or not, bias) against a float64 product, and the gate math against libm.
+// accumulate or not, bias) and the direct GEMM on unpacked weight rows (row stride wider
+// than k, depth tails) against a float64 product, and the gate math against libm.
 // Built and run by tests/test_cpu_isa.py, for aarch64 too (cross compiler + qemu-user).
 #include <cmath>
 #include <cstdio>
@@ -25,6 +26,18 @@ int main() {
         worst = std::fmax(worst, std::fabs(s - C[i * n + j]));
       }
       std::free(Bp);
+      if (!wt) continue;
+      const int64_t ldw = k + 3;  // a weight block inside a wider matrix ([W_ih | W_hh] rows)
+      std::vector<float> Wd(n * ldw), D(m * n);
+      for (auto& x : Wd) x = u(rng);
+      for (auto& x : D) x = u(rng);
+      const std::vector<float> D0 = D;
+      rows_gemm(m, n, k, A.data(), k, Wd.data(), ldw, acc, D.data(), n, bias.data());
+      for (int64_t i = 0; i < m; ++i) for (int64_t j = 0; j < n; ++j) {
+        double s = (acc ? D0[i * n + j] : 0) + bias[j];
+        for (int64_t p = 0; p < k; ++p) s += (double)A[i * k + p] * Wd[j * ldw + p];
+        worst = std::fmax(worst, std::fabs(s - D[i * n + j]));
+      }
     }
   std::vector<float> x(1000), y(1000);
   for (int i = 0; i < 1000; ++i) x[i] = y[i] = -20 + 0.04f * i;

@@ -97,6 +97,29 @@ static Tensor with_prev(const Tensor& x_or_xh, int64_t I, int64_t H) {
   return xh;
 }
 
+// direct = [w_ih (G*H, I), w_hh (G*H, H)] as the module holds them (float32): the forward
+// reads its operands from their rows (direct_gemm.h) and w is not used (it may be empty).
+static std::optional<DirectSrc> direct_src(const std::optional<TList>& direct, int64_t G,
+                                           int64_t H, const Tensor& x) {
+  if (!direct) return std::nullopt;
+  TORCH_CHECK(x.scalar_type() == at::kFloat && panel_enabled(),
+              "lstmkit cpu: direct weights need float32 and the panel GEMM");
+  TORCH_CHECK(direct->size() == 2, "lstmkit cpu: direct takes [w_ih, w_hh]");
+  const Tensor &wi = (*direct)[0], &wh = (*direct)[1];
+  check(wi, "w_ih");
+  check(wh, "w_hh");
+  TORCH_CHECK(wi.scalar_type() == at::kFloat && wh.scalar_type() == at::kFloat &&
+                  wi.dim() == 2 && wh.dim() == 2 && wi.size(0) == G * H && wh.size(0) == G * H &&
+                  wh.size(1) == H,
+              "lstmkit cpu: direct weights must be float32 (G*H, I) and (G*H, H)");
+  return DirectSrc{wi.data_ptr<float>(), wh.data_ptr<float>(), wi.size(1), H, G};
+}
+
+// The input width of a forward call: from w = [W_ih | W_hh], or from direct's w_ih.
+static int64_t input_width(const Tensor& w, const std::optional<DirectSrc>& d, int64_t H) {
+  return d ? d->I : w.size(1) - H;
+}
+
 // xh (N, I + H): x in columns [0, I); the kernel fills h_prev into [I, I + H) (or x (N, I),
 // see with_prev).
 // w (4H, I + H) = [W_ih | W_hh] and bias (4H,) = b_ih + b_hh (optional), thread-blocked.
@@ -105,13 +128,16 @@ static Tensor with_prev(const Tensor& x_or_xh, int64_t I, int64_t H) {
 // others are small per-step scratch.
 static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Tensor c0,
                           Vec bs, bool reverse, Vec hb, bool keep,
-                          std::optional<Tensor> panels) {
+                          std::optional<Tensor> panels, std::optional<TList> direct) {
   const Steps st(bs);
-  const int64_t H = h0.size(1), I = w.size(1) - H;
+  const int64_t H = h0.size(1);
+  const auto d = direct_src(direct, 4, H, xh);
+  const int64_t I = input_width(w, d, H);
   xh = with_prev(xh, I, H);
-  for (auto* t : {&w, &xh, &h0, &c0}) check(*t, "inputs");
+  for (auto* t : {&xh, &h0, &c0}) check(*t, "inputs");
+  if (!d) check(w, "w");
   if (bias) check(*bias, "bias");
-  TORCH_CHECK(xh.size(0) == st.N && w.size(0) == 4 * H && w.size(1) == I + H,
+  TORCH_CHECK(xh.size(0) == st.N && (d || (w.size(0) == 4 * H && w.size(1) == I + H)),
               "lstmkit cpu: xh / w shape");
   auto o = xh.options();
   const int64_t R = keep ? st.N : st.B;  // rows of the saved (or scratch) buffers
@@ -125,7 +151,7 @@ static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tenso
     if (keep) prefill<T>(st, reverse, ptr<T>(c0), ptr<T>(cp), H);
     lstm_fwd<T>(st, reverse, hb, ptr<T>(gates), ptr<T>(w), bias ? ptr<T>(*bias) : nullptr,
                 ptr<T>(xh), ptr<T>(cp), ptr<T>(tc), ptr<T>(y), ptr<T>(hn), ptr<T>(cn), H, I,
-                keep ? nullptr : ptr<T>(c0), pre);
+                keep ? nullptr : ptr<T>(c0), pre, d ? &*d : nullptr);
   });
   return {gates, y, cp, tc, hn, cn};
 }
@@ -204,14 +230,17 @@ static TList lstmp_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tens
 // keep=false (inference): only y and h_n are meaningful; acts and hwn are per-step scratch.
 static TList gru_forward(Tensor w, std::optional<Tensor> bc, std::optional<Tensor> bn, Tensor xh,
                          Tensor h0, Vec bs, bool reverse, Vec hb, bool keep,
-                         std::optional<Tensor> panels) {
+                         std::optional<Tensor> panels, std::optional<TList> direct) {
   const Steps st(bs);
-  const int64_t H = h0.size(1), I = w.size(1) - H;
+  const int64_t H = h0.size(1);
+  const auto d = direct_src(direct, 3, H, xh);
+  const int64_t I = input_width(w, d, H);
   xh = with_prev(xh, I, H);
-  for (auto* t : {&w, &xh, &h0}) check(*t, "inputs");
+  for (auto* t : {&xh, &h0}) check(*t, "inputs");
+  if (!d) check(w, "w");
   if (bc) check(*bc, "bias");
   if (bn) check(*bn, "bias");
-  TORCH_CHECK(xh.size(0) == st.N && w.size(0) == 3 * H && w.size(1) == I + H,
+  TORCH_CHECK(xh.size(0) == st.N && (d || (w.size(0) == 3 * H && w.size(1) == I + H)),
               "lstmkit cpu: xh / w shape");
   auto o = xh.options();
   const int64_t R = keep ? st.N : st.B;
@@ -223,7 +252,7 @@ static TList gru_forward(Tensor w, std::optional<Tensor> bc, std::optional<Tenso
     prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(xh), H, I + H, I);
     gru_fwd<T>(st, reverse, hb, ptr<T>(w), bc ? ptr<T>(*bc) : nullptr,
                bn ? ptr<T>(*bn) : nullptr, ptr<T>(xh), ptr<T>(acts), ptr<T>(hwn), ptr<T>(y),
-               ptr<T>(hn), H, I, keep, pre);
+               ptr<T>(hn), H, I, keep, pre, d ? &*d : nullptr);
   });
   return {acts, y, hwn, hn};
 }
@@ -256,13 +285,17 @@ static TList gru_backward(Tensor acts, Tensor hwn, Tensor xh, Tensor w, Tensor d
 // w (H, I + H) = [W_ih | W_hh], bias (H,) = b_ih + b_hh (optional); xh (N, I + H): x in
 // columns [0, I), the kernel fills h_prev into [I, I + H).  Returns y (N, H), h_n (B, H).
 static TList rnn_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Vec bs,
-                         bool reverse, Vec hb, bool relu, std::optional<Tensor> panels) {
+                         bool reverse, Vec hb, bool relu, std::optional<Tensor> panels,
+                         std::optional<TList> direct) {
   const Steps st(bs);
-  const int64_t H = h0.size(1), I = w.size(1) - H;
+  const int64_t H = h0.size(1);
+  const auto d = direct_src(direct, 1, H, xh);
+  const int64_t I = input_width(w, d, H);
   xh = with_prev(xh, I, H);
-  for (auto* t : {&w, &xh, &h0}) check(*t, "inputs");
+  for (auto* t : {&xh, &h0}) check(*t, "inputs");
+  if (!d) check(w, "w");
   if (bias) check(*bias, "bias");
-  TORCH_CHECK(xh.size(0) == st.N && w.size(0) == H && w.size(1) == I + H,
+  TORCH_CHECK(xh.size(0) == st.N && (d || (w.size(0) == H && w.size(1) == I + H)),
               "lstmkit cpu: xh / w shape");
   Tensor y = at::empty({st.N, H}, xh.options()), hn = at::empty({st.B, H}, xh.options());
   const float* pre = packed(panels, "rnn", xh, H, hb, st.B);
@@ -270,7 +303,7 @@ static TList rnn_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor
     using T = scalar_t;
     prefill<T>(st, reverse, ptr<T>(h0), ptr<T>(xh), H, I + H, I);
     rnn_fwd<T>(st, reverse, hb, ptr<T>(w), bias ? ptr<T>(*bias) : nullptr, ptr<T>(xh), ptr<T>(y),
-               ptr<T>(hn), H, I, relu, pre);
+               ptr<T>(hn), H, I, relu, pre, d ? &*d : nullptr);
   });
   return {y, hn};
 }
@@ -326,17 +359,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("pack_forward", &lstmkit::pack_forward);
   m.def("lstm_forward", &lstmkit::lstm_forward, py::arg("w"), py::arg("bias"), py::arg("xh"),
         py::arg("h0"), py::arg("c0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"),
-        py::arg("keep"), py::arg("panels") = py::none());
+        py::arg("keep"), py::arg("panels") = py::none(), py::arg("direct") = py::none());
   m.def("lstm_backward", &lstmkit::lstm_backward);
   m.def("lstmp_forward", &lstmkit::lstmp_forward);
   m.def("lstmp_backward", &lstmkit::lstmp_backward);
   m.def("gru_forward", &lstmkit::gru_forward, py::arg("w"), py::arg("bc"), py::arg("bn"),
         py::arg("xh"), py::arg("h0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"),
-        py::arg("keep"), py::arg("panels") = py::none());
+        py::arg("keep"), py::arg("panels") = py::none(), py::arg("direct") = py::none());
   m.def("gru_backward", &lstmkit::gru_backward);
   m.def("rnn_forward", &lstmkit::rnn_forward, py::arg("w"), py::arg("bias"), py::arg("xh"),
         py::arg("h0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"), py::arg("relu"),
-        py::arg("panels") = py::none());
+        py::arg("panels") = py::none(), py::arg("direct") = py::none());
   m.def("rnn_backward", &lstmkit::rnn_backward);
   m.def("weight_grad", &lstmkit::weight_grad);
   m.def("lstm_hoists", &lstmkit::lstm_hoists);  // prepack.py keys its entries by it

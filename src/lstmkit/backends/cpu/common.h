@@ -30,6 +30,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "direct_gemm.h"
 #include "panel_gemm.h"
 #include "vmath.h"
 
@@ -152,12 +153,17 @@ class StepGemm {
   StepGemm(int64_t n, int64_t k, const float* panels)
       : wt_(true), n_(n), k_(k), W_(nullptr), ldw_(0), view_(panels) {}
 
+  // Read from the module's own weight rows (direct_gemm.h): nothing is packed.
+  StepGemm(int64_t n, int64_t k, std::vector<DirectPart> parts)
+      : wt_(true), n_(n), k_(k), W_(nullptr), ldw_(0), direct_(std::move(parts)) {}
+
   // C = A @ op(W) + beta C (+ bias (n,) broadcast over rows, when given).
   void operator()(int64_t m, const T* A, int64_t lda, T beta, T* C, int64_t ldc,
                   const T* bias = nullptr) const {
     if constexpr (sizeof(T) == 4) {
       if (const float* p = buf_ ? buf_ : view_)
         return panel_gemm(m, n_, k_, A, lda, p, beta != T(0), C, ldc, bias);
+      if (!direct_.empty()) return direct_gemm(direct_, m, A, lda, beta != T(0), C, ldc, bias);
     }
     if (bias) {
       for (int64_t r = 0; r < m; ++r)
@@ -175,6 +181,7 @@ class StepGemm {
   int64_t ldw_;
   float* buf_ = nullptr;
   const float* view_ = nullptr;
+  std::vector<DirectPart> direct_;
 };
 
 // The forward's weight operands as data: a forward builds its StepGemm operands from
@@ -209,10 +216,14 @@ inline void pack_segs(const Segs& segs, const float* W, int64_t LD, float* dst) 
     }
 }
 
-// Slice k's operands (called by the thread that owns it); pre: the pack_segs buffer, or null.
+// Slice k = [lo, lo + hk)'s operands (called by the thread that owns it); pre: the pack_segs
+// buffer, or null; direct (float32, pre null): read them from the module's own weights
+// (direct_gemm.h) instead of W, which is then unused.
 template <typename T>
 inline std::vector<std::unique_ptr<StepGemm<T>>> step_gemms(const Segs& segs, int k, const T* W,
-                                                             int64_t LD, const float* pre) {
+                                                             int64_t LD, const float* pre,
+                                                             const DirectSrc* direct = nullptr,
+                                                             int64_t lo = 0, int64_t hk = 0) {
   int64_t o = 0;
   for (int j = 0; j < k; ++j)
     for (const Seg& s : segs[j]) o += (s.n > 0 && s.k > 0) ? seg_floats(s) : 0;
@@ -222,6 +233,11 @@ inline std::vector<std::unique_ptr<StepGemm<T>>> step_gemms(const Segs& segs, in
       if (pre) {
         out.push_back(std::make_unique<StepGemm<T>>(s.n, s.k, pre + o));
         o += (s.n > 0 && s.k > 0) ? seg_floats(s) : 0;
+        continue;
+      }
+      if (direct) {
+        out.push_back(std::make_unique<StepGemm<T>>(
+            s.n, s.k, direct_parts(*direct, s.w_off / LD, s.w_off % LD, s.n, s.k, lo, hk)));
         continue;
       }
     }
@@ -332,7 +348,7 @@ Segs rnn_segs(const Vec& hb, int64_t H, int64_t I);
 template <typename T>
 void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, const T* bias,
               T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I, const T* c0,
-              const float* pre);
+              const float* pre, const DirectSrc* direct);
 template <typename T>
 void lstm_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
               const T* tc, const T* cprev, const T* W, const T* dy, T* dG, T* dh, T* dc, T* dx,
@@ -348,14 +364,15 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
 template <typename T>
 void gru_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bc, const T* bn,
              T* xh, T* acts, T* hwn, T* y, T* hn, int64_t H, int64_t I, bool keep,
-             const float* pre);
+             const float* pre, const DirectSrc* direct);
 template <typename T>
 void gru_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* acts,
              const T* hwn, const T* xh, const T* W, const T* dy, T* dGx, T* dGh, T* dh, T* dx,
              T* dbx, T* dbh, int64_t H, int64_t I);
 template <typename T>
 void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bias, T* xh, T* y,
-             T* hn, int64_t H, int64_t I, bool relu, const float* pre);
+             T* hn, int64_t H, int64_t I, bool relu, const float* pre,
+             const DirectSrc* direct);
 template <typename T>
 void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const T* y, const T* W,
              const T* dy, T* dG, T* dh, T* dx, T* db, int64_t H, int64_t I, bool relu);

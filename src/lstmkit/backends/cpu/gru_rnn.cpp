@@ -31,18 +31,19 @@ Segs gru_segs(const Vec& hb, int64_t H, int64_t I) {
   return segs;
 }
 
-// pre: the operands of gru_segs packed by pack_segs, or null.
+// pre: the operands of gru_segs packed by pack_segs, or null; direct: read them from the
+// module's weights instead (W unused; step_gemms).
 template <typename T>
 void gru_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bc, const T* bn,
              T* xh, T* acts, T* hwn, T* y, T* hn, int64_t H, int64_t I, bool keep,
-             const float* pre) {
+             const float* pre, const DirectSrc* direct) {
   const int64_t G3 = 3 * H, LD = I + H;
   const size_t nt = hb.size() - 1;
   const Segs segs = gru_segs(hb, H, I);
   std::vector<std::unique_ptr<StepGemm<T>>> grz(nt), gxn(nt), ghn(nt);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      auto ops = step_gemms<T>(segs, k, W, LD, pre);
+      auto ops = step_gemms<T>(segs, k, W, LD, pre, direct, lo, hk);
       grz[k] = std::move(ops[0]);
       gxn[k] = std::move(ops[1]);
       ghn[k] = std::move(ops[2]);
@@ -156,16 +157,16 @@ Segs rnn_segs(const Vec& hb, int64_t H, int64_t I) {
   return segs;
 }
 
-// pre: the operands of rnn_segs packed by pack_segs, or null.
+// pre: the operands of rnn_segs packed by pack_segs, or null; direct: as gru_fwd's.
 template <typename T>
 void rnn_fwd(const Steps& st, bool reverse, const Vec& hb, const T* W, const T* bias, T* xh, T* y,
-             T* hn, int64_t H, int64_t I, bool relu, const float* pre) {
+             T* hn, int64_t H, int64_t I, bool relu, const float* pre, const DirectSrc* direct) {
   const int64_t LD = I + H;
   const Segs segs = rnn_segs(hb, H, I);
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      g0[k] = std::move(step_gemms<T>(segs, k, W, LD, pre)[0]);
+      g0[k] = std::move(step_gemms<T>(segs, k, W, LD, pre, direct, lo, hk)[0]);
     });
     for (int64_t s = 0; s < st.T; ++s) {
       const int64_t t = st.step(s, reverse), bt = st.bs[t], off = st.off[t];
@@ -238,7 +239,7 @@ void rnn_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& xb, const 
 
 #define LSTMKIT_INSTANTIATE_GRU(T)                                                             \
   template void gru_fwd<T>(const Steps&, bool, const Vec&, const T*, const T*, const T*, T*, T*, \
-                           T*, T*, T*, int64_t, int64_t, bool, const float*);                     \
+                           T*, T*, T*, int64_t, int64_t, bool, const float*, const DirectSrc*);  \
   template void gru_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
                            const T*, const T*, const T*, T*, T*, T*, T*, T*, T*, int64_t,       \
                            int64_t);
@@ -246,7 +247,7 @@ LSTMKIT_INSTANTIATE_GRU(float)
 LSTMKIT_INSTANTIATE_GRU(double)
 #define LSTMKIT_INSTANTIATE_RNN(T)                                                             \
   template void rnn_fwd<T>(const Steps&, bool, const Vec&, const T*, const T*, T*, T*, T*,       \
-                           int64_t, int64_t, bool, const float*);                               \
+                           int64_t, int64_t, bool, const float*, const DirectSrc*);             \
   template void rnn_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,      \
                            const T*, T*, T*, T*, T*, int64_t, int64_t, bool);
 LSTMKIT_INSTANTIATE_RNN(float)

@@ -84,11 +84,12 @@ Segs lstm_segs(const Vec& hb, int64_t H, int64_t I, bool hoist) {
   return segs;
 }
 
-// pre: the operands of lstm_segs(hb, H, I, lstm_hoists(B, I)) packed by pack_segs, or null.
+// pre: the operands of lstm_segs(hb, H, I, lstm_hoists(B, I)) packed by pack_segs, or null;
+// direct: read them from the module's weights instead (W unused; step_gemms).
 template <typename T>
 void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W, const T* bias,
               T* xh, T* cprev, T* tc, T* y, T* hn, T* cn, int64_t H, int64_t I, const T* c0,
-              const float* pre) {
+              const float* pre, const DirectSrc* direct) {
   const int64_t G4 = 4 * H, LD = I + H;
   const bool keep = c0 == nullptr, hoist = lstm_hoists(st.B, I);
   std::unique_ptr<T[]> own;  // inference + hoist: the gates of every row
@@ -99,7 +100,7 @@ void lstm_fwd(const Steps& st, bool reverse, const Vec& hb, T* gates, const T* W
   std::vector<std::unique_ptr<StepGemm<T>>> g0(hb.size() - 1);
   run_team(hb, [&](const Team& tm) {
     tm.slices([&](int64_t lo, int64_t hk, int k) {
-      auto ops = step_gemms<T>(segs, k, W, LD, pre);
+      auto ops = step_gemms<T>(segs, k, W, LD, pre, direct, lo, hk);
       if (hoist)
         (*ops[0])(st.N, xh, LD, T(0), G + 4 * lo, G4, bias ? bias + 4 * lo : nullptr);
       g0[k] = std::move(ops.back());
@@ -266,7 +267,8 @@ void lstmp_bwd(const Steps& st, bool reverse, const Vec& hb, const Vec& pb, cons
 
 #define LSTMKIT_INSTANTIATE(T)                                                                    \
   template void lstm_fwd<T>(const Steps&, bool, const Vec&, T*, const T*, const T*, T*, T*, T*,   \
-                            T*, T*, T*, int64_t, int64_t, const T*, const float*);                \
+                            T*, T*, T*, int64_t, int64_t, const T*, const float*,                 \
+                            const DirectSrc*);                                                    \
   template void lstm_bwd<T>(const Steps&, bool, const Vec&, const Vec&, const T*, const T*,       \
                             const T*, const T*, const T*, T*, T*, T*, T*, T*, int64_t, int64_t);  \
   template void lstmp_fwd<T>(const Steps&, bool, const Vec&, const Vec&, T*, const T*, const T*,  \

@@ -1,0 +1,165 @@
+// lstmkit CPU backend: the per-step GEMM read straight from the weights' own rows (float32).
+//
+// Legend: C (m, n) (+)= A (m, k) @ W^T (+ bias), W (n, k) row-major with row stride ldw, A and
+// C row-major; m = rows of the step (small), n = gate columns, k = I or H.
+//
+// Why: the panel kernel (panel_gemm.h) needs its operand packed first, one read and one write
+// of every weight (plus, in Python, the [W_ih | W_hh] concatenation in thread-blocked row
+// order: another read and write).  A call of a few steps (streaming inference, one token per
+// call) pays that at every call for a GEMM that reads the weights once or twice: at H = 512
+// that layout was ~90% of a one-step call.  This kernel reads the weights where they lie:
+// each output is a dot product of a row of A and a row of W, both contiguous, so nothing is
+// laid out and a step that streams W from memory (batch 1, weights beyond L2) runs at the
+// panel kernel's rate.  Where W stays in cache and the call is long, packing wins again
+// (fused.py's direct_forward chooses).
+//
+// One source for every ISA build: GCC vector extensions (8 floats) lower to ymm on avx2 and
+// avx512, to two SSE / NEON registers on the portable build.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
+namespace lstmkit {
+
+typedef float vf8 __attribute__((vector_size(32)));
+
+static inline vf8 load8(const float* p) {
+  vf8 v;
+  std::memcpy(&v, p, sizeof v);  // unaligned load
+  return v;
+}
+
+static inline float sum8(vf8 v) {
+  return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+// The four sums of v[0..3]'s lanes, as four floats: a shuffle-and-add tree (x86) instead of
+// four scalar sums, which at k = 256 cost as much as the dot products themselves.
+static inline void sum8x4(const vf8* v, float* out) {
+#if defined(__AVX__)
+  const __m256 a = _mm256_hadd_ps((__m256)v[0], (__m256)v[1]);
+  const __m256 b = _mm256_hadd_ps((__m256)v[2], (__m256)v[3]);
+  const __m256 c = _mm256_hadd_ps(a, b);  // lane halves: [s0 s1 s2 s3] low + high
+  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1)));
+#else
+  for (int j = 0; j < 4; ++j) out[j] = sum8(v[j]);
+#endif
+}
+
+// R rows of A x J rows of W: R*J accumulators of 8 partial sums each.
+template <int R, int J>
+static inline void rows_block(int64_t k, const float* A, int64_t lda, const float* W,
+                              int64_t ldw, float* C, int64_t ldc, bool accumulate,
+                              const float* bias) {
+  vf8 acc[R][J] = {};
+  int64_t kk = 0;
+  for (; kk + 8 <= k; kk += 8) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const vf8 a = load8(A + r * lda + kk);
+#pragma GCC unroll 8
+      for (int j = 0; j < J; ++j) acc[r][j] += a * load8(W + j * ldw + kk);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float s[J];
+    if constexpr (J % 4 == 0) {
+      for (int j = 0; j < J; j += 4) sum8x4(&acc[r][j], s + j);
+    } else {
+      for (int j = 0; j < J; ++j) s[j] = sum8(acc[r][j]);
+    }
+    for (int j = 0; j < J; ++j) {
+      for (int64_t q = kk; q < k; ++q) s[j] += A[r * lda + q] * W[j * ldw + q];
+      if (bias) s[j] += bias[j];
+      float* dst = C + r * ldc + j;
+      *dst = accumulate ? *dst + s[j] : s[j];
+    }
+  }
+}
+
+// Rows [0, m) of A against J rows of W: the J rows (J * k floats) stay in L1 while every row
+// block of A passes, so W is read from memory once per call of rows_gemm.
+template <int J>
+static void rows_of_w(int64_t m, int64_t k, const float* A, int64_t lda, const float* W,
+                      int64_t ldw, float* C, int64_t ldc, bool accumulate, const float* bias) {
+  int64_t r = 0;
+  if constexpr (J == 8) {  // m == 1: 8 independent chains
+    for (; r < m; ++r) rows_block<1, 8>(k, A + r * lda, lda, W, ldw, C + r * ldc, ldc, accumulate, bias);
+  } else {
+    for (; r + 3 <= m; r += 3)
+      rows_block<3, J>(k, A + r * lda, lda, W, ldw, C + r * ldc, ldc, accumulate, bias);
+    if (m - r == 2) rows_block<2, J>(k, A + r * lda, lda, W, ldw, C + r * ldc, ldc, accumulate, bias);
+    if (m - r == 1) rows_block<1, J>(k, A + r * lda, lda, W, ldw, C + r * ldc, ldc, accumulate, bias);
+  }
+}
+
+inline void rows_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
+                      const float* W, int64_t ldw, bool accumulate, float* C, int64_t ldc,
+                      const float* bias) {
+  const bool one = m == 1;
+  const int64_t J = one ? 8 : 4;
+  int64_t j = 0;
+  for (; j + J <= n; j += J) {
+    const float* bj = bias ? bias + j : nullptr;
+    if (one)
+      rows_of_w<8>(m, k, A, lda, W + j * ldw, ldw, C + j, ldc, accumulate, bj);
+    else
+      rows_of_w<4>(m, k, A, lda, W + j * ldw, ldw, C + j, ldc, accumulate, bj);
+  }
+  for (; j < n; ++j)
+    rows_of_w<1>(m, k, A, lda, W + j * ldw, ldw, C + j, ldc, accumulate, bias ? bias + j : nullptr);
+}
+
+// The weights as the module holds them: W_ih (G*H, I) and W_hh (G*H, H), rows in gate order,
+// not concatenated, not thread-blocked.
+struct DirectSrc {
+  const float* w_ih;
+  const float* w_hh;
+  int64_t I, H, G;
+};
+
+// One run of an operand: C[:, c_col : c_col + n] (+)= A[:, a_col : a_col + k] @ w[0:n, 0:k]^T,
+// the bias (and the caller's beta) applied by the first part of its columns only.
+struct DirectPart {
+  const float* w;
+  int64_t ldw, a_col, k, c_col, n;
+  bool first;
+};
+
+// An operand of the thread-blocked layout (common.h, Seg: n rows from row0, k columns from
+// col0 of [W_ih | W_hh]) of thread slice (lo, hk), as runs of the module's own rows: a row run
+// per gate it spans (gate g of the slice is rows [G*lo + g*hk, G*lo + (g+1)*hk)) and a part
+// per matrix its columns span.
+inline std::vector<DirectPart> direct_parts(const DirectSrc& d, int64_t row0, int64_t col0,
+                                            int64_t n, int64_t k, int64_t lo, int64_t hk) {
+  std::vector<DirectPart> parts;
+  const int64_t end = col0 + k, split = col0 > d.I ? col0 : d.I;  // first W_hh column
+  for (int64_t r = row0 - d.G * lo; r < row0 - d.G * lo + n;) {
+    const int64_t g = r / hk, j = r % hk;
+    const int64_t len = hk - j < row0 - d.G * lo + n - r ? hk - j : row0 - d.G * lo + n - r;
+    const int64_t row = g * d.H + lo + j, c_col = r - (row0 - d.G * lo);
+    if (col0 < d.I)
+      parts.push_back({d.w_ih + row * d.I + col0, d.I, 0, (end < d.I ? end : d.I) - col0, c_col,
+                       len, true});
+    if (end > d.I)
+      parts.push_back({d.w_hh + row * d.H + (split - d.I), d.H, split - col0, end - split, c_col,
+                       len, col0 >= d.I});
+    r += len;
+  }
+  return parts;
+}
+
+inline void direct_gemm(const std::vector<DirectPart>& parts, int64_t m, const float* A,
+                        int64_t lda, bool accumulate, float* C, int64_t ldc, const float* bias) {
+  for (const DirectPart& p : parts)
+    rows_gemm(m, p.n, p.k, A + p.a_col, lda, p.w, p.ldw, accumulate || !p.first, C + p.c_col,
+              ldc, p.first && bias ? bias + p.c_col : nullptr);
+}
+
+}  // namespace lstmkit

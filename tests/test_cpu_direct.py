@@ -1,0 +1,138 @@
+"""Short inference calls read the weights where they lie (direct_gemm.h, fused.direct_forward).
+
+Oracles: torch.nn in float64 (float32 tolerance, scaled) and the same call with the weights
+laid out and panel-packed (the path test_cpu_backend checks), which differs only in the order
+of the dot products.  Every cell, both directions, a thread split (hidden units over two
+threads, so the thread-blocked gate rows map back to the module's rows in runs), packed
+sequences, no bias, and hidden sizes that are not multiples of 16.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import lstmkit
+from lstmkit.backends.cpu import _build, fused
+from tests.tolerances import assert_close_scaled
+
+pytestmark = pytest.mark.skipif(_build.load_error() is not None, reason="no CPU kernels")
+
+CASES = [  # (lstmkit class, torch class, kwargs, input, hidden, threads)
+    (lstmkit.LSTM, torch.nn.LSTM, {}, 24, 200, 2),  # two hidden-unit slices (112 + 88)
+    (lstmkit.LSTM, torch.nn.LSTM, {"num_layers": 2, "bidirectional": True}, 7, 33, 1),
+    (lstmkit.LSTM, torch.nn.LSTM, {"bias": False}, 5, 40, 1),
+    (lstmkit.GRU, torch.nn.GRU, {}, 24, 200, 2),
+    (lstmkit.GRU, torch.nn.GRU, {"num_layers": 2, "bidirectional": True}, 9, 21, 1),
+    (lstmkit.GRU, torch.nn.GRU, {"bias": False}, 3, 16, 1),
+    (lstmkit.RNN, torch.nn.RNN, {}, 24, 300, 2),
+    (lstmkit.RNN, torch.nn.RNN, {"nonlinearity": "relu", "bidirectional": True}, 6, 19, 1),
+]
+
+
+@pytest.fixture
+def prepared(monkeypatch):
+    """Records whether each layer call of the kernels read its weights directly."""
+    seen: list[bool] = []
+    real = fused.prepare
+
+    def spy(mode, a, B, pack, direct=False):
+        seen.append(direct)
+        return real(mode, a, B, pack, direct)
+
+    monkeypatch.setattr(fused, "prepare", spy)
+    return seen
+
+
+def _set_direct(monkeypatch, on: bool):
+    monkeypatch.setattr(fused, "DIRECT_ALWAYS_ROWS", 10**6 if on else 0)
+    monkeypatch.setattr(fused, "DIRECT_MAX_ROWS", 0)
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("cls,ref_cls,kw,I,H,nt", CASES)
+@pytest.mark.parametrize("steps,batch", [(1, 1), (3, 4), (5, 2)])
+def test_direct_equals_torch_and_the_packed_path(
+    cls, ref_cls, kw, I, H, nt, steps, batch, monkeypatch, prepared, threads
+):
+    threads(nt)
+    torch.manual_seed(0)
+    ref = ref_cls(I, H, **kw).double()
+    m = cls(I, H, backend="cpu", **kw)
+    m.load_state_dict(ref.state_dict())
+    x = torch.randn(steps, batch, I, dtype=torch.float64)
+    with torch.no_grad():
+        want, want_h = ref(x)
+        _set_direct(monkeypatch, True)
+        got, got_h = m(x.float())
+        assert prepared and all(prepared), "the direct path was not taken"
+        _set_direct(monkeypatch, False)
+        laid_out, laid_out_h = m(x.float())
+        assert not any(prepared[len(prepared) // 2 :])
+    assert_close_scaled(got, want.float(), "y vs torch.nn (float64)")
+    torch.testing.assert_close(got, laid_out, atol=2e-6, rtol=1e-5)
+    for g, w, p in zip(*(s if isinstance(s, tuple) else (s,) for s in (got_h, want_h, laid_out_h))):
+        assert_close_scaled(g, w.float(), "final state vs torch.nn (float64)")
+        torch.testing.assert_close(g, p, atol=2e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cls,ref_cls", [(lstmkit.LSTM, torch.nn.LSTM), (lstmkit.GRU, torch.nn.GRU)])
+def test_direct_packed_sequences_forward_and_reverse(cls, ref_cls, monkeypatch, prepared):
+    torch.manual_seed(1)
+    ref = ref_cls(5, 37, bidirectional=True).double()
+    m = cls(5, 37, bidirectional=True, backend="cpu")
+    m.load_state_dict(ref.state_dict())
+    x = torch.randn(4, 3, 5, dtype=torch.float64)
+    lengths = torch.tensor([4, 2, 1])
+    _set_direct(monkeypatch, True)
+    with torch.no_grad():
+        want = ref(pack_padded_sequence(x, lengths))[0].data
+        got = m(pack_padded_sequence(x.float(), lengths))[0].data
+    assert prepared and all(prepared)
+    assert_close_scaled(got, want.float(), "packed y vs torch.nn (float64)")
+
+
+def _inputs(rows: int, I: int, H: int, G: int, dtype=torch.float32) -> fused.LSTMInputs:
+    z = torch.zeros
+    return fused.LSTMInputs(
+        z(rows, I, dtype=dtype), z(1, H), z(1, H), z(G * H, I), z(G * H, H), None, None, None
+    )
+
+
+@pytest.mark.parametrize(
+    "rows,batch,I,H,expect",
+    [
+        (1, 1, 64, 128, True),  # one streaming step: always direct
+        (4, 4, 64, 128, True),
+        (16, 1, 64, 128, False),  # weights in L2: the panel kernel's rate pays for the layout
+        (16, 1, 256, 512, True),  # 6 MB of weights: direct up to 64 rows at batch <= 8
+        (64, 8, 256, 512, True),
+        (65, 1, 256, 512, False),
+        (32, 16, 256, 512, False),  # 16 rows a step: the panel kernel wins
+    ],
+)
+def test_which_calls_are_direct(rows, batch, I, H, expect):
+    assert fused.direct_forward(_inputs(rows, I, H, 4), batch, keep=False) is expect
+
+
+def test_training_float64_and_blas_calls_are_never_direct(monkeypatch):
+    assert not fused.direct_forward(_inputs(1, 8, 8, 4), 1, keep=True)
+    assert not fused.direct_forward(_inputs(1, 8, 8, 4, torch.float64), 1, keep=False)
+    monkeypatch.setenv("LSTMKIT_CPU_GEMM", "blas")
+    assert not fused.direct_forward(_inputs(1, 8, 8, 4), 1, keep=False)
+
+
+def test_direct_weights_of_the_wrong_shape_are_refused():
+    ext = _build.load()
+    H, I = 8, 5
+    x, h0 = torch.zeros(1, I), torch.zeros(1, H)
+    bad = [torch.zeros(4 * H, I), torch.zeros(4 * H, H + 1)]
+    with pytest.raises(RuntimeError, match="direct weights must be float32"):
+        ext.lstm_forward(x.new_empty(0), None, x, h0, h0, [1], False, [0, H], False, None, bad)
