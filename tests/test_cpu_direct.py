@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.tolerances import assert_close_scaled
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmkit
 from lstmkit.backends.cpu import _build, fused
-from tests.tolerances import assert_close_scaled
 
 pytestmark = pytest.mark.skipif(_build.load_error() is not None, reason="no CPU kernels")
 

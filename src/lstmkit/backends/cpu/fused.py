@@ -193,13 +193,18 @@ DIRECT_MAX_BATCH = 8  # rows per step beyond which the panel kernel's rate wins 
 DIRECT_MIN_WEIGHT_BYTES = 1 << 20  # "large": beyond L2 on the CPUs measured (0.5-2 MB)
 
 
+def direct_call(rows: int, batch: int, weight_elems: int) -> bool:
+    """Whether a float32 inference call of ``rows`` packed rows (steps x batch) at ``batch``
+    rows a step, on a layer of ``weight_elems`` weights (W_ih and W_hh), reads them directly."""
+    large = weight_elems * 4 >= DIRECT_MIN_WEIGHT_BYTES
+    return rows <= DIRECT_ALWAYS_ROWS or (large and batch <= DIRECT_MAX_BATCH and rows <= DIRECT_MAX_ROWS)
+
+
 def direct_forward(a: LSTMInputs | GRUInputs, B: int, keep: bool) -> bool:
-    """Whether an inference call reads its weights directly (see above)."""
+    """Whether this layer call reads its weights directly (see above)."""
     if keep or a.x.dtype != torch.float32 or os.environ.get("LSTMKIT_CPU_GEMM") == "blas":
         return False
-    rows = a.x.shape[0]
-    large = (a.w_ih.numel() + a.w_hh.numel()) * 4 >= DIRECT_MIN_WEIGHT_BYTES
-    return rows <= DIRECT_ALWAYS_ROWS or (large and B <= DIRECT_MAX_BATCH and rows <= DIRECT_MAX_ROWS)
+    return direct_call(a.x.shape[0], B, a.w_ih.numel() + a.w_hh.numel())
 
 
 def _split(mode: str, B: int, H: int) -> tuple[int, ...]:
