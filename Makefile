@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-dev
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup demo test test-slow lint format bench bench-threads figures clean
+.PHONY: setup demo test test-slow lint format bench bench-threads bench-streaming figures clean
 
 # torch's CPU build: a bare `pip install torch` on Linux pulls the multi-GB CUDA build.
 # 1. torch already importable: keep it.  2. PyTorch's CPU wheel index reachable: torch from
@@ -78,6 +78,14 @@ BENCH_THREADS ?= $(shell nproc)
 bench-threads: $(STAMP)
 	$(BIN)/lstmkit bench --isa $(BENCH_ISA) --threads $(BENCH_THREADS) --clock wall \
 	  --scale-t 0.5 --repeats $(BENCH_REPEATS) --markdown docs/benchmarks-threads$(BENCH_SUFFIX).md
+
+# Streaming and short inference calls (benchmarks/streaming.json: one step per call, as a
+# server or an online decoder calls a layer), forward only, 1 thread, into
+# docs/benchmarks-streaming[-avx2|-portable].md (a few minutes).
+bench-streaming: $(STAMP)
+	$(BIN)/lstmkit bench --isa $(BENCH_ISA) --threads 1 --clock process --modes fwd \
+	  --grid benchmarks/streaming.json --repeats $(BENCH_REPEATS) \
+	  --markdown docs/benchmarks-streaming$(BENCH_SUFFIX).md
 
 # Regenerates docs/experiments.md and the cell diagrams (about 25 minutes on 2 cores).
 figures: $(STAMP)

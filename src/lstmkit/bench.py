@@ -344,8 +344,8 @@ def main(args: argparse.Namespace) -> int:
             return _usage_error(
                 f"--points {args.points!r} selects no grid point (indices 0..N-1 or a kind)"
             )
-    for p in grid:
-        p["T"] = max(2, int(p["T"] * args.scale_t))
+    for p in grid:  # a one-step (streaming) point stays one step
+        p["T"] = max(min(2, p["T"]), int(p["T"] * args.scale_t))
     report = {"command": _command(args),
               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
               "machine": machine(), "sgemm_gflops": sgemm_gflops(1024 if args.quick else 2048),

@@ -21,9 +21,6 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__AVX__)
-#include <immintrin.h>
-#endif
 
 namespace lstmkit {
 
@@ -39,81 +36,48 @@ static inline float sum8(vf8 v) {
   return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
 }
 
-// The four sums of v[0..3]'s lanes, as four floats: a shuffle-and-add tree (x86) instead of
-// four scalar sums, which at k = 256 cost as much as the dot products themselves.
-static inline void sum8x4(const vf8* v, float* out) {
-#if defined(__AVX__)
-  const __m256 a = _mm256_hadd_ps((__m256)v[0], (__m256)v[1]);
-  const __m256 b = _mm256_hadd_ps((__m256)v[2], (__m256)v[3]);
-  const __m256 c = _mm256_hadd_ps(a, b);  // lane halves: [s0 s1 s2 s3] low + high
-  _mm_storeu_ps(out, _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1)));
-#else
-  for (int j = 0; j < 4; ++j) out[j] = sum8(v[j]);
-#endif
-}
-
-// R rows of A x J rows of W: R*J accumulators of 8 partial sums each.
-template <int R, int J>
-static inline void rows_block(int64_t k, const float* A, int64_t lda, const float* W,
-                              int64_t ldw, float* C, int64_t ldc, bool accumulate,
-                              const float* bias) {
-  vf8 acc[R][J] = {};
-  int64_t kk = 0;
-  for (; kk + 8 <= k; kk += 8) {
-#pragma GCC unroll 8
+template <int R>
+static void rows_seq(int64_t n, int64_t k, const float* A, int64_t lda, const float* W,
+                     int64_t ldw, float* C, int64_t ldc, bool accumulate, const float* bias) {
+  constexpr int Q = R == 1 ? 4 : 2;
+  for (int64_t j = 0; j < n; ++j) {
+    const float* w = W + j * ldw;
+    vf8 acc[R][Q] = {};
+    int64_t kk = 0;
+    for (; kk + 8 * Q <= k; kk += 8 * Q)
+#pragma GCC unroll 4
+      for (int q = 0; q < Q; ++q) {
+        const vf8 wv = load8(w + kk + 8 * q);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r) acc[r][q] += load8(A + r * lda + kk + 8 * q) * wv;
+      }
+    for (; kk + 8 <= k; kk += 8) {
+      const vf8 wv = load8(w + kk);
+      for (int r = 0; r < R; ++r) acc[r][0] += load8(A + r * lda + kk) * wv;
+    }
     for (int r = 0; r < R; ++r) {
-      const vf8 a = load8(A + r * lda + kk);
-#pragma GCC unroll 8
-      for (int j = 0; j < J; ++j) acc[r][j] += a * load8(W + j * ldw + kk);
-    }
-  }
-  for (int r = 0; r < R; ++r) {
-    float s[J];
-    if constexpr (J % 4 == 0) {
-      for (int j = 0; j < J; j += 4) sum8x4(&acc[r][j], s + j);
-    } else {
-      for (int j = 0; j < J; ++j) s[j] = sum8(acc[r][j]);
-    }
-    for (int j = 0; j < J; ++j) {
-      for (int64_t q = kk; q < k; ++q) s[j] += A[r * lda + q] * W[j * ldw + q];
-      if (bias) s[j] += bias[j];
+      vf8 t = acc[r][0];
+      for (int q = 1; q < Q; ++q) t += acc[r][q];
+      float s = sum8(t);
+      for (int64_t p = kk; p < k; ++p) s += A[r * lda + p] * w[p];
+      if (bias) s += bias[j];
       float* dst = C + r * ldc + j;
-      *dst = accumulate ? *dst + s[j] : s[j];
+      *dst = accumulate ? *dst + s : s;
     }
-  }
-}
-
-// Rows [0, m) of A against J rows of W: the J rows (J * k floats) stay in L1 while every row
-// block of A passes, so W is read from memory once per call of rows_gemm.
-template <int J>
-static void rows_of_w(int64_t m, int64_t k, const float* A, int64_t lda, const float* W,
-                      int64_t ldw, float* C, int64_t ldc, bool accumulate, const float* bias) {
-  int64_t r = 0;
-  if constexpr (J == 8) {  // m == 1: 8 independent chains
-    for (; r < m; ++r) rows_block<1, 8>(k, A + r * lda, lda, W, ldw, C + r * ldc, ldc, accumulate, bias);
-  } else {
-    for (; r + 3 <= m; r += 3)
-      rows_block<3, J>(k, A + r * lda, lda, W, ldw, C + r * ldc, ldc, accumulate, bias);
-    if (m - r == 2) rows_block<2, J>(k, A + r * lda, lda, W, ldw, C + r * ldc, ldc, accumulate, bias);
-    if (m - r == 1) rows_block<1, J>(k, A + r * lda, lda, W, ldw, C + r * ldc, ldc, accumulate, bias);
   }
 }
 
 inline void rows_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
                       const float* W, int64_t ldw, bool accumulate, float* C, int64_t ldc,
                       const float* bias) {
-  const bool one = m == 1;
-  const int64_t J = one ? 8 : 4;
-  int64_t j = 0;
-  for (; j + J <= n; j += J) {
-    const float* bj = bias ? bias + j : nullptr;
-    if (one)
-      rows_of_w<8>(m, k, A, lda, W + j * ldw, ldw, C + j, ldc, accumulate, bj);
-    else
-      rows_of_w<4>(m, k, A, lda, W + j * ldw, ldw, C + j, ldc, accumulate, bj);
-  }
-  for (; j < n; ++j)
-    rows_of_w<1>(m, k, A, lda, W + j * ldw, ldw, C + j, ldc, accumulate, bias ? bias + j : nullptr);
+  int64_t r = 0;
+  for (; r + 4 <= m; r += 4)
+    rows_seq<4>(n, k, A + r * lda, lda, W, ldw, C + r * ldc, ldc, accumulate, bias);
+  const float* Ar = A + r * lda;
+  float* Cr = C + r * ldc;
+  if (m - r == 3) rows_seq<3>(n, k, Ar, lda, W, ldw, Cr, ldc, accumulate, bias);
+  if (m - r == 2) rows_seq<2>(n, k, Ar, lda, W, ldw, Cr, ldc, accumulate, bias);
+  if (m - r == 1) rows_seq<1>(n, k, Ar, lda, W, ldw, Cr, ldc, accumulate, bias);
 }
 
 // The weights as the module holds them: W_ih (G*H, I) and W_hh (G*H, H), rows in gate order,
