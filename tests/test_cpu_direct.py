@@ -125,7 +125,7 @@ def test_which_calls_are_direct(rows, batch, I, H, expect):
 def test_training_float64_and_blas_calls_are_never_direct(monkeypatch):
     assert not fused.direct_forward(_inputs(1, 8, 8, 4), 1, keep=True)
     assert not fused.direct_forward(_inputs(1, 8, 8, 4, torch.float64), 1, keep=False)
-    monkeypatch.setenv("LSTMKIT_CPU_GEMM", "blas")
+    monkeypatch.setattr(fused, "BLAS_GEMM", True)  # LSTMKIT_CPU_GEMM=blas at start-up
     assert not fused.direct_forward(_inputs(1, 8, 8, 4), 1, keep=False)
 
 

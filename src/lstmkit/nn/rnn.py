@@ -339,6 +339,9 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
                 for k, s in enumerate(state_n):
                     finals[k].append(s)
             layer_input = outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)  # (N, D*H_out)
+        if len(finals[0]) == 1 and all(f[0]._base is None for f in finals):
+            # one layer, one direction, states that view nothing (not y): a view, not a copy
+            return layer_input, [f[0].unsqueeze(0) for f in finals]
         return layer_input, [torch.stack(f) for f in finals]
 
     @property

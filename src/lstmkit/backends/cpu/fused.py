@@ -200,9 +200,14 @@ def direct_call(rows: int, batch: int, weight_elems: int) -> bool:
     return rows <= DIRECT_ALWAYS_ROWS or (large and batch <= DIRECT_MAX_BATCH and rows <= DIRECT_MAX_ROWS)
 
 
+# LSTMKIT_CPU_GEMM=blas: the kernels' products through BLAS, read once per process as the
+# compiled side reads it (common.h, panel_enabled).
+BLAS_GEMM = os.environ.get("LSTMKIT_CPU_GEMM") == "blas"
+
+
 def direct_forward(a: LSTMInputs | GRUInputs, B: int, keep: bool) -> bool:
     """Whether this layer call reads its weights directly (see above)."""
-    if keep or a.x.dtype != torch.float32 or os.environ.get("LSTMKIT_CPU_GEMM") == "blas":
+    if keep or BLAS_GEMM or a.x.dtype != torch.float32:
         return False
     return direct_call(a.x.shape[0], B, a.w_ih.numel() + a.w_hh.numel())
 
@@ -212,6 +217,7 @@ def _split(mode: str, B: int, H: int) -> tuple[int, ...]:
 
 
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+_NO_WEIGHTS = torch.empty(0)
 
 
 def prepare(mode: str, a: LSTMInputs | GRUInputs, B: int, pack: bool,
@@ -223,7 +229,7 @@ def prepare(mode: str, a: LSTMInputs | GRUInputs, B: int, pack: bool,
     hb = _split(mode, B, H)
     perm = _perm(H, _GATES[mode], hb)
     if direct:
-        w = a.w_ih.new_empty(0)
+        w = _NO_WEIGHTS  # the kernel reads Prepared.direct instead
     else:
         w = _rows(torch.cat([a.w_ih, a.w_hh], 1), perm)
     b = bn = None
