@@ -13,7 +13,7 @@ int main() {
   std::mt19937 rng(0);
   std::uniform_real_distribution<float> u(-1, 1);
   double worst = 0;
-  for (int64_t m : {1, 2, 3, 4, 5, 8, 13}) for (int64_t n : {7, 16, 40, 348}) for (int64_t k : {5, 64, 200})
+  for (int64_t m : {1, 2, 3, 4, 5, 8, 13}) for (int64_t n : {7, 16, 40, 348}) for (int64_t k : {5, 64, 200, 600})
     for (int wt = 0; wt < 2; ++wt) for (int acc = 0; acc < 2; ++acc) {
       std::vector<float> A(m * k), W(n * k), C(m * n), R(m * n), bias(n);
       for (auto* v : {&A, &W, &C, &bias}) for (auto& x : *v) x = u(rng);
