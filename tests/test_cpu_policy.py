@@ -106,3 +106,4 @@ def test_short_inference_calls_keep_the_kernels_that_read_the_weights_directly(o
     assert policy.prefer_torch(_req(batch=4, steps=16, input_size=256, hidden_size=512)) is None
     assert policy.prefer_torch(_req(batch=4, steps=100, input_size=256, hidden_size=512))
     assert policy.prefer_torch(_req(batch=1, steps=1, hidden_size=512, grad=True))  # training
+    assert policy.prefer_torch(_req(batch=1, steps=0, hidden_size=512))  # length unknown

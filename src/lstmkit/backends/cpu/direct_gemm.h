@@ -11,7 +11,7 @@
 // each output is a dot product of a row of A and a row of W, both contiguous, so nothing is
 // laid out and a step that streams W from memory (batch 1, weights beyond L2) runs at the
 // panel kernel's rate.  Where W stays in cache and the call is long, packing wins again
-// (fused.py's direct_forward chooses).
+// (fused.direct_call chooses).
 //
 // One source for every ISA build: GCC vector extensions (8 floats) lower to ymm on avx2 and
 // avx512, to two SSE / NEON registers on the portable build.
@@ -20,7 +20,6 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
-
 
 namespace lstmkit {
 
