@@ -9,6 +9,8 @@ sequences, no bias, and hidden sizes that are not multiples of 16.
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 import torch
 from tests.tolerances import assert_close_scaled
@@ -16,6 +18,10 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstmkit
 from lstmkit.backends.cpu import _build, fused
+
+cpu_stack = importlib.import_module(
+    "lstmkit.backends.cpu.stack"
+)  # the package exports a function of that name
 
 pytestmark = pytest.mark.skipif(_build.load_error() is not None, reason="no CPU kernels")
 
@@ -33,15 +39,21 @@ CASES = [  # (lstmkit class, torch class, kwargs, input, hidden, threads)
 
 @pytest.fixture
 def prepared(monkeypatch):
-    """Records whether each layer call of the kernels read its weights directly."""
+    """Records whether each layer call of the kernels read its weights directly: through the
+    layer ops (fused.prepare) or the inference stack (stack._direct_bias, direct only)."""
     seen: list[bool] = []
-    real = fused.prepare
+    real, real_bias = fused.prepare, cpu_stack._direct_bias
 
     def spy(mode, a, B, pack, direct=False):
         seen.append(direct)
         return real(mode, a, B, pack, direct)
 
+    def spy_bias(*args):
+        seen.append(True)
+        return real_bias(*args)
+
     monkeypatch.setattr(fused, "prepare", spy)
+    monkeypatch.setattr(cpu_stack, "_direct_bias", spy_bias)
     return seen
 
 
@@ -83,7 +95,9 @@ def test_direct_equals_torch_and_the_packed_path(
         torch.testing.assert_close(g, p, atol=2e-6, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cls,ref_cls", [(lstmkit.LSTM, torch.nn.LSTM), (lstmkit.GRU, torch.nn.GRU)])
+@pytest.mark.parametrize(
+    "cls,ref_cls", [(lstmkit.LSTM, torch.nn.LSTM), (lstmkit.GRU, torch.nn.GRU)]
+)
 def test_direct_packed_sequences_forward_and_reverse(cls, ref_cls, monkeypatch, prepared):
     torch.manual_seed(1)
     ref = ref_cls(5, 37, bidirectional=True).double()

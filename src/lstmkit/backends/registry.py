@@ -225,12 +225,23 @@ _LOADERS: dict[str, Callable[[], None]] = {}
 _LOAD_ERRORS: dict[str, str] = {}
 _WARNED: set[tuple[str, str]] = set()
 _RANKED: list[Backend] = []  # _BACKENDS best first; rebuilt when the registry changes
+_GENERATION = [0]  # bumped at every change: a choice remembered against it (nn/eager.py)
+
+
+def generation() -> int:
+    """A number that changes whenever a backend is registered, replaced or removed."""
+    return _GENERATION[0]
+
+
+def _changed() -> None:
+    _RANKED.clear()
+    _GENERATION[0] += 1
 
 
 def register(backend: Backend) -> None:
     """Add (or replace) a backend under its name."""
     _BACKENDS[backend.name] = backend
-    _RANKED.clear()
+    _changed()
 
 
 def register_lazy(name: str, loader: Callable[[], None]) -> None:
@@ -251,7 +262,7 @@ def scoped_registry() -> Iterator[None]:
     finally:
         _BACKENDS.clear()
         _BACKENDS.update(saved)
-        _RANKED.clear()
+        _changed()
         _WARNED.clear()
         _WARNED.update(warned)
 

@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from lstmkit.backends import LayerWeights, Request, select_backend
 from lstmkit.backends.registry import PREPACKED, tracing_context
-from lstmkit.nn import checks, compat, extras
+from lstmkit.nn import checks, compat, eager, extras
 from lstmkit.nn.init import check_init, init_layer, torch_default_bound
 from lstmkit.reference.cells import LayerNorms, Peephole
 from lstmkit.reference.spec import SPECS, CellSpec
@@ -253,6 +253,9 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         return states
 
     def forward(self, input: Tensor | PackedSequence, hx: State | None = None):
+        fast = eager.forward(self, input, hx)  # plain inference calls: less Python (eager.py)
+        if fast is not None:
+            return fast
         name = type(self).__name__
         packed = isinstance(input, PackedSequence)
         dtype = self._flat_weights[0].dtype if self._flat_weights else self.weight_ih_l0.dtype
@@ -303,16 +306,20 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
             layer_input, final = self._run_layers(op, data, batch_sizes, states, unsorted_idx,
                                                   pass_kwargs)  # fmt: skip
         final = list(final)
-        if packed:
-            output = PackedSequence(layer_input, batch_sizes_t, sorted_idx, unsorted_idx)
-            if unsorted_idx is not None:
-                final = [s.index_select(1, unsorted_idx) for s in final]
-        else:
-            output = layer_input if layer_input.dim() == 3 else layer_input.view(T, B, -1)
-            if self.batch_first and batched:
-                output = output.transpose(0, 1)
-            if not batched:
-                output, final = output.squeeze(1), [s.squeeze(1) for s in final]
+        if not packed:
+            return self._padded_result(layer_input, final, T, B, batched)
+        if unsorted_idx is not None:
+            final = [s.index_select(1, unsorted_idx) for s in final]
+        output = PackedSequence(layer_input, batch_sizes_t, sorted_idx, unsorted_idx)
+        return output, (tuple(final) if len(final) > 1 else final[0])
+
+    def _padded_result(self, y: Tensor, final: list[Tensor], T: int, B: int, batched: bool):
+        """``(output, h_n)`` in the caller's layout from time-major ``y`` and the final states."""
+        output = y if y.dim() == 3 else y.view(T, B, -1)
+        if self.batch_first and batched:
+            output = output.transpose(0, 1)
+        if not batched:
+            output, final = output.squeeze(1), [s.squeeze(1) for s in final]
         return output, (tuple(final) if len(final) > 1 else final[0])
 
     def _run_layers(self, op, data, batch_sizes, states, unsorted_idx, pass_kwargs: bool):

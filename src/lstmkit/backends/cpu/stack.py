@@ -1,9 +1,10 @@
 """The CPU backend's whole-module entry point (``Backend.stack``).
 
 The module hands over every layer and direction at once, as it does for torch's own kernel.
-Inference calls of a prepacked module (prepack.py: plain eager, no gradient, float32, no
-projection) go straight to the native forwards with the kept weights; every other call runs
-the per-layer ops, exactly as the module's own layer loop would.
+Inference calls (plain eager, no gradient, float32, no projection) go straight to the native
+forwards - with the kept weights when the module is prepacked (prepack.py) - and skip the
+layer ops' per-call plumbing (autograd and custom-op checks, the per-mode adapters); every
+other call runs the per-layer ops, exactly as the module's own layer loop would.
 
 Legend: T steps, B batch, N = sum(batch_sizes) packed rows, I input, H hidden, D directions.
 """
@@ -14,15 +15,15 @@ import torch
 from torch import Tensor
 
 from lstmkit.backends import _opsupport as S
-from lstmkit.backends.cpu import fused, prepack
+from lstmkit.backends.cpu import _build, fused, prepack
 from lstmkit.backends.registry import LayerWeights
 
 _NATIVE = {"lstm": "lstm", "gru": "gru", "rnn_tanh": "rnn", "rnn_relu": "rnn"}
 
 
 def _fast(module, data: Tensor, weights: list[LayerWeights]) -> bool:
-    """Whether this call may take the kept inference weights."""
-    if not prepack.is_prepacked(module) or module.proj_size > 0:
+    """Whether this call may run the native inference forwards straight."""
+    if module.proj_size > 0:
         return False
     if module.training and module.dropout > 0:  # inter-layer dropout: the layer loop runs it
         return False
@@ -32,9 +33,75 @@ def _fast(module, data: Tensor, weights: list[LayerWeights]) -> bool:
     return S.plain_eager(data, *flat) and not S.needs_grad(data, *flat)
 
 
+# The weights' biases as the direct kernels add them, per mode (fused.prepare's layout).
+def _direct_bias(mode: str, w: LayerWeights, H: int, perm: Tensor | None):
+    if w.b_ih is None:
+        return None, None
+    if mode == "gru":  # r, z: b_ih + b_hh; n: b_in (b_hn is applied inside r * (...))
+        b = torch.cat([w.b_ih[: 2 * H] + w.b_hh[: 2 * H], w.b_ih[2 * H :]])
+        return fused._rows(b, perm), fused._rows(w.b_hh, perm)
+    return fused._rows(w.b_ih + w.b_hh, perm), None
+
+
+def _direct(module, x: Tensor, states: list[Tensor]):
+    """An inference call (gradient mode off, padded float32, not prepacked) whose every
+    layer reads its weights where they lie (fused.direct_call): the native forwards called with
+    as little Python between them as the contract allows (streaming calls one step at a time,
+    where that Python costs as much as the kernel).  None when another path must run it."""
+    if module.proj_size > 0 or fused.BLAS_GEMM or x.dtype is not torch.float32:
+        return None
+    if prepack.is_prepacked(module) or (module.training and module.dropout > 0):
+        return None
+    T, B = x.shape[0], x.shape[1]
+    L, D, H = module.num_layers, module.num_directions, module.hidden_size
+    native, G = _NATIVE[module.spec.mode], module.spec.G
+    width = module.input_size
+    for _ in range(L):  # the shapes alone say whether every layer is direct
+        if not fused.direct_call(T * B, B, G * H * (width + H)):
+            return None
+        width = D * H
+    hb = list(fused._split(native, B, H))
+    perm = fused._perm(H, G, tuple(hb))
+    ext, relu = _build.load(), module.spec.mode == "rnn_relu"
+    layer_input = x.reshape(T * B, -1)
+    bs, finals = [B] * T, [[] for _ in states]
+    for layer in range(L):
+        outs = []
+        for d in range(D):
+            idx, w = layer * D + d, module._layer_weights(layer, d)
+            if not S.plain_eager(w.w_ih, w.w_hh, w.b_ih, w.b_hh) or w.w_ih.dtype != x.dtype:
+                return None
+            b, bn = _direct_bias(native, w, H, perm)
+            direct, h0 = [w.w_ih.contiguous(), w.w_hh.contiguous()], states[0][idx]
+            if native == "lstm":
+                _, y, *_, hn, cn = ext.lstm_forward(fused._NO_WEIGHTS, b, layer_input, h0,
+                                                    states[1][idx], bs, d == 1, hb, False,
+                                                    None, direct)  # fmt: skip
+                state_n = (hn, cn)
+            elif native == "gru":
+                _, y, _, hn = ext.gru_forward(fused._NO_WEIGHTS, b, bn, layer_input, h0, bs, d == 1,
+                                              hb, False, None, direct)  # fmt: skip
+                state_n = (hn,)
+            else:
+                y, hn = ext.rnn_forward(fused._NO_WEIGHTS, b, layer_input, h0, bs, d == 1, hb, relu,
+                                        None, direct)  # fmt: skip
+                state_n = (hn,)
+            outs.append(y)
+            for k, s in enumerate(state_n):
+                finals[k].append(s)
+        layer_input = outs[0] if D == 1 else torch.cat(outs, dim=1)  # (N, D*H)
+    if L * D == 1:  # a view, not a copy
+        return layer_input, [f[0].unsqueeze(0) for f in finals]
+    return layer_input, [torch.stack(f) for f in finals]
+
+
 def stack(module, x: Tensor, batch_sizes: Tensor | None, states: list[Tensor]):
     """``x`` padded (T, B, I) (``batch_sizes`` None) or packed (N, I); ``states`` (L*D, B, .)
     tensors.  Returns ``(y (N, D*H), final states (L*D, B, .))``."""
+    if batch_sizes is None and not torch.is_grad_enabled():
+        out = _direct(module, x, states)
+        if out is not None:
+            return out
     if batch_sizes is None:
         T, B = x.shape[0], x.shape[1]
         data, bs = x.reshape(T * B, -1), [B] * T
