@@ -40,20 +40,22 @@ CASES = [  # (lstmkit class, torch class, kwargs, input, hidden, threads)
 @pytest.fixture
 def prepared(monkeypatch):
     """Records whether each layer call of the kernels read its weights directly: through the
-    layer ops (fused.prepare) or the inference stack (stack._direct_bias, direct only)."""
+    layer ops (fused.prepare) or the inference stack's one native call (stack._direct, direct only)."""
     seen: list[bool] = []
-    real, real_bias = fused.prepare, cpu_stack._direct_bias
+    real, real_direct = fused.prepare, cpu_stack._direct
 
     def spy(mode, a, B, pack, direct=False):
         seen.append(direct)
         return real(mode, a, B, pack, direct)
 
-    def spy_bias(*args):
-        seen.append(True)
-        return real_bias(*args)
+    def spy_direct(*args):
+        out = real_direct(*args)
+        if out is not None:  # one call for the whole stack
+            seen.append(True)
+        return out
 
     monkeypatch.setattr(fused, "prepare", spy)
-    monkeypatch.setattr(cpu_stack, "_direct_bias", spy_bias)
+    monkeypatch.setattr(cpu_stack, "_direct", spy_direct)
     return seen
 
 

@@ -29,7 +29,7 @@ from types import ModuleType
 import torch
 
 _SRC = Path(__file__).parent  # the .cpp/.h beside this file (package data)
-_SOURCES = ("bind.cpp", "lstm.cpp", "gru_rnn.cpp", "wgrad.cpp")
+_SOURCES = ("bind.cpp", "stack.cpp", "lstm.cpp", "gru_rnn.cpp", "wgrad.cpp")
 _BASE_FLAGS = ["-O3", "-fopenmp", "-fno-math-errno", "-fno-trapping-math"]
 # Instructions each build may use, as /proc/cpuinfo names them, and the compiler flags that
 # enable exactly those (no -march=native: the binary must not depend on the build host).

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "bind.h"
 #include "common.h"
 
 namespace lstmkit {
@@ -126,7 +127,7 @@ static int64_t input_width(const Tensor& w, const std::optional<DirectSrc>& d, i
 // Returns gate activations i, f, g, o (N, 4H), y (N, H), Cprev (N, H), tanh(c) (N, H),
 // h_n (B, H), c_n (B, H).  keep=false (inference): only y, h_n, c_n are meaningful; the
 // others are small per-step scratch.
-static TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Tensor c0,
+TList lstm_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Tensor c0,
                           Vec bs, bool reverse, Vec hb, bool keep,
                           std::optional<Tensor> panels, std::optional<TList> direct) {
   const Steps st(bs);
@@ -228,7 +229,7 @@ static TList lstmp_backward(Tensor acts, Tensor tc, Tensor cp, Tensor w_hh, Tens
 // xh (N, I + H): x in columns [0, I), the kernel fills h_prev into [I, I + H).
 // Returns acts r, z, n (N, 3H), y (N, H), hwn (N, H) = W_hn h_prev + b_hn, h_n (B, H).
 // keep=false (inference): only y and h_n are meaningful; acts and hwn are per-step scratch.
-static TList gru_forward(Tensor w, std::optional<Tensor> bc, std::optional<Tensor> bn, Tensor xh,
+TList gru_forward(Tensor w, std::optional<Tensor> bc, std::optional<Tensor> bn, Tensor xh,
                          Tensor h0, Vec bs, bool reverse, Vec hb, bool keep,
                          std::optional<Tensor> panels, std::optional<TList> direct) {
   const Steps st(bs);
@@ -284,7 +285,7 @@ static TList gru_backward(Tensor acts, Tensor hwn, Tensor xh, Tensor w, Tensor d
 
 // w (H, I + H) = [W_ih | W_hh], bias (H,) = b_ih + b_hh (optional); xh (N, I + H): x in
 // columns [0, I), the kernel fills h_prev into [I, I + H).  Returns y (N, H), h_n (B, H).
-static TList rnn_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Vec bs,
+TList rnn_forward(Tensor w, std::optional<Tensor> bias, Tensor xh, Tensor h0, Vec bs,
                          bool reverse, Vec hb, bool relu, std::optional<Tensor> panels,
                          std::optional<TList> direct) {
   const Steps st(bs);
@@ -371,6 +372,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("h0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"), py::arg("relu"),
         py::arg("panels") = py::none(), py::arg("direct") = py::none());
   m.def("rnn_backward", &lstmkit::rnn_backward);
+  m.def("direct_stack", &lstmkit::direct_stack);
   m.def("weight_grad", &lstmkit::weight_grad);
   m.def("lstm_hoists", &lstmkit::lstm_hoists);  // prepack.py keys its entries by it
   m.def("has_blas", &lstmkit::has_blas);

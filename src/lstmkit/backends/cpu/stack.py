@@ -33,21 +33,11 @@ def _fast(module, data: Tensor, weights: list[LayerWeights]) -> bool:
     return S.plain_eager(data, *flat) and not S.needs_grad(data, *flat)
 
 
-# The weights' biases as the direct kernels add them, per mode (fused.prepare's layout).
-def _direct_bias(mode: str, w: LayerWeights, H: int, perm: Tensor | None):
-    if w.b_ih is None:
-        return None, None
-    if mode == "gru":  # r, z: b_ih + b_hh; n: b_in (b_hn is applied inside r * (...))
-        b = torch.cat([w.b_ih[: 2 * H] + w.b_hh[: 2 * H], w.b_ih[2 * H :]])
-        return fused._rows(b, perm), fused._rows(w.b_hh, perm)
-    return fused._rows(w.b_ih + w.b_hh, perm), None
-
-
 def _direct(module, x: Tensor, states: list[Tensor]):
     """An inference call (gradient mode off, padded float32, not prepacked) whose every
-    layer reads its weights where they lie (fused.direct_call): the native forwards called with
-    as little Python between them as the contract allows (streaming calls one step at a time,
-    where that Python costs as much as the kernel).  None when another path must run it."""
+    layer reads its weights where they lie (fused.direct_call): the whole stack in one native
+    call (stack.cpp), since a streaming call (one step at a time) spends as long in the Python
+    between layers as in the kernel.  None when another path must run it."""
     if module.proj_size > 0 or fused.BLAS_GEMM or x.dtype is not torch.float32:
         return None
     if prepack.is_prepacked(module) or (module.training and module.dropout > 0):
@@ -60,39 +50,21 @@ def _direct(module, x: Tensor, states: list[Tensor]):
         if not fused.direct_call(T * B, B, G * H * (width + H)):
             return None
         width = D * H
-    hb = list(fused._split(native, B, H))
-    perm = fused._perm(H, G, tuple(hb))
-    ext, relu = _build.load(), module.spec.mode == "rnn_relu"
-    layer_input = x.reshape(T * B, -1)
-    bs, finals = [B] * T, [[] for _ in states]
+    weights = []
     for layer in range(L):
-        outs = []
         for d in range(D):
-            idx, w = layer * D + d, module._layer_weights(layer, d)
-            if not S.plain_eager(w.w_ih, w.w_hh, w.b_ih, w.b_hh) or w.w_ih.dtype != x.dtype:
+            w = module._layer_weights(layer, d)
+            if w.w_ih.dtype is not torch.float32:
                 return None
-            b, bn = _direct_bias(native, w, H, perm)
-            direct, h0 = [w.w_ih.contiguous(), w.w_hh.contiguous()], states[0][idx]
-            if native == "lstm":
-                _, y, *_, hn, cn = ext.lstm_forward(fused._NO_WEIGHTS, b, layer_input, h0,
-                                                    states[1][idx], bs, d == 1, hb, False,
-                                                    None, direct)  # fmt: skip
-                state_n = (hn, cn)
-            elif native == "gru":
-                _, y, _, hn = ext.gru_forward(fused._NO_WEIGHTS, b, bn, layer_input, h0, bs, d == 1,
-                                              hb, False, None, direct)  # fmt: skip
-                state_n = (hn,)
-            else:
-                y, hn = ext.rnn_forward(fused._NO_WEIGHTS, b, layer_input, h0, bs, d == 1, hb, relu,
-                                        None, direct)  # fmt: skip
-                state_n = (hn,)
-            outs.append(y)
-            for k, s in enumerate(state_n):
-                finals[k].append(s)
-        layer_input = outs[0] if D == 1 else torch.cat(outs, dim=1)  # (N, D*H)
-    if L * D == 1:  # a view, not a copy
-        return layer_input, [f[0].unsqueeze(0) for f in finals]
-    return layer_input, [torch.stack(f) for f in finals]
+            weights += (w.w_ih, w.w_hh) if w.b_ih is None else (w.w_ih, w.w_hh, w.b_ih, w.b_hh)
+    if not S.plain_eager(*weights):
+        return None
+    hb = fused._split(native, B, H)
+    y, *final = _build.load().direct_stack(
+        native, x.reshape(T * B, -1), states, weights, L, D, module.bias, [B] * T, list(hb),
+        fused._perm(H, G, hb), module.spec.mode == "rnn_relu",
+    )  # fmt: skip
+    return y, final
 
 
 def stack(module, x: Tensor, batch_sizes: Tensor | None, states: list[Tensor]):
