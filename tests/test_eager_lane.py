@@ -21,7 +21,8 @@ from lstmkit.nn import eager
 pytestmark = pytest.mark.skipif(_build.load_error() is not None, reason="no CPU kernels")
 
 CLASSES = [(lstmkit.LSTM, {}), (lstmkit.GRU, {}), (lstmkit.RNN, {}),
-           (lstmkit.RNN, {"nonlinearity": "relu"})]  # fmt: skip
+           (lstmkit.RNN, {"nonlinearity": "relu"}), (lstmkit.LSTM, {"proj_size": 5}),
+           (lstmkit.GRU, {"learn_initial_state": True})]  # fmt: skip
 LAYOUTS = [  # (kwargs, input shape (T, B) or (T,) unbatched)
     ({}, (1, 1)),
     ({"batch_first": True}, (1, 3)),
@@ -59,8 +60,9 @@ def _input(m, shape, batch_first):
 def _states(m, x, batched):
     LD = m.num_layers * m.num_directions
     B = x.shape[0 if m.batch_first else 1] if batched else None
-    shape = (LD, B, m.hidden_size) if batched else (LD, m.hidden_size)
-    states = tuple(torch.randn(shape) for _ in m.spec.states)
+    sizes = [(m.proj_size or m.hidden_size) if k == 0 else m.hidden_size
+             for k in range(len(m.spec.states))]  # fmt: skip
+    states = tuple(torch.randn((LD, B, n) if batched else (LD, n)) for n in sizes)
     return states if len(states) > 1 else states[0]
 
 

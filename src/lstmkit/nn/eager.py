@@ -28,6 +28,7 @@ from torch import Tensor
 from lstmkit.backends import Request, select_backend
 from lstmkit.backends import registry as R
 from lstmkit.backends._opsupport import plain_eager
+from lstmkit.nn.states import plain_states
 
 # module -> {(T, B, backend name, threads, prepacked, registry generation): Backend}
 _CHOSEN: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -38,27 +39,10 @@ def _extras_off(m) -> bool:
     """No opt-in extra acts in this call (the general path would pass them to the layer op)."""
     if m.peephole or m.layer_norm or m.zoneout[0] > 0 or m.zoneout[1] > 0:
         return False
-    if m._gate_record is not None or m.learn_initial_state or m.spec.cell is not None:
+    if m._gate_record is not None or m.spec.cell is not None:
         return False
     return not m.training or not (m.recurrent_dropout > 0 or m.input_dropout > 0
                                   or m.weight_drop > 0 or m.dropout > 0)  # fmt: skip
-
-
-def _states(m, hx, B: int, batched: bool, like: Tensor) -> list[Tensor] | None:
-    """The initial states (L*D, B, .) as the general path would make them, or None when it
-    would do more (reject, convert) than take them as they are."""
-    LD, H = m.num_layers * m.num_directions, m.hidden_size
-    n = len(m.spec.states)
-    if hx is None:
-        return [like.new_zeros((LD, B, H)) for _ in range(n)]
-    states = list(hx) if n > 1 and type(hx) is tuple and len(hx) == n else [hx] if n == 1 else None
-    if states is None:
-        return None
-    want = (LD, B, H) if batched else (LD, H)
-    for s in states:
-        if type(s) is not Tensor or s.dtype is not torch.float32 or not s.is_cpu or s.shape != want:
-            return None
-    return states if batched else [s.unsqueeze(1) for s in states]
 
 
 def forward(m, input, hx):
@@ -66,6 +50,8 @@ def forward(m, input, hx):
     if type(input) is not Tensor or torch.is_grad_enabled() or input.dtype is not torch.float32:
         return None
     if not input.is_cpu or input.dim() not in (2, 3) or input.shape[-1] != m.input_size:
+        return None
+    if input.requires_grad:  # the general path would count it as a training call (policy)
         return None
     flat = m._flat_weights
     if not flat or flat[0] is None or flat[0].dtype is not torch.float32 or not _extras_off(m):
@@ -79,7 +65,7 @@ def forward(m, input, hx):
     T, B = x.shape[0], x.shape[1]
     if T == 0 or B == 0:
         return None
-    states = _states(m, hx, B, batched, x)
+    states = plain_states(m, hx, B, batched, x)
     if states is None:
         return None
     prepacked = m in R.PREPACKED

@@ -28,6 +28,7 @@ from lstmkit.backends import LayerWeights, Request, select_backend
 from lstmkit.backends.registry import PREPACKED, tracing_context
 from lstmkit.nn import checks, compat, eager, extras
 from lstmkit.nn.init import check_init, init_layer, torch_default_bound
+from lstmkit.nn.states import initial_states
 from lstmkit.reference.cells import LayerNorms, Peephole
 from lstmkit.reference.spec import SPECS, CellSpec
 
@@ -225,33 +226,6 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
         return kw
 
     # ---- forward ---------------------------------------------------------------------------
-    def _initial_states(self, hx, batch: int, batched: bool, sorted_idx, like: Tensor):
-        """The initial states as (L*D, B, ·) tensors in the packed (sorted) batch order."""
-        LD, H, names = self.num_layers * self.num_directions, self.hidden_size, self.spec.states
-        H_out = self.proj_size or H
-        shapes = [(LD, batch, H_out if k == 0 else H) for k in range(len(names))]
-        if hx is None:
-            if self.learn_initial_state:
-                init = [getattr(self, f"initial_{n}") for n in names]
-                # contiguous: cuDNN (the torch backend on CUDA) refuses an expanded hx
-                return [p.unsqueeze(1).expand(-1, batch, -1).contiguous() for p in init]
-            return [like.new_zeros(shape) for shape in shapes]
-        if len(names) > 1:
-            if not isinstance(hx, tuple | list) or len(hx) != len(names):
-                what = ", ".join(f"{n}_0" for n in names)
-                raise TypeError(f"{type(self).__name__}: hx must be a tuple ({what})")
-            states = list(hx)
-        else:
-            states = [hx]
-        checks.check_state_rank(type(self).__name__, tuple(states), batched)
-        if not batched:
-            states = [s.unsqueeze(1) for s in states]
-        for name, s, shape in zip((f"{n}_0" for n in names), states, shapes):
-            checks.check_state(name, s, shape, like.dtype)
-        if sorted_idx is not None:
-            states = [s.index_select(1, sorted_idx) for s in states]
-        return states
-
     def forward(self, input: Tensor | PackedSequence, hx: State | None = None):
         fast = eager.forward(self, input, hx)  # plain inference calls: less Python (eager.py)
         if fast is not None:
@@ -278,7 +252,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
             data, batch_sizes, batch_sizes_t = x.reshape(T * B, -1), [B] * T, None
             sorted_idx = unsorted_idx = None
         batch = batch_sizes[0]
-        states = self._initial_states(hx, batch, batched, sorted_idx, data)
+        states = initial_states(self, hx, batch, batched, sorted_idx, data)
 
         grad = torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())
         active = self._active_extras()
