@@ -30,6 +30,12 @@ CASES = [  # (class, kwargs, batch): batch 1-8 hoists the LSTM's input half, 9+ 
 ]
 
 
+@pytest.fixture(autouse=True)
+def _pack_every_call(monkeypatch):
+    """The plain module of each pair packs at every call (nothing kept unasked: test_cpu_kept)."""
+    monkeypatch.setattr(prepack, "IMPLICIT_MAX_BYTES", 0)
+
+
 def _pair(cls, kw, hidden=40):
     torch.manual_seed(0)
     plain = cls(7, hidden, backend="cpu", **kw)

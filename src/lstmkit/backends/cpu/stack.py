@@ -67,6 +67,16 @@ def _direct(module, x: Tensor, states: list[Tensor]):
     return y, final
 
 
+def _kept(module, layer: int, d: int, mode: str, a, B: int) -> fused.Prepared | None:
+    """The weights kept for this layer call: prepacked, or else kept without being asked
+    (prepack.kept) unless the call reads them directly; None: laid out by the call."""
+    if prepack.is_prepacked(module):
+        return prepack.lookup(module, layer, d, mode, a, B)
+    if fused.direct_forward(a, B, False):
+        return None
+    return prepack.kept(module, layer, d, mode, a, B)
+
+
 def stack(module, x: Tensor, batch_sizes: Tensor | None, states: list[Tensor]):
     """``x`` padded (T, B, I) (``batch_sizes`` None) or packed (N, I); ``states`` (L*D, B, .)
     tensors.  Returns ``(y (N, D*H), final states (L*D, B, .))``."""
@@ -96,11 +106,11 @@ def stack(module, x: Tensor, batch_sizes: Tensor | None, states: list[Tensor]):
             w = weights[idx]
             if native == "lstm":
                 a = fused.LSTMInputs(layer_input, states[0][idx], states[1][idx], *w)
-                prep = prepack.lookup(module, layer, d, native, a, bs[0])
+                prep = _kept(module, layer, d, native, a, bs[0])
                 (y, *state_n), _ = fused.lstm_forward(a, bs, d == 1, False, prep)
             else:
                 a = fused.GRUInputs(layer_input, states[0][idx], w.w_ih, w.w_hh, w.b_ih, w.b_hh)
-                prep = prepack.lookup(module, layer, d, native, a, bs[0])
+                prep = _kept(module, layer, d, native, a, bs[0])
                 if native == "gru":
                     (y, *state_n), _ = fused.gru_forward(a, bs, d == 1, False, prep)
                 else:
