@@ -58,10 +58,7 @@ def forward(m, input, hx):
         return None
     if not plain_eager(input) or torch.is_autocast_enabled("cpu") or torch.compiler.is_exporting():
         return None
-    batched = input.dim() == 3
-    x = input if batched else input.unsqueeze(1)
-    if batched and m.batch_first:
-        x = x.transpose(0, 1)
+    batched, x = input.dim() == 3, m._time_major(input)
     T, B = x.shape[0], x.shape[1]
     if T == 0 or B == 0:
         return None

@@ -240,10 +240,7 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
             batch_sizes, batched, x = batch_sizes_t.tolist(), True, data
         else:
             checks.check_input(name, input, self.input_size, dtype, 3)
-            batched = input.dim() == 3
-            x = input if batched else input.unsqueeze(1)
-            if batched and self.batch_first:
-                x = x.transpose(0, 1)
+            batched, x = input.dim() == 3, self._time_major(input)
             T, B = x.shape[0], x.shape[1]
             if T == 0 or B == 0:
                 raise RuntimeError(
@@ -286,6 +283,12 @@ class RNNBase(compat.TorchTwin, nn.RNNBase):
             final = [s.index_select(1, unsorted_idx) for s in final]
         output = PackedSequence(layer_input, batch_sizes_t, sorted_idx, unsorted_idx)
         return output, (tuple(final) if len(final) > 1 else final[0])
+
+    def _time_major(self, input: Tensor) -> Tensor:
+        """A padded input as (T, B, I): unbatched (T, I) gets B = 1, batch_first is undone."""
+        if input.dim() == 2:
+            return input.unsqueeze(1)
+        return input.transpose(0, 1) if self.batch_first else input
 
     def _padded_result(self, y: Tensor, final: list[Tensor], T: int, B: int, batched: bool):
         """``(output, h_n)`` in the caller's layout from time-major ``y`` and the final states."""
