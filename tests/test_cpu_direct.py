@@ -152,3 +152,28 @@ def test_direct_weights_of_the_wrong_shape_are_refused():
     bad = [torch.zeros(4 * H, I), torch.zeros(4 * H, H + 1)]
     with pytest.raises(RuntimeError, match="direct weights must be float32"):
         ext.lstm_forward(x.new_empty(0), None, x, h0, h0, [1], False, [0, H], False, None, bad)
+
+
+@pytest.mark.parametrize("cls,ref_cls,kw,I,H,nt", CASES)
+def test_one_native_call_equals_the_per_layer_path_bit_for_bit(
+    cls, ref_cls, kw, I, H, nt, monkeypatch, threads
+):
+    """stack.cpp's whole-stack call against the same layers run one by one from Python
+    (fused.prepare(direct=True) and the per-layer forwards): the same arithmetic, bit for bit."""
+    threads(nt)
+    torch.manual_seed(2)
+    m = cls(I, H, backend="cpu", **kw).eval()
+    x = torch.randn(2, 3, I)
+    _set_direct(monkeypatch, True)
+    with torch.no_grad():
+        one = m(x)
+        with monkeypatch.context() as mp:
+            mp.setattr(cpu_stack, "_direct", lambda *a: None)
+            per_layer = m(x)
+    for a, b in zip(*(_flat_out(o) for o in (one, per_layer)), strict=True):
+        assert torch.equal(a, b)
+
+
+def _flat_out(out):
+    y, h = out
+    return [y, *(h if isinstance(h, tuple) else (h,))]

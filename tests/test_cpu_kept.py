@@ -102,8 +102,28 @@ def test_a_module_whose_layouts_go_stale_unused_stops_keeping(builds):
         _run(m, x)
         with torch.no_grad():
             m.weight_hh_l0.add_(1e-3)
-    assert len(builds) == prepack.IMPLICIT_MAX_WASTED + 1
+    assert len(builds) == prepack.IMPLICIT_MAX_WASTED
+    assert prepack._IMPLICIT[m][(0, 0)] is None  # given up, and what it kept freed
     assert prepack.kept(m, 0, 0, "gru", _inputs(m, x), 1) is None
+
+
+def test_one_change_after_a_warm_up_call_does_not_stop_keeping(builds):
+    m = lstmkit.LSTM(4, 12, num_layers=2, bidirectional=True, backend="cpu").eval()
+    x = torch.randn(20, 1, 4)
+    _run(m, x)  # a warm-up (or summary) call, then the real weights
+    m.load_state_dict(lstmkit.LSTM(4, 12, num_layers=2, bidirectional=True).state_dict())
+    _run(m, x), _run(m, x)
+    assert len(builds) == 2 * 4  # every layer and direction: made twice, then reused
+
+
+def test_inference_mode_weights_and_inputs(monkeypatch):
+    with torch.inference_mode():  # a model built (or torch.load-ed) under inference mode
+        m = lstmkit.GRU(4, 12, backend="cpu").eval()
+        x = torch.randn(20, 2, 4)
+        got = _run(m, x)
+    want = _unkept(m, x, monkeypatch)
+    for a, w in zip(got, want, strict=True):
+        assert torch.equal(a, w)
 
 
 def _inputs(m, x):

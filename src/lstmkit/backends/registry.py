@@ -247,6 +247,7 @@ def register(backend: Backend) -> None:
 def register_lazy(name: str, loader: Callable[[], None]) -> None:
     """Register a loader that imports a backend module (which then calls :func:`register`)."""
     _LOADERS[name] = loader
+    _changed()  # a remembered choice (nn/eager.py) must see the new candidate
 
 
 @contextmanager

@@ -197,7 +197,9 @@ def direct_call(rows: int, batch: int, weight_elems: int) -> bool:
     """Whether a float32 inference call of ``rows`` packed rows (steps x batch) at ``batch``
     rows a step, on a layer of ``weight_elems`` weights (W_ih and W_hh), reads them directly."""
     large = weight_elems * 4 >= DIRECT_MIN_WEIGHT_BYTES
-    return rows <= DIRECT_ALWAYS_ROWS or (large and batch <= DIRECT_MAX_BATCH and rows <= DIRECT_MAX_ROWS)
+    return rows <= DIRECT_ALWAYS_ROWS or (
+        large and batch <= DIRECT_MAX_BATCH and rows <= DIRECT_MAX_ROWS
+    )
 
 
 # LSTMKIT_CPU_GEMM=blas: the kernels' products through BLAS, read once per process as the

@@ -90,6 +90,8 @@ def lookup(module: nn.Module, layer: int, d: int, mode: str, a, B: int) -> fused
     if cache is None:
         return None
     weights = (a.w_ih, a.w_hh, a.b_ih, a.b_hh)
+    if any(t is not None and t.is_inference() for t in weights):
+        return None  # inference tensors keep no version counter: laid out at every call
     versions = tuple(-1 if t is None else t._version for t in weights)
     H = a.w_hh.shape[1] if mode != "lstm" else a.w_ih.shape[0] // 4
     key = _regime(mode, B, H, a.w_ih.shape[1])
@@ -106,16 +108,18 @@ def lookup(module: nn.Module, layer: int, d: int, mode: str, a, B: int) -> fused
 
 # ---- kept without being asked -------------------------------------------------------------
 # Inference calls of a module that is not prepacked keep the layout too, for layers whose
-# weights are small (at most IMPLICIT_MAX_BYTES): there the layout is a large share of a call
-# (B1 T100 H200, AMD EPYC Zen 4: 1.36 against 1.05 ms prepacked) and what is kept is small
-# (a copy of the weights, the laid-out weights and their panels: about 3x them).  A drop-in user
-# never asked for the version-counter contract above, so each entry also keeps a copy of the
-# tensors it was made from and is used only when they are still equal to it, byte for
-# byte (a memcmp: one read of both, no writes): a write through .data or the raw
-# storage is seen.  A module whose entries keep going stale before any reuse (inference after
-# every optimizer step) stops keeping them: the copy would be pure cost.
+# weights are small (at most IMPLICIT_MAX_BYTES; 0 turns this off): there the layout is a
+# large share of a call (B1 T100 H200, AMD EPYC Zen 4: 1.36 against 1.05 ms prepacked) and
+# what is kept is small (a copy of the weights, the laid-out weights and their panels: about 3x
+# them, for up to IMPLICIT_REGIMES batch regimes).  A drop-in user never asked for the
+# version-counter contract above, so each entry also keeps a copy of the tensors it was made
+# from and is used only while they hold the same bytes (a memcmp: one read of both, no
+# writes): a write through .data or the raw storage is seen.  A layer whose entries keep going
+# stale before any reuse (inference after every optimizer step) stops keeping them, and frees
+# them: the copy would be pure cost.
 IMPLICIT_MAX_BYTES = 2 << 20
-IMPLICIT_MAX_WASTED = 3  # entries dropped unused, after which a module keeps none
+IMPLICIT_REGIMES = 2  # entries per (layer, direction)
+IMPLICIT_MAX_WASTED = 3  # entries dropped unused in a row, after which a layer keeps none
 
 
 class Kept(NamedTuple):
@@ -124,41 +128,52 @@ class Kept(NamedTuple):
     used: list[int]  # [calls served]
 
 
-# module -> {(layer, direction): [Kept, ...], "wasted": int}
+# module -> {(layer, direction): [Kept, ...] or None (gave up), ("wasted", layer, d): int}
 _IMPLICIT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _equal(kept: Kept, weights: tuple) -> bool:
+def _valid(k: Kept, weights: tuple, versions: tuple[int, ...]) -> bool:
+    """The entry was made from these very tensors, unchanged since (counter and bytes)."""
+    if not _current(k.entry, weights, versions):
+        return False
     same = _build.load().same_bytes  # bytes, not values: -0.0 != 0.0 and NaN == NaN here
-    return all(
-        t is None or (t.is_contiguous() and same(c, t)) for c, t in zip(kept.copies, weights)
-    )
+    return all(t is None or same(c, t) for c, t in zip(k.copies, weights))
 
 
 def kept(module: nn.Module, layer: int, d: int, mode: str, a, B: int) -> fused.Prepared | None:
     """The weights kept for this inference call of a module that is not prepacked (made now
-    if missing or stale), or None when its layers are too large or it stopped keeping."""
+    if missing or stale), or None when its layers are too large, are inference tensors
+    (no version counter) or not contiguous float32, or the layer stopped keeping."""
     weights = (a.w_ih, a.w_hh, a.b_ih, a.b_hh)
-    if sum(t.numel() for t in weights if t is not None) * 4 > IMPLICIT_MAX_BYTES:
+    present = [t for t in weights if t is not None]
+    if sum(t.numel() for t in present) * 4 > IMPLICIT_MAX_BYTES:
+        return None
+    if any(t.is_inference() or not t.is_contiguous() or t.dtype != torch.float32 for t in present):
         return None
     cache = _IMPLICIT.get(module)
     if cache is None:
-        cache = _IMPLICIT[module] = {"wasted": 0}
-    if cache["wasted"] >= IMPLICIT_MAX_WASTED:
-        return None
+        cache = _IMPLICIT[module] = {}
+    entries = cache.get((layer, d), [])
+    if entries is None:
+        return None  # this layer gave up keeping
     versions = tuple(-1 if t is None else t._version for t in weights)
     H = a.w_hh.shape[1] if mode != "lstm" else a.w_ih.shape[0] // 4
     key = _regime(mode, B, H, a.w_ih.shape[1])
-    entries = cache.setdefault((layer, d), [])
-    for k in entries:
-        if k.entry.key == key and _current(k.entry, weights, versions) and _equal(k, weights):
+    valid = [k for k in entries if _valid(k, weights, versions)]
+    for k in valid:
+        if k.entry.key == key:
             k.used[0] += 1
+            cache[("wasted", layer, d)] = 0
             return k.entry.prepared
-    fresh = [k for k in entries if _current(k.entry, weights, versions) and _equal(k, weights)]
-    cache["wasted"] += sum(1 for k in entries if k not in fresh and k.used[0] == 0)
+    wasted = cache.get(("wasted", layer, d), 0)
+    wasted += sum(1 for k in entries if k.used[0] == 0 and all(k is not v for v in valid))
+    cache[("wasted", layer, d)] = wasted
+    if wasted >= IMPLICIT_MAX_WASTED:
+        cache[(layer, d)] = None  # what it kept is freed
+        return None
     with torch.no_grad():
         prepared = fused.prepare(mode, a, B, pack=True)
         copies = tuple(None if t is None else t.detach().clone() for t in weights)
     made = Kept(Entry(weights, versions, key, prepared), copies, [0])
-    cache[(layer, d)] = [*fresh[-(MAX_REGIMES - 1) :], made]
+    cache[(layer, d)] = [*valid[-(IMPLICIT_REGIMES - 1) :], made]
     return prepared

@@ -50,18 +50,18 @@ def _direct(module, x: Tensor, states: list[Tensor]):
         if not fused.direct_call(T * B, B, G * H * (width + H)):
             return None
         width = D * H
-    weights = []
+    weights, has_bias = [], module._layer_weights(0, 0).b_ih is not None
     for layer in range(L):
         for d in range(D):
             w = module._layer_weights(layer, d)
-            if w.w_ih.dtype is not torch.float32:
+            if w.w_ih.dtype is not torch.float32 or (w.b_ih is not None) != has_bias:
                 return None
-            weights += (w.w_ih, w.w_hh) if w.b_ih is None else (w.w_ih, w.w_hh, w.b_ih, w.b_hh)
-    if not S.plain_eager(*weights):
+            weights += (w.w_ih, w.w_hh, w.b_ih, w.b_hh) if has_bias else (w.w_ih, w.w_hh)
+    if not S.plain_eager(x, *states, *weights):
         return None
     hb = fused._split(native, B, H)
     y, *final = _build.load().direct_stack(
-        native, x.reshape(T * B, -1), states, weights, L, D, module.bias, [B] * T, list(hb),
+        native, x.reshape(T * B, -1), states, weights, L, D, has_bias, [B] * T, list(hb),
         fused._perm(H, G, hb), module.spec.mode == "rnn_relu",
     )  # fmt: skip
     return y, final

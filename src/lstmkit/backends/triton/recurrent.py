@@ -201,8 +201,6 @@ class RecurrentSaved(NamedTuple):
     pw: Tensor  # peephole weights, float32 (3, H), or the dummy
 
 
-
-
 def recurrent_forward(mode: int, reverse: bool, plan: Plan, a: RecurrentInputs, save: bool):
     """The forward: ``(y, h_n, c_n or None)``, the RecurrentSaved and the launch Config;
     ``save``: keep the gate activations for backward."""
@@ -288,5 +286,3 @@ def recurrent_backward(mode: int, reverse: bool, plan: Plan, cfg: Config, given:
         dpeep = torch.stack([(dgf[:, :H] * cprev).sum(0), (dgf[:, H : 2 * H] * cprev).sum(0),
                              (dgf[:, 3 * H :] * s.cs).sum(0)]).to(dt)  # fmt: skip
     return RecurrentInputs(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh, dpeep)
-
-
