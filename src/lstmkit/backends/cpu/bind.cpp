@@ -384,6 +384,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("panels") = py::none(), py::arg("direct") = py::none());
   m.def("rnn_backward", &lstmkit::rnn_backward);
   m.def("direct_stack", &lstmkit::direct_stack);
+  m.def("layer_bias", &lstmkit::layer_bias);
   m.def("weight_grad", &lstmkit::weight_grad);
   m.def("lstm_hoists", &lstmkit::lstm_hoists);  // prepack.py keys its entries by it
   m.def("has_blas", &lstmkit::has_blas);

@@ -222,6 +222,17 @@ _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 _NO_WEIGHTS = torch.empty(0)
 
 
+def _biases(
+    mode: str, b_ih: Tensor | None, b_hh: Tensor | None, H: int, perm: Tensor | None
+) -> tuple[Tensor | None, Tensor | None]:
+    """The bias operands the kernels add (stack.cpp, layer_bias: the one definition of their
+    layout; GRU: r, z summed and b_in, then b_hh apart), rows in the thread-blocked order."""
+    if b_ih is None:
+        return None, None
+    laid = _build.load().layer_bias(mode, b_ih, b_hh, H, perm)
+    return laid[0], (laid[1] if len(laid) > 1 else None)
+
+
 def prepare(mode: str, a: LSTMInputs | GRUInputs, B: int, pack: bool,
             direct: bool = False) -> Prepared:  # fmt: skip
     """The forward weights of one layer for a call with batch ``B`` (mode lstm, gru or rnn;
@@ -234,12 +245,7 @@ def prepare(mode: str, a: LSTMInputs | GRUInputs, B: int, pack: bool,
         w = _NO_WEIGHTS  # the kernel reads Prepared.direct instead
     else:
         w = _rows(torch.cat([a.w_ih, a.w_hh], 1), perm)
-    b = bn = None
-    if a.b_ih is not None and mode == "gru":  # r, z: b_ih + b_hh; n: b_in
-        b = _rows(torch.cat([a.b_ih[: 2 * H] + a.b_hh[: 2 * H], a.b_ih[2 * H :]]), perm)
-        bn = _rows(a.b_hh, perm)
-    elif a.b_ih is not None:
-        b = _rows(a.b_ih + a.b_hh, perm)
+    b, bn = _biases(mode, a.b_ih, a.b_hh, H, perm)
     panels = _build.load().pack_forward(mode, w, H, list(hb), B) if pack else None
     weights = [a.w_ih.contiguous(), a.w_hh.contiguous()] if direct else None
     return Prepared(w, b, bn, hb, panels, B if mode == "lstm" else None, weights)
@@ -270,7 +276,7 @@ def lstm_forward(a: LSTMInputs, bs: list[int], reverse: bool, keep: bool,
     else:
         hb = _split("lstm", bs[0], H)
         perm = _perm(H, 4, hb)
-        b = None if a.b_ih is None else _rows(a.b_ih + a.b_hh, perm)
+        b, _ = _biases("lstm", a.b_ih, a.b_hh, H, perm)
         wi, wh = _rows(a.w_ih, perm), _rows(a.w_hh, perm)
         acts = torch.mm(a.x, wi.t()) if b is None else torch.addmm(b, a.x, wi.t())  # (N, 4H)
         wr, pb = a.w_hr.contiguous(), slices(a.w_hr.shape[0], len(hb) - 1)

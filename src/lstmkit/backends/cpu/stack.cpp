@@ -2,8 +2,9 @@
 // where they lie (direct_gemm.h).  A streaming call (T = 1) spends as long in the Python
 // around each layer's forward - biases summed, states sliced, outputs joined - as in the
 // kernel; here that glue is a few ATen calls in C++ and the call crosses from Python once.
-// The arithmetic is the per-layer path's (stack.py, fused.prepare): the same ATen ops make
-// the same biases, and the same forwards run, so the results are equal bit for bit.
+// The arithmetic is the per-layer path's (stack.py, fused.prepare): the same bias layout
+// (layer_bias, which fused.prepare calls too) and the same forwards, so the results are equal
+// bit for bit.
 #include <ATen/ops/add.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
@@ -15,19 +16,18 @@
 namespace lstmkit {
 using at::Tensor;
 
-// The bias operands a direct forward adds, from b_ih and b_hh (G*H,) in torch's gate order:
-// lstm / rnn: b_ih + b_hh; gru: r, z summed and b_in in the n block, then b_hh apart (its n
-// block enters inside r * (...)).  perm: the thread-blocked gate-row order, or none.
-static std::pair<Tensor, std::optional<Tensor>> direct_bias(const std::string& mode,
-                                                            const Tensor& b_ih,
-                                                            const Tensor& b_hh, int64_t H,
-                                                            const std::optional<Tensor>& perm) {
+// The bias operands a forward adds, from b_ih and b_hh (G*H,) in torch's gate order, the one
+// definition of that layout (fused.prepare calls it too): lstm / rnn: [b_ih + b_hh]; gru:
+// [r, z summed and b_in in the n block, b_hh] (b_hn enters inside r * (...)).  perm: the
+// thread-blocked gate-row order, or none.
+TList layer_bias(const std::string& mode, const Tensor& b_ih, const Tensor& b_hh, int64_t H,
+                 const std::optional<Tensor>& perm) {
   auto rows = [&](const Tensor& b) { return perm ? at::index_select(b, 0, *perm) : b.contiguous(); };
   if (mode == "gru") {
     Tensor rz = at::add(b_ih.slice(0, 0, 2 * H), b_hh.slice(0, 0, 2 * H));
     return {rows(at::cat({rz, b_ih.slice(0, 2 * H)})), rows(b_hh)};
   }
-  return {rows(at::add(b_ih, b_hh)), std::nullopt};
+  return {rows(at::add(b_ih, b_hh))};
 }
 
 // mode "lstm", "gru" or "rnn"; x (N, I) time-major padded rows; states: h0 (and c0 for the
@@ -43,6 +43,7 @@ TList direct_stack(const std::string& mode, Tensor x, TList states, TList weight
               "lstmkit cpu: direct_stack arguments");
   std::vector<TList> finals(n_states);
   Tensor input = x.contiguous();
+  const Tensor none = at::empty({0}, x.options());  // the laid-out w the direct forwards skip
   for (int64_t layer = 0; layer < layers; ++layer) {
     TList outs;
     for (int64_t d = 0; d < directions; ++d) {
@@ -51,9 +52,12 @@ TList direct_stack(const std::string& mode, Tensor x, TList states, TList weight
       const Tensor h0 = states[0].select(0, idx).contiguous();
       const int64_t H = h0.size(1);
       std::optional<Tensor> b, bn;
-      if (bias) std::tie(b, bn) = direct_bias(mode, w[2], w[3], H, perm);
+      if (bias) {
+        const TList laid = layer_bias(mode, w[2], w[3], H, perm);
+        b = laid[0];
+        if (laid.size() > 1) bn = laid[1];
+      }
       const TList direct{w[0].contiguous(), w[1].contiguous()};
-      const Tensor none = at::empty({0}, x.options());
       TList out;
       if (mode == "lstm") {
         const Tensor c0 = states[1].select(0, idx).contiguous();

@@ -50,13 +50,12 @@ def _direct(module, x: Tensor, states: list[Tensor]):
         if not fused.direct_call(T * B, B, G * H * (width + H)):
             return None
         width = D * H
-    weights, has_bias = [], module._layer_weights(0, 0).b_ih is not None
-    for layer in range(L):
-        for d in range(D):
-            w = module._layer_weights(layer, d)
-            if w.w_ih.dtype is not torch.float32 or (w.b_ih is not None) != has_bias:
-                return None
-            weights += (w.w_ih, w.w_hh, w.b_ih, w.b_hh) if has_bias else (w.w_ih, w.w_hh)
+    layers = [module._layer_weights(layer, d) for layer in range(L) for d in range(D)]
+    has_bias, weights = layers[0].b_ih is not None, []
+    for w in layers:
+        if w.w_ih.dtype is not torch.float32 or (w.b_ih is not None) != has_bias:
+            return None
+        weights += (w.w_ih, w.w_hh, w.b_ih, w.b_hh) if has_bias else (w.w_ih, w.w_hh)
     if not S.plain_eager(x, *states, *weights):
         return None
     hb = fused._split(native, B, H)
