@@ -177,3 +177,30 @@ def test_one_native_call_equals_the_per_layer_path_bit_for_bit(
 def _flat_out(out):
     y, h = out
     return [y, *(h if isinstance(h, tuple) else (h,))]
+
+
+def test_the_kept_plan_follows_weights_assigned_swapped_or_cast():
+    """stack._plan keeps the direct stack's arguments between calls; a weight assigned, a
+    parameter swapped by functional_call, or a module cast to float64 must not reuse it."""
+    torch.manual_seed(3)
+    m = lstmkit.LSTM(8, 24, num_layers=2, backend="cpu").eval()
+    ref = torch.nn.LSTM(8, 24, num_layers=2).double()
+    x = torch.randn(1, 1, 8)
+
+    def expect():
+        ref.load_state_dict({k: v.double() for k, v in m.state_dict().items()})
+        return ref(x.double())[0]
+
+    with torch.no_grad():
+        m(x)  # the plan is made
+        assert cpu_stack._PLANS.get(m) is not None
+        m.weight_hh_l1 = torch.nn.Parameter(torch.randn(96, 24))
+        assert_close_scaled(m(x)[0], expect().float(), "after assigning weight_hh_l1")
+        new = {"weight_ih_l0": torch.randn(96, 8)}
+        got = torch.func.functional_call(m, new, (x,))[0]
+        swapped = torch.nn.LSTM(8, 24, num_layers=2).double()
+        swapped.load_state_dict({k: v.double() for k, v in {**m.state_dict(), **new}.items()})
+        assert_close_scaled(got, swapped(x.double())[0].float(), "functional_call")
+        assert_close_scaled(m(x)[0], expect().float(), "own weights again")
+        m.double()
+        assert m(x.double())[0].dtype == torch.float64

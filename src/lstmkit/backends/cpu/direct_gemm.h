@@ -66,6 +66,47 @@ static void rows_seq(int64_t n, int64_t k, const float* A, int64_t lda, const fl
   }
 }
 
+// The sums of eight vectors, as one vector: out[i] = sum of v[i]'s lanes (a transposing
+// reduction tree, 3 x 2 shuffles and adds per 8 outputs instead of a horizontal sum each).
+typedef int vi8 __attribute__((vector_size(32)));
+static inline vf8 sums8(const vf8 v[8]) {
+  const vi8 ev = {0, 8, 2, 10, 4, 12, 6, 14}, od = {1, 9, 3, 11, 5, 13, 7, 15};
+  const vi8 lo2 = {0, 1, 8, 9, 4, 5, 12, 13}, hi2 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const vi8 lo4 = {0, 1, 2, 3, 8, 9, 10, 11}, hi4 = {4, 5, 6, 7, 12, 13, 14, 15};
+  vf8 t[4], u[2];
+  for (int i = 0; i < 4; ++i)  // t[i]: pair sums of v[2i] (even lanes) and v[2i+1] (odd)
+    t[i] = __builtin_shuffle(v[2 * i], v[2 * i + 1], ev) +
+           __builtin_shuffle(v[2 * i], v[2 * i + 1], od);
+  for (int i = 0; i < 2; ++i)  // u[i]: v[4i..4i+3] summed over 4 lanes, per 128-bit half
+    u[i] = __builtin_shuffle(t[2 * i], t[2 * i + 1], lo2) +
+           __builtin_shuffle(t[2 * i], t[2 * i + 1], hi2);
+  return __builtin_shuffle(u[0], u[1], lo4) + __builtin_shuffle(u[0], u[1], hi4);
+}
+
+// One row of A (batch 1, streaming) against eight rows of W at a time: eight independent FMA
+// chains share each load of A, and one reduction tree finishes eight outputs.  rows_seq<1>
+// spent most of a k = 64-128 dot product in its horizontal sum (B1 H128: ~13 of 16 us a call).
+static void row_x8(int64_t n, int64_t k, const float* A, const float* W, int64_t ldw, float* C,
+                   bool accumulate, const float* bias) {
+  const int64_t k8 = k / 8 * 8;
+  for (int64_t j = 0; j < n; j += 8) {
+    const float* w = W + j * ldw;
+    vf8 acc[8] = {};
+    for (int64_t kk = 0; kk < k8; kk += 8) {
+      const vf8 a = load8(A + kk);
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) acc[i] += load8(w + i * ldw + kk) * a;
+    }
+    vf8 s = sums8(acc);
+    for (int i = 0; i < 8; ++i) {
+      for (int64_t p = k8; p < k; ++p) s[i] += A[p] * w[i * ldw + p];
+      if (bias) s[i] += bias[j + i];
+    }
+    if (accumulate) s += load8(C + j);
+    std::memcpy(C + j, &s, sizeof s);
+  }
+}
+
 inline void rows_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t lda,
                       const float* W, int64_t ldw, bool accumulate, float* C, int64_t ldc,
                       const float* bias) {
@@ -76,7 +117,12 @@ inline void rows_gemm(int64_t m, int64_t n, int64_t k, const float* A, int64_t l
   float* Cr = C + r * ldc;
   if (m - r == 3) rows_seq<3>(n, k, Ar, lda, W, ldw, Cr, ldc, accumulate, bias);
   if (m - r == 2) rows_seq<2>(n, k, Ar, lda, W, ldw, Cr, ldc, accumulate, bias);
-  if (m - r == 1) rows_seq<1>(n, k, Ar, lda, W, ldw, Cr, ldc, accumulate, bias);
+  if (m - r == 1) {
+    const int64_t n8 = n / 8 * 8;
+    row_x8(n8, k, Ar, W, ldw, Cr, accumulate, bias);
+    rows_seq<1>(n - n8, k, Ar, lda, W + n8 * ldw, ldw, Cr + n8, ldc, accumulate,
+                bias ? bias + n8 : nullptr);
+  }
 }
 
 // The weights as the module holds them: W_ih (G*H, I) and W_hh (G*H, H), rows in gate order,
