@@ -62,7 +62,7 @@ class _Plan(NamedTuple):
         return True
 
 
-# module -> its last _Plan, or the last key alone when that shape does not run direct
+# module -> the _Plan of its last direct call
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -72,14 +72,13 @@ def _plan(module, T: int, B: int) -> _Plan | None:
     key = (T, B, torch.get_num_threads(), fused.DIRECT_ALWAYS_ROWS, fused.DIRECT_MAX_ROWS,
            fused.DIRECT_MAX_BATCH, fused.DIRECT_MIN_WEIGHT_BYTES)  # fmt: skip
     last = _PLANS.get(module)
-    if last is not None and (last.holds(module, key) if isinstance(last, _Plan) else last == key):
-        return last if isinstance(last, _Plan) else None
+    if last is not None and last.holds(module, key):
+        return last
     L, D, H = module.num_layers, module.num_directions, module.hidden_size
     native, G = _NATIVE[module.spec.mode], module.spec.G
     width = module.input_size
     for _ in range(L):  # the shapes alone say whether every layer is direct
         if not fused.direct_call(T * B, B, G * H * (width + H)):
-            _PLANS[module] = key
             return None
         width = D * H
     layers = [module._layer_weights(layer, d) for layer in range(L) for d in range(D)]
@@ -97,7 +96,7 @@ def _plan(module, T: int, B: int) -> _Plan | None:
                  [B] * T, list(hb), fused._perm(H, G, hb))  # fmt: skip
     # Only a module whose weights are all plain parameters keeps its plan (holds() looks them
     # up there); a parametrised weight is read through its property at every call.
-    if len(plan.names) == len(weights) and plan.holds(module, key):
+    if plan.holds(module, key):
         _PLANS[module] = plan
     return plan
 
