@@ -40,9 +40,10 @@ CASES = [  # (lstmkit class, torch class, kwargs, input, hidden, threads)
 @pytest.fixture
 def prepared(monkeypatch):
     """Records whether each layer call of the kernels read its weights directly: through the
-    layer ops (fused.prepare) or the inference stack's one native call (stack._direct, direct only)."""
+    layer ops (fused.prepare) or the inference stack's one native call (stack._run_direct, which
+    both stack._direct and the eager lane's lane_stack call; direct only)."""
     seen: list[bool] = []
-    real, real_direct = fused.prepare, cpu_stack._direct
+    real, real_direct = fused.prepare, cpu_stack._run_direct
 
     def spy(mode, a, B, pack, direct=False):
         seen.append(direct)
@@ -55,7 +56,7 @@ def prepared(monkeypatch):
         return out
 
     monkeypatch.setattr(fused, "prepare", spy)
-    monkeypatch.setattr(cpu_stack, "_direct", spy_direct)
+    monkeypatch.setattr(cpu_stack, "_run_direct", spy_direct)
     return seen
 
 
@@ -204,3 +205,41 @@ def test_the_kept_plan_follows_weights_assigned_swapped_or_cast():
         assert_close_scaled(m(x)[0], expect().float(), "own weights again")
         m.double()
         assert m(x.double())[0].dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    "cls,ref_cls", [(lstmkit.LSTM, torch.nn.LSTM), (lstmkit.GRU, torch.nn.GRU)]
+)
+def test_the_native_plan_follows_biases_and_weights_changed_in_place(cls, ref_cls):
+    """The native plan (stack.cpp, DirectPlan) keeps each layer's laid-out biases between
+    calls.  A bias changed in place - under no_grad, and through .data, which bumps no
+    version counter - must be laid out again; a weight changed in place is read as it is
+    now; a .data replaced by a strided tensor of the same shape sends the call to the
+    per-layer path.  Each against torch.nn in float64 on the module's weights of the moment."""
+    torch.manual_seed(4)
+    m = cls(8, 24, num_layers=2, bidirectional=True, backend="cpu").eval()
+    ref = ref_cls(8, 24, num_layers=2, bidirectional=True).double()
+    x, plans = torch.randn(1, 2, 8), []
+
+    def check(what):
+        ref.load_state_dict({k: v.double() for k, v in m.state_dict().items()})
+        got, want = m(x), ref(x.double())
+        plans.append(cpu_stack._PLANS.get(m))
+        assert_close_scaled(got[0], want[0].float(), what)
+        assert_close_scaled(got[1][0] if cls is lstmkit.LSTM else got[1],
+                            (want[1][0] if cls is lstmkit.LSTM else want[1]).float(), what)  # fmt: skip
+
+    with torch.no_grad():
+        check("first call")
+        m.bias_hh_l1_reverse.add_(0.5)
+        check("bias_hh_l1_reverse += 0.5 under no_grad")
+        m.bias_ih_l0.data.mul_(-2.0)
+        check("bias_ih_l0 *= -2 through .data")
+        m.weight_hh_l0.data.mul_(0.5)
+        check("weight_hh_l0 *= 0.5 through .data")
+        assert plans[0] is not None and all(p is plans[0] for p in plans), "one kept plan"
+        w = m.weight_ih_l1.data
+        m.weight_ih_l1.data = w.t().contiguous().t()  # same values and shape, strided
+        assert not m.weight_ih_l1.is_contiguous()
+        check("weight_ih_l1 strided")
+        assert plans[-1] is None, "a strided weight is not read by a plan"

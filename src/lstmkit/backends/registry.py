@@ -156,7 +156,10 @@ class Backend:
 
     ``layers`` maps a built-in mode to its layer op; ``generic`` (optional) builds a layer op
     for any :class:`CellSpec`, user-defined cells included (only the reference has one).
-    ``stack`` (optional) runs a whole module in one call (torch's own kernel does).
+    ``stack`` (optional) runs a whole module in one call (torch's own kernel does);
+    ``lane_stack`` (optional) is ``stack`` for the calls the eager inference lane
+    (nn/eager.py) takes, which it may run without checking again what the lane checked:
+    ``lane_stack(module, x (T, B, I), states, prepacked)``.
     """
 
     name: str
@@ -165,6 +168,7 @@ class Backend:
     layers: Mapping[str, LayerOp] = field(default_factory=dict)
     generic: Callable[[CellSpec], LayerOp] | None = None
     stack: Callable | None = None
+    lane_stack: Callable | None = None
 
     def layer_op(self, cell: str | CellSpec) -> LayerOp:
         """The layer op for a mode name or a cell spec; ``ValueError`` when there is none."""

@@ -84,5 +84,8 @@ def forward(m, input, hx):
     if backend.stack is None:
         return None
     m._dispatch_log["backend"] = backend.name
-    y, final = backend.stack(m, x, None, states)
+    if backend.lane_stack is not None:
+        y, final = backend.lane_stack(m, x, states, prepacked)
+    else:
+        y, final = backend.stack(m, x, None, states)
     return m._padded_result(y, list(final), T, B, batched)

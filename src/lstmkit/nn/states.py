@@ -47,7 +47,8 @@ def plain_states(m, hx, batch: int, batched: bool, like: Tensor) -> list[Tensor]
     """The initial states as :func:`initial_states` makes them for a padded float32 CPU call,
     or None when it would do more than take them as they are (learnable initial states,
     a list, another dtype or device, a shape it would reject)."""
-    LD, sizes = m.num_layers * m.num_directions, _sizes(m)
+    LD, H = m.num_layers * m.num_directions, m.hidden_size
+    sizes = (m.proj_size or H,) + (H,) * (len(m.spec.states) - 1)  # _sizes(m), ~1 us less
     if hx is None:
         if m.learn_initial_state:
             return None

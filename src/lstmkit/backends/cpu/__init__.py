@@ -15,7 +15,7 @@ import torch
 
 from lstmkit.backends.cpu import _build, ops, policy
 from lstmkit.backends.cpu.ops import gru_layer, lstm_layer, rnn_layer
-from lstmkit.backends.cpu.stack import stack
+from lstmkit.backends.cpu.stack import lane_stack, stack
 from lstmkit.backends.registry import (
     Backend,
     Decline,
@@ -65,5 +65,6 @@ BACKEND = Backend(
     supports=supports,
     layers=LAYERS,
     stack=stack,
+    lane_stack=lane_stack,
 )
 register(BACKEND)

@@ -383,7 +383,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("h0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"), py::arg("relu"),
         py::arg("panels") = py::none(), py::arg("direct") = py::none());
   m.def("rnn_backward", &lstmkit::rnn_backward);
-  m.def("direct_stack", &lstmkit::direct_stack);
+  py::class_<lstmkit::DirectPlan>(m, "DirectPlan")
+      .def(py::init<std::string, lstmkit::TList, int64_t, int64_t, bool, lstmkit::IntList,
+                    lstmkit::IntList, std::optional<at::Tensor>, bool>())
+      .def("run", &lstmkit::DirectPlan::run);
   m.def("layer_bias", &lstmkit::layer_bias);
   m.def("weight_grad", &lstmkit::weight_grad);
   m.def("lstm_hoists", &lstmkit::lstm_hoists);  // prepack.py keys its entries by it

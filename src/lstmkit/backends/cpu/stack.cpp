@@ -1,17 +1,22 @@
 // lstmkit CPU backend: one inference call of a whole stack whose layers all read their weights
-// where they lie (direct_gemm.h).  A streaming call (T = 1) spends as long in the Python
-// around each layer's forward - biases summed, states sliced, outputs joined - as in the
-// kernel; here that glue is a few ATen calls in C++ and the call crosses from Python once.
+// where they lie (direct_gemm.h), kept as a plan per module (stack.py, _Plan).
+// A streaming call (T = 1) runs a ~6 us kernel; around it, the per-layer path spent as long
+// again in glue - biases summed, states sliced, a dozen tensors allocated, outputs stacked,
+// lists converted at the Python boundary.  A DirectPlan does that work once: it holds the
+// laid-out biases (laid again when a bias changes), the step plan and the scratch rows, and a
+// call allocates only its three results and writes the final states straight into them.
 // The arithmetic is the per-layer path's (stack.py, fused.prepare): the same bias layout
-// (layer_bias, which fused.prepare calls too) and the same forwards, so the results are equal
-// bit for bit.
+// (layer_bias, which fused.prepare calls too) and the same kernels, so the results are equal
+// bit for bit (tests/test_cpu_direct.py).
 #include <ATen/ops/add.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/index_select.h>
-#include <ATen/ops/stack.h>
+
+#include <cstring>
 
 #include "bind.h"
+#include "common.h"
 
 namespace lstmkit {
 using at::Tensor;
@@ -30,55 +35,137 @@ TList layer_bias(const std::string& mode, const Tensor& b_ih, const Tensor& b_hh
   return {rows(at::add(b_ih, b_hh))};
 }
 
-// mode "lstm", "gru" or "rnn"; x (N, I) time-major padded rows; states: h0 (and c0 for the
-// LSTM), each (L*D, B, H); weights: per (layer, direction) in torch's order w_ih, w_hh and,
-// when bias, b_ih, b_hh.  bs, hb and perm as the layer forwards take them.  Returns y
-// (N, D*H) and each final state (L*D, B, H).
-TList direct_stack(const std::string& mode, Tensor x, TList states, TList weights,
-                   int64_t layers, int64_t directions, bool bias, IntList bs, IntList hb,
-                   std::optional<Tensor> perm, bool relu) {
-  const size_t per = bias ? 4 : 2, n_states = mode == "lstm" ? 2 : 1;
-  TORCH_CHECK((mode == "lstm" || mode == "gru" || mode == "rnn") &&
-                  weights.size() == per * layers * directions && states.size() == n_states,
-              "lstmkit cpu: direct_stack arguments");
-  std::vector<TList> finals(n_states);
-  Tensor input = x.contiguous();
-  const Tensor none = at::empty({0}, x.options());  // the laid-out w the direct forwards skip
-  for (int64_t layer = 0; layer < layers; ++layer) {
-    TList outs;
-    for (int64_t d = 0; d < directions; ++d) {
-      const int64_t idx = layer * directions + d;
-      const Tensor* w = &weights[per * idx];
-      const Tensor h0 = states[0].select(0, idx).contiguous();
-      const int64_t H = h0.size(1);
-      std::optional<Tensor> b, bn;
-      if (bias) {
-        const TList laid = layer_bias(mode, w[2], w[3], H, perm);
-        b = laid[0];
-        if (laid.size() > 1) bn = laid[1];
-      }
-      const TList direct{w[0].contiguous(), w[1].contiguous()};
-      TList out;
-      if (mode == "lstm") {
-        const Tensor c0 = states[1].select(0, idx).contiguous();
-        out = lstm_forward(none, b, input, h0, c0, bs, d == 1, hb, false, std::nullopt, direct);
-        outs.push_back(out[1]);
-        finals[0].push_back(out[4]);
-        finals[1].push_back(out[5]);
-      } else if (mode == "gru") {
-        out = gru_forward(none, b, bn, input, h0, bs, d == 1, hb, false, std::nullopt, direct);
-        outs.push_back(out[1]);
-        finals[0].push_back(out[3]);
+// Whether t is a contiguous float32 CPU tensor of exactly these sizes.
+static bool is_f32(const Tensor& t, at::IntArrayRef sizes) {
+  return t.defined() && t.scalar_type() == at::kFloat && t.device().is_cpu() &&
+         t.is_contiguous() && t.sizes() == sizes;
+}
+
+// Whether a float32 tensor holds the bytes kept in `copy`.  A bias changed in place through
+// .data bumps no version counter (older training loops update weights that way), so the laid-out
+// biases are checked against a copy of what they were laid from: G*H floats a layer.
+static bool holds_bytes(const Tensor& t, const std::vector<float>& copy) {
+  return (size_t)t.numel() == copy.size() &&
+         std::memcmp(t.data_ptr<float>(), copy.data(), sizeof(float) * copy.size()) == 0;
+}
+static std::vector<float> bytes_of(const Tensor& t) {
+  const float* p = t.data_ptr<float>();
+  return std::vector<float>(p, p + t.numel());
+}
+
+DirectPlan::DirectPlan(std::string mode, TList weights, int64_t layers, int64_t directions,
+                       bool bias, IntList bs, IntList hb, std::optional<Tensor> perm, bool relu)
+    : mode_(std::move(mode)), weights_(std::move(weights)), L_(layers), D_(directions),
+      bias_(bias), relu_(relu), st_(bs), hb_(std::move(hb)), perm_(std::move(perm)) {
+  const size_t per = bias_ ? 4 : 2;
+  TORCH_CHECK((mode_ == "lstm" || mode_ == "gru" || mode_ == "rnn") && L_ > 0 &&
+                  (D_ == 1 || D_ == 2) && weights_.size() == per * L_ * D_ && panel_enabled() &&
+                  st_.N == st_.T * st_.B,
+              "lstmkit cpu: DirectPlan arguments");
+  G_ = mode_ == "lstm" ? 4 : mode_ == "gru" ? 3 : 1;
+  H_ = weights_[1].size(1);
+  I0_ = weights_[0].size(1);
+  laid_.resize(L_ * D_);
+  // Scratch: [x | h_prev] rows of the widest layer, each direction's output rows, and the
+  // per-step rows of the forwards (lstm: gates, tanh(c), two cell-state rows; gru: acts, hwn).
+  const int64_t N = st_.N, B = st_.B, H = H_, wide = std::max(I0_, D_ * H) + H;
+  xh_floats_ = N * wide;
+  y_floats_ = N * H;
+  step_floats_ = mode_ == "lstm" ? B * (4 * H + H + 2 * H) : mode_ == "gru" ? B * (3 * H + H) : 0;
+  scratch_ = at::empty({xh_floats_ + D_ * y_floats_ + step_floats_}, weights_[0].options());
+}
+
+// Whether every weight still has the shapes, dtype and layout the plan was made for (a
+// parameter's .data may be replaced in place); lays out again any bias that changed.
+bool DirectPlan::refresh() {
+  const size_t per = bias_ ? 4 : 2;
+  const int64_t GH = G_ * H_;
+  for (int64_t idx = 0; idx < L_ * D_; ++idx) {
+    const Tensor* w = &weights_[per * idx];
+    const int64_t I = idx < D_ ? I0_ : D_ * H_;
+    if (!is_f32(w[0], {GH, I}) || !is_f32(w[1], {GH, H_})) return false;
+    if (!bias_) continue;
+    if (!is_f32(w[2], {GH}) || !is_f32(w[3], {GH})) return false;
+    Laid& l = laid_[idx];
+    if (l.b.defined() && holds_bytes(w[2], l.b_ih) && holds_bytes(w[3], l.b_hh)) continue;
+    const TList b = layer_bias(mode_, w[2], w[3], H_, perm_);
+    // Copies, not views: gru's bn may be b_hh itself, which must not change behind the check.
+    l.b = b[0].clone();
+    if (b.size() > 1) l.bn = b[1].clone();
+    l.b_ih = bytes_of(w[2]);
+    l.b_hh = bytes_of(w[3]);
+  }
+  return true;
+}
+
+// x (T, B, I) or (N, I) time-major rows; states h0 (and c0), each (L*D, B, H).  Returns y
+// (T, B, D*H) and each final state (L*D, B, H), or nothing when the weights no longer match
+// the plan (the caller then drops it and runs the per-layer path).
+TList DirectPlan::run(const Tensor& x, const TList& states) {
+  const int64_t N = st_.N, B = st_.B, H = H_, LD = L_ * D_;
+  const size_t n_states = mode_ == "lstm" ? 2 : 1, per = bias_ ? 4 : 2;
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.device().is_cpu() && x.is_contiguous() &&
+                  x.numel() == N * I0_ && states.size() == n_states,
+              "lstmkit cpu: DirectPlan input");
+  TList s0;
+  for (const Tensor& s : states) {
+    TORCH_CHECK(s.scalar_type() == at::kFloat && s.device().is_cpu() && s.dim() == 3 &&
+                    s.size(0) == LD && s.size(1) == B && s.size(2) == H,
+                "lstmkit cpu: DirectPlan states");
+    s0.push_back(s.contiguous());
+  }
+  if (!refresh()) return {};
+  auto o = x.options();
+  Tensor y = at::empty({st_.T, B, D_ * H}, o);  // padded: bs = [B] * T
+  TList finals;
+  for (size_t k = 0; k < n_states; ++k) finals.push_back(at::empty({LD, B, H}, o));
+  float* xh = scratch_.data_ptr<float>();
+  float* ys = xh + xh_floats_;  // D direction outputs (N, H) each
+  float* step = ys + D_ * y_floats_;
+  for (int64_t layer = 0; layer < L_; ++layer) {
+    const int64_t I = layer == 0 ? I0_ : D_ * H, K = I + H;
+    // [x | h_prev] rows: x from the input, or from the directions of the layer below.
+    for (int64_t n = 0; n < N; ++n) {
+      float* row = xh + n * K;
+      if (layer == 0)
+        std::memcpy(row, x.data_ptr<float>() + n * I, sizeof(float) * I);
+      else
+        for (int64_t d = 0; d < D_; ++d)
+          std::memcpy(row + d * H, ys + d * y_floats_ + n * H, sizeof(float) * H);
+    }
+    const bool last = layer == L_ - 1;
+    for (int64_t d = 0; d < D_; ++d) {
+      const int64_t idx = layer * D_ + d;
+      const Tensor* w = &weights_[per * idx];
+      const DirectSrc src{w[0].data_ptr<float>(), w[1].data_ptr<float>(), I, H, G_};
+      const Laid& l = laid_[idx];
+      const float* b = bias_ ? l.b.data_ptr<float>() : nullptr;
+      float* out = last && D_ == 1 ? y.data_ptr<float>() : ys + d * y_floats_;
+      float* hn = finals[0].data_ptr<float>() + idx * B * H;
+      const float* h0 = s0[0].data_ptr<float>() + idx * B * H;
+      prefill<float>(st_, d == 1, h0, xh, H, K, I);
+      if (mode_ == "lstm") {
+        float *gates = step, *tc = gates + B * 4 * H, *cp = tc + B * H;
+        const float* c0 = s0[1].data_ptr<float>() + idx * B * H;
+        lstm_fwd<float>(st_, d == 1, hb_, gates, nullptr, b, xh, cp, tc, out, hn,
+                        finals[1].data_ptr<float>() + idx * B * H, H, I, c0, nullptr, &src);
+      } else if (mode_ == "gru") {
+        const float* bn = bias_ ? l.bn.data_ptr<float>() : nullptr;
+        gru_fwd<float>(st_, d == 1, hb_, nullptr, b, bn, xh, step, step + B * 3 * H, out, hn, H,
+                       I, false, nullptr, &src);
       } else {
-        out = rnn_forward(none, b, input, h0, bs, d == 1, hb, relu, std::nullopt, direct);
-        outs.push_back(out[0]);
-        finals[0].push_back(out[1]);
+        rnn_fwd<float>(st_, d == 1, hb_, nullptr, b, xh, out, hn, H, I, relu_, nullptr, &src);
       }
     }
-    input = directions == 1 ? outs[0] : at::cat(outs, 1);  // (N, D*H)
   }
-  TList result{input};
-  for (auto& f : finals) result.push_back(f.size() == 1 ? f[0].unsqueeze(0) : at::stack(f));
+  if (D_ == 2) {  // the last layer's directions side by side
+    float* dst = y.data_ptr<float>();
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t d = 0; d < 2; ++d)
+        std::memcpy(dst + (n * 2 + d) * H, ys + d * y_floats_ + n * H, sizeof(float) * H);
+  }
+  TList result{y};
+  result.insert(result.end(), finals.begin(), finals.end());
   return result;
 }
 }  // namespace lstmkit
