@@ -40,23 +40,23 @@ CASES = [  # (lstmkit class, torch class, kwargs, input, hidden, threads)
 @pytest.fixture
 def prepared(monkeypatch):
     """Records whether each layer call of the kernels read its weights directly: through the
-    layer ops (fused.prepare) or the inference stack's one native call (stack._run_direct, which
-    both stack._direct and the eager lane's lane_stack call; direct only)."""
+    layer ops (fused.prepare) or the inference stack's one native call (stack._plan, which
+    both stack._direct and the eager lane's lane_stack use: one entry per layer)."""
     seen: list[bool] = []
-    real, real_direct = fused.prepare, cpu_stack._run_direct
+    real, real_plan = fused.prepare, cpu_stack._plan
 
     def spy(mode, a, B, pack, direct=False):
         seen.append(direct)
         return real(mode, a, B, pack, direct)
 
-    def spy_direct(*args):
-        out = real_direct(*args)
-        if out is not None:  # one call for the whole stack
-            seen.append(True)
-        return out
+    def spy_plan(*args):
+        plan = real_plan(*args)
+        if plan is not None:  # one call for the whole stack
+            seen.extend(plan.direct)
+        return plan
 
     monkeypatch.setattr(fused, "prepare", spy)
-    monkeypatch.setattr(cpu_stack, "_run_direct", spy_direct)
+    monkeypatch.setattr(cpu_stack, "_plan", spy_plan)
     return seen
 
 
@@ -155,21 +155,25 @@ def test_direct_weights_of_the_wrong_shape_are_refused():
         ext.lstm_forward(x.new_empty(0), None, x, h0, h0, [1], False, [0, H], False, None, bad)
 
 
+@pytest.mark.parametrize("direct", [True, False])
 @pytest.mark.parametrize("cls,ref_cls,kw,I,H,nt", CASES)
 def test_one_native_call_equals_the_per_layer_path_bit_for_bit(
-    cls, ref_cls, kw, I, H, nt, monkeypatch, threads
+    cls, ref_cls, kw, I, H, nt, direct, monkeypatch, threads, prepared
 ):
-    """stack.cpp's whole-stack call against the same layers run one by one from Python
-    (fused.prepare(direct=True) and the per-layer forwards): the same arithmetic, bit for bit."""
+    """stack.cpp's whole-stack call (StackPlan) against the same layers run one by one from
+    Python (fused.prepare and the per-layer forwards): the same arithmetic, bit for bit -
+    with every layer reading its weights directly, and with every layer laid out (the
+    layouts prepack.kept keeps)."""
     threads(nt)
     torch.manual_seed(2)
     m = cls(I, H, backend="cpu", **kw).eval()
-    x = torch.randn(2, 3, I)
-    _set_direct(monkeypatch, True)
+    x = torch.randn(2 if direct else 9, 3, I)
+    _set_direct(monkeypatch, direct)
     with torch.no_grad():
         one = m(x)
+        assert prepared and all(p == direct for p in prepared), prepared
         with monkeypatch.context() as mp:
-            mp.setattr(cpu_stack, "_direct", lambda *a: None)
+            mp.setattr(cpu_stack, "_run_plan", lambda *a: None)
             per_layer = m(x)
     for a, b in zip(*(_flat_out(o) for o in (one, per_layer)), strict=True):
         assert torch.equal(a, b)
@@ -207,24 +211,27 @@ def test_the_kept_plan_follows_weights_assigned_swapped_or_cast():
         assert m(x.double())[0].dtype == torch.float64
 
 
+@pytest.mark.parametrize("steps", [1, 12])  # direct layers; laid-out layers
 @pytest.mark.parametrize(
     "cls,ref_cls", [(lstmkit.LSTM, torch.nn.LSTM), (lstmkit.GRU, torch.nn.GRU)]
 )
-def test_the_native_plan_follows_biases_and_weights_changed_in_place(cls, ref_cls):
-    """The native plan (stack.cpp, DirectPlan) keeps each layer's laid-out biases between
-    calls.  A bias changed in place - under no_grad, and through .data, which bumps no
-    version counter - must be laid out again; a weight changed in place is read as it is
-    now; a .data replaced by a strided tensor of the same shape sends the call to the
-    per-layer path.  Each against torch.nn in float64 on the module's weights of the moment."""
+def test_the_native_plan_follows_biases_and_weights_changed_in_place(cls, ref_cls, steps):
+    """The native plan (stack.cpp, StackPlan) keeps each layer's laid-out biases - and, for a
+    layer that does not read its weights directly, their layout - between calls.  A bias
+    changed in place - under no_grad, and through .data, which bumps no version counter -
+    must be laid out again; a weight changed in place is read as it is now (direct) or laid
+    out again (laid out); a .data replaced by a strided tensor of the same shape sends the
+    call to the per-layer path.  Each against torch.nn in float64 on the module's weights of
+    the moment."""
     torch.manual_seed(4)
     m = cls(8, 24, num_layers=2, bidirectional=True, backend="cpu").eval()
     ref = ref_cls(8, 24, num_layers=2, bidirectional=True).double()
-    x, plans = torch.randn(1, 2, 8), []
+    x, plans = torch.randn(steps, 2, 8), []
 
     def check(what):
         ref.load_state_dict({k: v.double() for k, v in m.state_dict().items()})
         got, want = m(x), ref(x.double())
-        plans.append(cpu_stack._PLANS.get(m))
+        plans.append(next(iter(cpu_stack._PLANS.get(m, {}).values()), None))
         assert_close_scaled(got[0], want[0].float(), what)
         assert_close_scaled(got[1][0] if cls is lstmkit.LSTM else got[1],
                             (want[1][0] if cls is lstmkit.LSTM else want[1]).float(), what)  # fmt: skip
@@ -237,7 +244,10 @@ def test_the_native_plan_follows_biases_and_weights_changed_in_place(cls, ref_cl
         check("bias_ih_l0 *= -2 through .data")
         m.weight_hh_l0.data.mul_(0.5)
         check("weight_hh_l0 *= 0.5 through .data")
-        assert plans[0] is not None and all(p is plans[0] for p in plans), "one kept plan"
+        assert all(p is not None for p in plans), "every call ran a plan"
+        assert all(p.direct == (steps == 1,) * 4 for p in plans)
+        if steps == 1:  # a direct layer's plan holds through all of it
+            assert all(p is plans[0] for p in plans), "one kept plan"
         w = m.weight_ih_l1.data
         m.weight_ih_l1.data = w.t().contiguous().t()  # same values and shape, strided
         assert not m.weight_ih_l1.is_contiguous()

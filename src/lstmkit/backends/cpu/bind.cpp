@@ -66,21 +66,27 @@ static Tensor pack_forward(std::string mode, Tensor w, int64_t H, Vec hb, int64_
   return out;
 }
 
+// The packed operands in `panels` (pack_forward's buffer), checked against what a forward of
+// this mode, shapes, split hb and batch B would pack; raises when they do not match.
+const float* checked_panels(const Tensor& panels, const std::string& mode, int64_t I, int64_t H,
+                            const IntList& hb, int64_t B) {
+  const Segs segs = forward_segs(mode, H, I, hb, B);
+  const auto header = pack_header(mode, H, I, hb, B);
+  TORCH_CHECK(panels.scalar_type() == at::kFloat && panels.is_contiguous() &&
+                  panels.numel() == kHeader + segs_floats(segs) &&
+                  reinterpret_cast<uintptr_t>(panels.data_ptr()) % 64 == 0 &&
+                  std::memcmp(panels.data_ptr(), header.data(), sizeof(int32_t) * kHeader) == 0,
+              "lstmkit cpu: packed weights do not match this call (pack_forward them again)");
+  return panels.data_ptr<float>() + kHeader;
+}
+
 // The packed operands a forward may use: null (pack now), or `panels` checked against what
 // this call (mode, shapes, hb, B) would pack.
 static const float* packed(const std::optional<Tensor>& panels, const std::string& mode,
                            const Tensor& xh, int64_t H, const Vec& hb, int64_t B) {
   if (!panels || panels->numel() == 0 || xh.scalar_type() != at::kFloat || !panel_enabled())
     return nullptr;
-  const int64_t I = xh.size(1) - H;
-  const Segs segs = forward_segs(mode, H, I, hb, B);
-  const auto header = pack_header(mode, H, I, hb, B);
-  TORCH_CHECK(panels->scalar_type() == at::kFloat && panels->is_contiguous() &&
-                  panels->numel() == kHeader + segs_floats(segs) &&
-                  reinterpret_cast<uintptr_t>(panels->data_ptr()) % 64 == 0 &&
-                  std::memcmp(panels->data_ptr(), header.data(), sizeof(int32_t) * kHeader) == 0,
-              "lstmkit cpu: packed weights do not match this call (pack_forward them again)");
-  return panels->data_ptr<float>() + kHeader;
+  return checked_panels(*panels, mode, xh.size(1) - H, H, hb, B);
 }
 
 // The kernels read [x | h_prev] (N, I + H) with the h_prev columns theirs to fill.  Callers
@@ -352,7 +358,7 @@ static Tensor weight_grad(Tensor dGt, Tensor X, int64_t nt) {
 // where torch.equal compares element by element (about 8x slower at 1 MB) - prepack.kept
 // checks a kept layout against a copy of its weights with it at every call.
 // Anything else (another shape or dtype, a strided or non-CPU tensor) answers false.
-static bool same_bytes(const Tensor& a, const Tensor& b) {
+bool same_bytes(const Tensor& a, const Tensor& b) {
   for (const Tensor* t : {&a, &b})
     if (!t->is_contiguous() || !t->device().is_cpu()) return false;
   if (a.sizes() != b.sizes() || a.scalar_type() != b.scalar_type()) return false;
@@ -383,10 +389,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("h0"), py::arg("bs"), py::arg("reverse"), py::arg("hb"), py::arg("relu"),
         py::arg("panels") = py::none(), py::arg("direct") = py::none());
   m.def("rnn_backward", &lstmkit::rnn_backward);
-  py::class_<lstmkit::DirectPlan>(m, "DirectPlan")
-      .def(py::init<std::string, lstmkit::TList, int64_t, int64_t, bool, lstmkit::IntList,
-                    lstmkit::IntList, std::optional<at::Tensor>, bool>())
-      .def("run", &lstmkit::DirectPlan::run);
+  py::class_<lstmkit::StackPlan>(m, "StackPlan")
+      .def(py::init<std::string, lstmkit::TList, int64_t, int64_t, bool, int64_t,
+                    lstmkit::IntList, std::optional<at::Tensor>, bool,
+                    std::vector<lstmkit::TList>>())
+      .def("run", &lstmkit::StackPlan::run)
+      .def("calls", &lstmkit::StackPlan::calls);
   m.def("layer_bias", &lstmkit::layer_bias);
   m.def("weight_grad", &lstmkit::weight_grad);
   m.def("lstm_hoists", &lstmkit::lstm_hoists);  // prepack.py keys its entries by it

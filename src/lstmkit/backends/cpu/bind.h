@@ -26,31 +26,43 @@ TList rnn_forward(at::Tensor w, std::optional<at::Tensor> bias, at::Tensor xh, a
 TList layer_bias(const std::string& mode, const at::Tensor& b_ih, const at::Tensor& b_hh,
                  int64_t H, const std::optional<at::Tensor>& perm);
 
-// A whole stack's inference forward kept for one (module, steps, batch, thread split), every
-// layer reading its weights where they lie (stack.cpp; stack.py keeps one per module).
-// mode "lstm", "gru" or "rnn"; weights: per (layer, direction) in torch's order w_ih, w_hh
-// and, when bias, b_ih, b_hh; bs, hb and perm as the layer forwards take them.
-class DirectPlan {
+bool same_bytes(const at::Tensor& a, const at::Tensor& b);
+const float* checked_panels(const at::Tensor& panels, const std::string& mode, int64_t I,
+                            int64_t H, const IntList& hb, int64_t B);
+
+// A whole stack's inference forward kept for one (module, batch, thread split, layer kinds),
+// for any number of steps (stack.cpp; stack.py keeps them per module).  mode "lstm", "gru"
+// or "rnn"; weights: per (layer, direction) in torch's order w_ih, w_hh and, when bias,
+// b_ih, b_hh; hb and perm as the layer forwards take them; laid: per (layer, direction),
+// empty for a layer that reads its weights where they lie (direct_gemm.h), else the layout
+// prepack.kept keeps for it - [panels, b, bn, and the copies of w_ih, w_hh, b_ih, b_hh it
+// was made from], an absent one as an empty tensor.
+class StackPlan {
  public:
-  DirectPlan(std::string mode, TList weights, int64_t layers, int64_t directions, bool bias,
-             IntList bs, IntList hb, std::optional<at::Tensor> perm, bool relu);
+  StackPlan(std::string mode, TList weights, int64_t layers, int64_t directions, bool bias,
+            int64_t B, IntList hb, std::optional<at::Tensor> perm, bool relu,
+            std::vector<TList> laid);
   TList run(const at::Tensor& x, const TList& states);
+  int64_t calls() const { return calls_; }  // calls served (prepack.kept counts its layouts' use)
 
  private:
-  struct Laid {  // one layer's biases as the kernels add them, and the bytes they came from
-    at::Tensor b, bn;
-    std::vector<float> b_ih, b_hh;
+  struct Layer {
+    at::Tensor b, bn;               // the biases as the kernels add them
+    std::vector<float> b_ih, b_hh;  // direct: the bytes b and bn were laid from
+    at::Tensor panels;              // laid: the packed operands
+    TList copies;                   // laid: the weights as they were when laid out
+    const float* pre = nullptr;     // laid: the panels past their header
   };
   bool refresh();
   std::string mode_;
   TList weights_;
-  int64_t L_, D_, G_ = 0, H_ = 0, I0_ = 0;
+  int64_t L_, D_, G_ = 0, H_ = 0, I0_ = 0, B_;
   bool bias_, relu_;
-  Steps st_;
   IntList hb_;
   std::optional<at::Tensor> perm_;
-  std::vector<Laid> laid_;
+  std::vector<Layer> layers_;
   at::Tensor scratch_;  // [x | h_prev] rows, the directions' outputs, per-step rows
-  int64_t xh_floats_ = 0, y_floats_ = 0, step_floats_ = 0;
+  int64_t rows_ = 0;    // the steps x batch rows scratch_ holds
+  int64_t calls_ = 0;
 };
 }  // namespace lstmkit

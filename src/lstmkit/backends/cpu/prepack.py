@@ -144,6 +144,13 @@ def kept(module: nn.Module, layer: int, d: int, mode: str, a, B: int) -> fused.P
     """The weights kept for this inference call of a module that is not prepacked (made now
     if missing or stale), or None when its layers are too large, are inference tensors
     (no version counter) or not contiguous float32, or the layer stopped keeping."""
+    k = kept_layout(module, layer, d, mode, a, B)
+    return None if k is None else k.entry.prepared
+
+
+def kept_layout(module: nn.Module, layer: int, d: int, mode: str, a, B: int) -> Kept | None:
+    """:func:`kept`, with the copies its layout is checked against (stack.py's plans check
+    them in C++ at every call, and add the calls they served to ``used``)."""
     weights = (a.w_ih, a.w_hh, a.b_ih, a.b_hh)
     present = [t for t in weights if t is not None]
     if sum(t.numel() for t in present) * 4 > IMPLICIT_MAX_BYTES:
@@ -164,7 +171,7 @@ def kept(module: nn.Module, layer: int, d: int, mode: str, a, B: int) -> fused.P
         if k.entry.key == key:
             k.used[0] += 1
             cache[("wasted", layer, d)] = 0
-            return k.entry.prepared
+            return k
     wasted = cache.get(("wasted", layer, d), 0)
     wasted += sum(1 for k in entries if k.used[0] == 0 and all(k is not v for v in valid))
     cache[("wasted", layer, d)] = wasted
@@ -176,4 +183,4 @@ def kept(module: nn.Module, layer: int, d: int, mode: str, a, B: int) -> fused.P
         copies = tuple(None if t is None else t.detach().clone() for t in weights)
     made = Kept(Entry(weights, versions, key, prepared), copies, [0])
     cache[(layer, d)] = [*valid[-(IMPLICIT_REGIMES - 1) :], made]
-    return prepared
+    return made

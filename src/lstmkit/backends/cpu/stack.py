@@ -38,47 +38,68 @@ def _fast(module, data: Tensor, weights: list[LayerWeights]) -> bool:
 
 
 class _Plan(NamedTuple):
-    """The direct stack of one (steps, batch, threads, direct_call settings) of a module: its
-    native plan (stack.cpp, DirectPlan: the laid-out biases, the thread split, scratch rows)
-    and the weights it reads.  ``names`` and ``weights`` are the module's weights as the plan
-    took them, so the plan holds while the module still has those very tensors as parameters
-    (a weight assigned, swapped in by functional_call, cast or moved makes a new plan); the
-    native plan itself checks their dtype, device, shape and layout at every call, and lays
-    out again a bias whose bytes changed.
-    Measured: a one-step LSTM call, B1 I64 H128, 38 -> ~21 us (Zen 4, avx512)."""
+    """The whole stack's inference forward for one (batch, threads, direct_call settings) of a
+    module, at any number of steps: its native plan (stack.cpp, StackPlan: the laid-out
+    biases and layouts, the thread split, scratch rows) and the weights it reads.  ``names``
+    and ``weights`` are the module's weights as the plan took them, so the plan holds while
+    the module still has those very tensors as parameters (a weight assigned, swapped in by
+    functional_call, cast or moved makes a new plan); the native plan checks their dtype,
+    device, shape and layout at every call, compares a laid-out layer's weights with the
+    copies its layout came from, and lays out again a direct layer's bias whose bytes changed.
+    Measured (AMD EPYC Zen 4, avx512, one process): LSTM B1 I64 H128, one step 38 -> ~20 us,
+    50 steps 281 -> ~200 us."""
 
-    key: tuple[int, ...]
     names: tuple[str, ...]
     weights: list[Tensor]
-    native: object  # _build.load().DirectPlan
+    direct: tuple[bool, ...]  # per (layer, direction): reads its weights where they lie
+    layouts: tuple  # per (layer, direction): the prepack.Kept it uses, or None (direct)
+    native: object  # _build.load().StackPlan
 
-    def holds(self, module, key: tuple[int, ...]) -> bool:
-        """The module still has these very tensors (their dtype, device, shape and layout the
-        native plan checks at every call: a parameter's .data may be replaced in place)."""
-        if key != self.key:
-            return False
+    def holds(self, module) -> bool:
         return all(map(operator.is_, map(module._parameters.get, self.names), self.weights))
 
 
-# module -> the _Plan of its last direct call
+# module -> {(steps, batch, threads, direct_call settings): _Plan, and ("layers", batch,
+# kinds, ...): the same _Plan for every step count whose layers read their weights alike}
 _PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+MAX_PLAN_KEYS = 64
+_EMPTY = torch.empty(0)
 
 
 def _plan(module, T: int, B: int) -> _Plan | None:
-    """The direct stack's plan for this call, or None when some layer is not direct.  The
-    key holds what fused.direct_call reads besides the shapes."""
+    """The stack plan for this call, or None when some layer can neither read its weights
+    directly nor have its layout kept (prepack.kept).  The key holds what fused.direct_call
+    reads besides the shapes."""
     key = (T, B, torch.get_num_threads(), fused.DIRECT_ALWAYS_ROWS, fused.DIRECT_MAX_ROWS,
            fused.DIRECT_MAX_BATCH, fused.DIRECT_MIN_WEIGHT_BYTES)  # fmt: skip
-    last = _PLANS.get(module)
-    if last is not None and last.holds(module, key):
-        return last
+    plans = _PLANS.get(module)
+    if plans is not None:
+        plan = plans.get(key)
+        if plan is not None and plan.holds(module):
+            return plan
     L, D, H = module.num_layers, module.num_directions, module.hidden_size
     native, G = _NATIVE[module.spec.mode], module.spec.G
-    width = module.input_size
-    for _ in range(L):  # the shapes alone say whether every layer is direct
-        if not fused.direct_call(T * B, B, G * H * (width + H)):
-            return None
+    width, direct = module.input_size, []
+    for _ in range(L):  # the shapes alone say which layers read their weights directly
+        direct += [fused.direct_call(T * B, B, G * H * (width + H))] * D
         width = D * H
+    shared = ("layers", tuple(direct), *key[1:])
+    plan = None if plans is None else plans.get(shared)
+    if plan is None or not plan.holds(module):
+        plan = _new_plan(module, native, B, tuple(direct))
+        if plan is None:
+            return None
+    # Only a module whose weights are all plain parameters keeps its plan (holds() looks them
+    # up there); a parametrised weight is read through its property at every call.
+    if plan.holds(module):
+        if plans is None or len(plans) >= MAX_PLAN_KEYS:
+            plans = _PLANS[module] = {}
+        plans[key] = plans[shared] = plan
+    return plan
+
+
+def _new_plan(module, native: str, B: int, direct: tuple[bool, ...]) -> _Plan | None:
+    L, D, H, G = module.num_layers, module.num_directions, module.hidden_size, module.spec.G
     layers = [module._layer_weights(layer, d) for layer in range(L) for d in range(D)]
     per_layer = module._layer_weight_names  # made by _layer_weights above
     names = [n for layer in range(L) for d in range(D) for n in per_layer[layer, d]]
@@ -89,42 +110,68 @@ def _plan(module, T: int, B: int) -> _Plan | None:
         weights += (w.w_ih, w.w_hh, w.b_ih, w.b_hh) if has_bias else (w.w_ih, w.w_hh)
     if not S.plain_eager(*weights) or not all(w.is_contiguous() and w.is_cpu for w in weights):
         return None
+    layouts, laid = [], []
+    for idx, w in enumerate(layers):
+        if direct[idx]:
+            layouts.append(None)
+            laid.append([])
+            continue
+        if native == "lstm":
+            a = fused.LSTMInputs(None, None, None, *w)
+        else:
+            a = fused.GRUInputs(None, None, w.w_ih, w.w_hh, w.b_ih, w.b_hh)
+        k = prepack.kept_layout(module, idx // D, idx % D, native, a, B)
+        if k is None:
+            return None
+        p = k.entry.prepared
+        layouts.append(k)
+        laid.append([_EMPTY if t is None else t for t in (p.panels, p.b, p.bn, *k.copies)])
     hb = fused._split(native, B, H)
     relu, perm = module.spec.mode == "rnn_relu", fused._perm(H, G, hb)
-    stack = _build.load().DirectPlan(native, weights, L, D, has_bias, [B] * T, list(hb), perm, relu)
-    plan = _Plan(key, tuple(n for n in names if n is not None), weights, stack)
-    # Only a module whose weights are all plain parameters keeps its plan (holds() looks them
-    # up there); a parametrised weight is read through its property at every call.
-    if plan.holds(module, key):
-        _PLANS[module] = plan
-    return plan
+    stack = _build.load().StackPlan(native, weights, L, D, has_bias, B, list(hb), perm, relu,
+                                    laid)  # fmt: skip
+    names_kept = tuple(n for n in names if n is not None)
+    return _Plan(names_kept, weights, direct, tuple(layouts), stack)
+
+
+def _drop_plans(module) -> None:
+    """A laid-out layer's weights changed (or a .data was replaced): every plan of the module
+    goes, and the layouts they used count the calls they served (prepack.kept gives up on a
+    layer whose layouts go stale unused)."""
+    plans = _PLANS.pop(module, None) or {}
+    for plan in {id(p): p for p in plans.values()}.values():
+        reused = plan.native.calls() - 1  # its first call is the one its layouts were made for
+        for k in plan.layouts:
+            if k is not None and reused > 0:
+                k.used[0] += reused
 
 
 def _direct(module, x: Tensor, states: list[Tensor]):
-    """An inference call (gradient mode off, padded float32, not prepacked) whose every
-    layer reads its weights where they lie (fused.direct_call): the whole stack in one native
-    call (stack.cpp), since a streaming call (one step at a time) spends as long in the Python
-    between layers as in the kernel.  None when another path must run it."""
+    """An inference call (gradient mode off, padded float32, not prepacked) through the
+    module's stack plan: the whole stack in one native call (stack.cpp).  None when another
+    path must run it."""
     if x.dtype is not torch.float32 or module in prepack.PREPACKED:
         return None
     if (module.training and module.dropout > 0) or not S.plain_eager(x, *states):
         return None
-    return _run_direct(module, x, states)
+    return _run_plan(module, x, states)
 
 
-def _run_direct(module, x: Tensor, states: list[Tensor]):
+def _run_plan(module, x: Tensor, states: list[Tensor]):
     """_direct past its checks of the call (plain eager float32 tensors, not prepacked, no
     inter-layer dropout acting)."""
     if module.proj_size > 0 or fused.BLAS_GEMM:
         return None
-    plan = _plan(module, x.shape[0], x.shape[1])
-    if plan is None:
-        return None
-    out = plan.native.run(x if x.is_contiguous() else x.contiguous(), states)
-    if not out:  # a weight's .data was replaced by one of another shape or layout
-        _PLANS.pop(module, None)
-        return None
-    return out[0], out[1:]
+    x = x if x.is_contiguous() else x.contiguous()
+    for _ in range(2):  # a stale plan is made again at once (prepack.kept counts the waste)
+        plan = _plan(module, x.shape[0], x.shape[1])
+        if plan is None:
+            return None
+        out = plan.native.run(x, states)
+        if out:
+            return out[0], out[1:]
+        _drop_plans(module)  # a laid-out layer's weights changed, or a .data was replaced
+    return None
 
 
 def lane_stack(module, x: Tensor, states: list[Tensor], prepacked: bool):
@@ -132,10 +179,10 @@ def lane_stack(module, x: Tensor, states: list[Tensor], prepacked: bool):
     checked what _direct would (plain eager float32 CPU tensors, gradient mode off, padded, no
     extra or dropout acting) - about 1 us of a streaming call."""
     if not prepacked:
-        out = _run_direct(module, x, states)
+        out = _run_plan(module, x, states)
         if out is not None:
             return out
-    return stack(module, x, None, states)
+    return _layers(module, x, None, states)
 
 
 def _kept(module, layer: int, d: int, mode: str, a, B: int) -> fused.Prepared | None:
@@ -155,6 +202,11 @@ def stack(module, x: Tensor, batch_sizes: Tensor | None, states: list[Tensor]):
         out = _direct(module, x, states)
         if out is not None:
             return out
+    return _layers(module, x, batch_sizes, states)
+
+
+def _layers(module, x: Tensor, batch_sizes: Tensor | None, states: list[Tensor]):
+    """:func:`stack` past the plan: the layers one by one."""
     if batch_sizes is None:
         T, B = x.shape[0], x.shape[1]
         data, bs = x.reshape(T * B, -1), [B] * T
