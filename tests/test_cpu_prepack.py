@@ -8,6 +8,7 @@ are the very bytes a call would pack.  Then every way the weights can change mus
 from __future__ import annotations
 
 import copy
+import importlib
 import pickle
 
 import pytest
@@ -15,6 +16,8 @@ import torch
 
 import lstmkit
 from lstmkit.backends.cpu import _build, prepack
+
+cpu_stack = importlib.import_module("lstmkit.backends.cpu.stack")  # not the package's function
 
 pytestmark = pytest.mark.skipif(_build.load_error() is not None, reason="no CPU kernels")
 
@@ -54,6 +57,9 @@ def test_prepacked_inference_equals_packing_every_call(cls, kw, batch):
             for a, b in zip(*(s if isinstance(s, tuple) else (s,) for s in (want[1], got[1]))):
                 assert torch.equal(a, b)
     assert prepack.PREPACKED[kept], "the prepacked path was not taken"
+    plans = cpu_stack._PLANS.get(kept, {})  # the whole stack ran in one native call
+    assert plans and all(p.prepacked is prepack.PREPACKED[kept] for p in plans.values())
+    assert all(not any(p.direct) for p in plans.values())  # every layer on its kept layout
 
 
 def test_packed_sequences_and_batch_regimes_share_one_cache():

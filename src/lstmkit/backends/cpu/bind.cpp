@@ -392,7 +392,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   py::class_<lstmkit::StackPlan>(m, "StackPlan")
       .def(py::init<std::string, lstmkit::TList, int64_t, int64_t, bool, int64_t,
                     lstmkit::IntList, std::optional<at::Tensor>, bool,
-                    std::vector<lstmkit::TList>>())
+                    std::vector<lstmkit::TList>, std::vector<lstmkit::IntList>>())
       .def("run", &lstmkit::StackPlan::run)
       .def("calls", &lstmkit::StackPlan::calls);
   m.def("layer_bias", &lstmkit::layer_bias);

@@ -35,13 +35,15 @@ const float* checked_panels(const at::Tensor& panels, const std::string& mode, i
 // or "rnn"; weights: per (layer, direction) in torch's order w_ih, w_hh and, when bias,
 // b_ih, b_hh; hb and perm as the layer forwards take them; laid: per (layer, direction),
 // empty for a layer that reads its weights where they lie (direct_gemm.h), else the layout
-// prepack.kept keeps for it - [panels, b, bn, and the copies of w_ih, w_hh, b_ih, b_hh it
-// was made from], an absent one as an empty tensor.
+// prepack keeps for it - [panels, b, bn, and the copies of w_ih, w_hh, b_ih, b_hh it was
+// made from (prepack.kept) or none (lstmkit.prepack)], an absent one as an empty tensor;
+// versions: per (layer, direction), empty, or the version counters of its weights when it
+// was laid out (lstmkit.prepack's contract: its layout holds while they are unchanged).
 class StackPlan {
  public:
   StackPlan(std::string mode, TList weights, int64_t layers, int64_t directions, bool bias,
             int64_t B, IntList hb, std::optional<at::Tensor> perm, bool relu,
-            std::vector<TList> laid);
+            std::vector<TList> laid, std::vector<IntList> versions);
   TList run(const at::Tensor& x, const TList& states);
   int64_t calls() const { return calls_; }  // calls served (prepack.kept counts its layouts' use)
 
@@ -50,7 +52,8 @@ class StackPlan {
     at::Tensor b, bn;               // the biases as the kernels add them
     std::vector<float> b_ih, b_hh;  // direct: the bytes b and bn were laid from
     at::Tensor panels;              // laid: the packed operands
-    TList copies;                   // laid: the weights as they were when laid out
+    TList copies;                   // laid: the weights as they were when laid out, or
+    IntList versions;               // ... their version counters then (lstmkit.prepack)
     const float* pre = nullptr;     // laid: the panels past their header
   };
   bool refresh();

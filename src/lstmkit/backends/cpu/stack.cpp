@@ -57,13 +57,14 @@ static std::vector<float> bytes_of(const Tensor& t) {
 
 StackPlan::StackPlan(std::string mode, TList weights, int64_t layers, int64_t directions,
                      bool bias, int64_t B, IntList hb, std::optional<Tensor> perm, bool relu,
-                     std::vector<TList> laid)
+                     std::vector<TList> laid, std::vector<IntList> versions)
     : mode_(std::move(mode)), weights_(std::move(weights)), L_(layers), D_(directions), B_(B),
       bias_(bias), relu_(relu), hb_(std::move(hb)), perm_(std::move(perm)) {
   const size_t per = bias_ ? 4 : 2;
   TORCH_CHECK((mode_ == "lstm" || mode_ == "gru" || mode_ == "rnn") && L_ > 0 &&
                   (D_ == 1 || D_ == 2) && B_ > 0 && weights_.size() == per * L_ * D_ &&
-                  laid.size() == (size_t)(L_ * D_) && panel_enabled(),
+                  laid.size() == (size_t)(L_ * D_) && versions.size() == laid.size() &&
+                  panel_enabled(),
               "lstmkit cpu: StackPlan arguments");
   G_ = mode_ == "lstm" ? 4 : mode_ == "gru" ? 3 : 1;
   H_ = weights_[1].size(1);
@@ -79,6 +80,10 @@ StackPlan::StackPlan(std::string mode, TList weights, int64_t layers, int64_t di
     l.b = laid[idx][1];
     l.bn = laid[idx][2];
     l.copies.assign(laid[idx].begin() + 3, laid[idx].end());
+    l.versions = versions[idx];
+    TORCH_CHECK(l.versions.size() == (l.versions.empty() ? 0 : per) &&
+                    (!l.versions.empty() || l.copies.size() == 4),
+                "lstmkit cpu: StackPlan laid layer checks");
   }
 }
 
@@ -94,9 +99,11 @@ bool StackPlan::refresh() {
     if (!is_f32(w[0], {GH, I}) || !is_f32(w[1], {GH, H_})) return false;
     if (bias_ && (!is_f32(w[2], {GH}) || !is_f32(w[3], {GH}))) return false;
     Layer& l = layers_[idx];
-    if (l.pre) {  // laid out: only while the weights hold the bytes it was made from
+    if (l.pre) {  // laid out: only while the weights are unchanged (versions, or bytes)
       for (size_t k = 0; k < per; ++k)
-        if (!same_bytes(w[k], l.copies[k])) return false;
+        if (l.versions.empty() ? !same_bytes(w[k], l.copies[k])
+                               : w[k].is_inference() || w[k]._version() != l.versions[k])
+          return false;
       continue;
     }
     if (!bias_) continue;

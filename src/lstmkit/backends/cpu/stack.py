@@ -52,10 +52,13 @@ class _Plan(NamedTuple):
     names: tuple[str, ...]
     weights: list[Tensor]
     direct: tuple[bool, ...]  # per (layer, direction): reads its weights where they lie
-    layouts: tuple  # per (layer, direction): the prepack.Kept it uses, or None (direct)
+    layouts: tuple  # per (layer, direction): the prepack.Kept it uses, or None
     native: object  # _build.load().StackPlan
+    prepacked: dict | None  # lstmkit.prepack's entries of the module when it was made
 
-    def holds(self, module) -> bool:
+    def holds(self, module, prepacked: dict | None) -> bool:
+        if prepacked is not self.prepacked:  # prepack(model) again makes new entries
+            return False
         return all(map(operator.is_, map(module._parameters.get, self.names), self.weights))
 
 
@@ -66,39 +69,41 @@ MAX_PLAN_KEYS = 64
 _EMPTY = torch.empty(0)
 
 
-def _plan(module, T: int, B: int) -> _Plan | None:
+def _plan(module, T: int, B: int, prepacked: dict | None = None) -> _Plan | None:
     """The stack plan for this call, or None when some layer can neither read its weights
-    directly nor have its layout kept (prepack.kept).  The key holds what fused.direct_call
-    reads besides the shapes."""
+    directly nor have its layout kept (prepack.kept, or lstmkit.prepack's ``prepacked``
+    entries, where every layer is laid out).  The key holds what fused.direct_call reads
+    besides the shapes."""
     key = (T, B, torch.get_num_threads(), fused.DIRECT_ALWAYS_ROWS, fused.DIRECT_MAX_ROWS,
            fused.DIRECT_MAX_BATCH, fused.DIRECT_MIN_WEIGHT_BYTES)  # fmt: skip
     plans = _PLANS.get(module)
     if plans is not None:
         plan = plans.get(key)
-        if plan is not None and plan.holds(module):
+        if plan is not None and plan.holds(module, prepacked):
             return plan
     L, D, H = module.num_layers, module.num_directions, module.hidden_size
     native, G = _NATIVE[module.spec.mode], module.spec.G
     width, direct = module.input_size, []
     for _ in range(L):  # the shapes alone say which layers read their weights directly
-        direct += [fused.direct_call(T * B, B, G * H * (width + H))] * D
+        direct += [prepacked is None and fused.direct_call(T * B, B, G * H * (width + H))] * D
         width = D * H
     shared = ("layers", tuple(direct), *key[1:])
     plan = None if plans is None else plans.get(shared)
-    if plan is None or not plan.holds(module):
-        plan = _new_plan(module, native, B, tuple(direct))
+    if plan is None or not plan.holds(module, prepacked):
+        plan = _new_plan(module, native, B, tuple(direct), prepacked)
         if plan is None:
             return None
     # Only a module whose weights are all plain parameters keeps its plan (holds() looks them
     # up there); a parametrised weight is read through its property at every call.
-    if plan.holds(module):
+    if plan.holds(module, prepacked):
         if plans is None or len(plans) >= MAX_PLAN_KEYS:
             plans = _PLANS[module] = {}
         plans[key] = plans[shared] = plan
     return plan
 
 
-def _new_plan(module, native: str, B: int, direct: tuple[bool, ...]) -> _Plan | None:
+def _new_plan(module, native: str, B: int, direct: tuple[bool, ...],
+              prepacked: dict | None) -> _Plan | None:  # fmt: skip
     L, D, H, G = module.num_layers, module.num_directions, module.hidden_size, module.spec.G
     layers = [module._layer_weights(layer, d) for layer in range(L) for d in range(D)]
     per_layer = module._layer_weight_names  # made by _layer_weights above
@@ -110,28 +115,36 @@ def _new_plan(module, native: str, B: int, direct: tuple[bool, ...]) -> _Plan | 
         weights += (w.w_ih, w.w_hh, w.b_ih, w.b_hh) if has_bias else (w.w_ih, w.w_hh)
     if not S.plain_eager(*weights) or not all(w.is_contiguous() and w.is_cpu for w in weights):
         return None
-    layouts, laid = [], []
+    layouts, laid, versions = [], [], []
     for idx, w in enumerate(layers):
         if direct[idx]:
             layouts.append(None)
             laid.append([])
+            versions.append([])
             continue
         if native == "lstm":
             a = fused.LSTMInputs(None, None, None, *w)
         else:
             a = fused.GRUInputs(None, None, w.w_ih, w.w_hh, w.b_ih, w.b_hh)
-        k = prepack.kept_layout(module, idx // D, idx % D, native, a, B)
-        if k is None:
-            return None
-        p = k.entry.prepared
+        if prepacked is not None:  # lstmkit.prepack: valid while the version counters hold
+            p = prepack.lookup(module, idx // D, idx % D, native, a, B)
+            if p is None:
+                return None
+            copies, counters, k = (None,) * 4, [t._version for t in w if t is not None], None
+        else:  # kept unasked: valid while the weights hold the same bytes
+            k = prepack.kept_layout(module, idx // D, idx % D, native, a, B)
+            if k is None:
+                return None
+            p, copies, counters = k.entry.prepared, k.copies, []
         layouts.append(k)
-        laid.append([_EMPTY if t is None else t for t in (p.panels, p.b, p.bn, *k.copies)])
+        laid.append([_EMPTY if t is None else t for t in (p.panels, p.b, p.bn, *copies)])
+        versions.append(counters)
     hb = fused._split(native, B, H)
     relu, perm = module.spec.mode == "rnn_relu", fused._perm(H, G, hb)
     stack = _build.load().StackPlan(native, weights, L, D, has_bias, B, list(hb), perm, relu,
-                                    laid)  # fmt: skip
+                                    laid, versions)  # fmt: skip
     names_kept = tuple(n for n in names if n is not None)
-    return _Plan(names_kept, weights, direct, tuple(layouts), stack)
+    return _Plan(names_kept, weights, direct, tuple(layouts), stack, prepacked)
 
 
 def _drop_plans(module) -> None:
@@ -147,24 +160,24 @@ def _drop_plans(module) -> None:
 
 
 def _direct(module, x: Tensor, states: list[Tensor]):
-    """An inference call (gradient mode off, padded float32, not prepacked) through the
-    module's stack plan: the whole stack in one native call (stack.cpp).  None when another
-    path must run it."""
-    if x.dtype is not torch.float32 or module in prepack.PREPACKED:
+    """An inference call (gradient mode off, padded float32) through the module's stack plan:
+    the whole stack in one native call (stack.cpp).  None when another path must run it."""
+    if x.dtype is not torch.float32:
         return None
     if (module.training and module.dropout > 0) or not S.plain_eager(x, *states):
         return None
-    return _run_plan(module, x, states)
+    return _run_plan(module, x, states, module in prepack.PREPACKED)
 
 
-def _run_plan(module, x: Tensor, states: list[Tensor]):
-    """_direct past its checks of the call (plain eager float32 tensors, not prepacked, no
-    inter-layer dropout acting)."""
+def _run_plan(module, x: Tensor, states: list[Tensor], prepacked: bool):
+    """_direct past its checks of the call (plain eager float32 tensors, no inter-layer
+    dropout acting)."""
     if module.proj_size > 0 or fused.BLAS_GEMM:
         return None
+    entries = prepack.PREPACKED.get(module) if prepacked else None
     x = x if x.is_contiguous() else x.contiguous()
     for _ in range(2):  # a stale plan is made again at once (prepack.kept counts the waste)
-        plan = _plan(module, x.shape[0], x.shape[1])
+        plan = _plan(module, x.shape[0], x.shape[1], entries)
         if plan is None:
             return None
         out = plan.native.run(x, states)
@@ -178,10 +191,9 @@ def lane_stack(module, x: Tensor, states: list[Tensor], prepacked: bool):
     """``Backend.lane_stack``: :func:`stack` for a call of the eager inference lane, which has
     checked what _direct would (plain eager float32 CPU tensors, gradient mode off, padded, no
     extra or dropout acting) - about 1 us of a streaming call."""
-    if not prepacked:
-        out = _run_plan(module, x, states)
-        if out is not None:
-            return out
+    out = _run_plan(module, x, states, prepacked)
+    if out is not None:
+        return out
     return _layers(module, x, None, states)
 
 
