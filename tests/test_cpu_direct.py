@@ -253,3 +253,22 @@ def test_the_native_plan_follows_biases_and_weights_changed_in_place(cls, ref_cl
         assert not m.weight_ih_l1.is_contiguous()
         check("weight_ih_l1 strided")
         assert plans[-1] is None, "a strided weight is not read by a plan"
+
+
+def test_a_plan_serves_every_step_count_and_large_calls(monkeypatch):
+    """One plan per (batch, layer kinds) serves calls of any length: short calls after long
+    ones reuse its scratch rows, and a call whose scratch passes what a plan keeps (4 MB)
+    gets its own - each bit for bit the per-layer path."""
+    torch.manual_seed(5)
+    m = lstmkit.LSTM(16, 48, num_layers=2, bidirectional=True, backend="cpu").eval()
+    with torch.no_grad():
+        for T in (40, 7, 3000, 40):  # 3000 x 4 rows: ~3.8M floats of scratch, not kept
+            x = torch.randn(T, 4, 16)
+            one = m(x)
+            with monkeypatch.context() as mp:
+                mp.setattr(cpu_stack, "_run_plan", lambda *a: None)
+                per_layer = m(x)
+            for a, b in zip(*(_flat_out(o) for o in (one, per_layer)), strict=True):
+                assert torch.equal(a, b), T
+    plans = {id(p): p for p in cpu_stack._PLANS[m].values()}
+    assert len(plans) == 1 and next(iter(plans.values())).native.calls() == 4

@@ -141,15 +141,23 @@ TList StackPlan::run(const Tensor& x, const TList& states) {
   // per-step rows of the forwards (lstm: gates, tanh(c), two cell-state rows; gru: acts, hwn).
   const int64_t wide = std::max(I0_, D_ * H) + H, xh_floats = N * wide, y_floats = N * H;
   const int64_t step_floats = mode_ == "lstm" ? B * 7 * H : mode_ == "gru" ? B * 4 * H : 0;
-  if (N > rows_) {
-    scratch_ = at::empty({xh_floats + D_ * y_floats + step_floats}, x.options());
+  // Kept between calls up to kKeptScratch (a streaming call then allocates nothing more);
+  // a larger call's scratch is its own, freed when it returns (a big evaluation batch must
+  // not pin hundreds of MB to the module).
+  constexpr int64_t kKeptScratch = 1 << 20;  // floats (4 MB)
+  const int64_t floats = xh_floats + D_ * y_floats + step_floats;
+  Tensor own;
+  if (floats > kKeptScratch) {
+    own = at::empty({floats}, x.options());
+  } else if (N > rows_) {
+    scratch_ = at::empty({floats}, x.options());
     rows_ = N;
   }
   auto o = x.options();
   Tensor y = at::empty({T, B, D_ * H}, o);
   TList finals;
   for (size_t k = 0; k < n_states; ++k) finals.push_back(at::empty({LD, B, H}, o));
-  float* xh = scratch_.data_ptr<float>();
+  float* xh = (own.defined() ? own : scratch_).data_ptr<float>();
   float* ys = xh + xh_floats;  // D direction outputs (N, H) each
   float* step = ys + D_ * y_floats;
   for (int64_t layer = 0; layer < L_; ++layer) {
