@@ -9,6 +9,7 @@ sequences, no bias, and hidden sizes that are not multiples of 16.
 
 from __future__ import annotations
 
+import copy
 import importlib
 
 import pytest
@@ -272,3 +273,24 @@ def test_a_plan_serves_every_step_count_and_large_calls(monkeypatch):
                 assert torch.equal(a, b), T
     plans = {id(p): p for p in cpu_stack._PLANS[m].values()}
     assert len(plans) == 1 and next(iter(plans.values())).native.calls() == 4
+
+
+@pytest.mark.parametrize("prepacked", [False, True])
+def test_a_dropped_module_frees_its_plans(prepacked):
+    """Plans are kept beside the module (weakly), not in it: a dropped model takes them along
+    (and copy.deepcopy or state_dict never carry them)."""
+    import gc
+    import weakref
+
+    m = lstmkit.GRU(8, 16, num_layers=2, backend="cpu").eval()
+    if prepacked:
+        lstmkit.prepack(m)
+    with torch.no_grad():
+        m(torch.randn(1, 1, 8))
+        m(torch.randn(20, 3, 8))
+    assert len({id(p) for p in cpu_stack._PLANS[m].values()}) == 2  # one per batch size
+    assert cpu_stack._PLANS.get(copy.deepcopy(m)) is None
+    gone = weakref.ref(m)
+    del m
+    gc.collect()
+    assert gone() is None
