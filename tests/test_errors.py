@@ -21,8 +21,12 @@ CASES_CTOR = [
 )
 @pytest.mark.parametrize("name,make,exc,word", CASES_CTOR, ids=[c[0] for c in CASES_CTOR])
 def test_constructor_errors(ours, theirs, name, make, exc, word):
-    with pytest.raises(exc):
+    try:
         make(theirs)
+    except exc:
+        pass
+    else:  # torch 2.9 (seen on aarch64) accepts input_size=0; lstmkit refuses it on every torch
+        assert name == "input_size=0", f"torch.nn {torch.__version__} accepted {name}"
     with pytest.raises(exc, match=word):
         make(ours)
 

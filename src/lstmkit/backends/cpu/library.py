@@ -133,7 +133,7 @@ def _zeros_for_none(grads, y_shape, h0, c0=None):
 def _reference(mode: str, batch_sizes: Tensor, reverse: bool):
     from lstmkit.backends import reference as ref
 
-    bs = batch_sizes.tolist()
+    bs = S.batch_sizes_list(batch_sizes)
     if mode == "lstm":
         return lambda a: ref.lstm_layer(a.x, bs, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh,
                                         a.w_hr, reverse)  # fmt: skip
