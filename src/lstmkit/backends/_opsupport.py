@@ -71,10 +71,12 @@ def needs_grad(*tensors: Tensor | None) -> bool:
 def batch_sizes_list(batch_sizes: Sequence[int] | Tensor) -> list[int]:
     if isinstance(batch_sizes, Tensor):
         # A backward under nested torch.func transforms can get its saved batch sizes wrapped
-        # (torch 2.9: tolist() on the wrapper raises "doesn't have storage").
+        # (torch 2.9: tolist() there raises "doesn't have storage", the unwrapped tensor too
+        # while the transforms dispatch): read the plain values with them switched off.
         while _wrapped(batch_sizes):
             batch_sizes = _unwrapped(batch_sizes)
-        return batch_sizes.tolist()
+        with torch._C._DisableFuncTorch():
+            return batch_sizes.tolist()
     return list(map(int, batch_sizes))
 
 
