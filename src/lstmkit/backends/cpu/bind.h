@@ -49,12 +49,12 @@ class StackPlan {
 
  private:
   struct Layer {
-    at::Tensor b, bn;               // the biases as the kernels add them
-    std::vector<float> b_ih, b_hh;  // direct: the bytes b and bn were laid from
-    at::Tensor panels;              // laid: the packed operands
-    TList copies;                   // laid: the weights as they were when laid out, or
-    IntList versions;               // ... their version counters then (lstmkit.prepack)
-    const float* pre = nullptr;     // laid: the panels past their header
+    at::Tensor b, bn;            // the biases as the kernels add them
+    at::Tensor panels;           // laid: the packed operands
+    TList copies;                // laid: the weights as they were when laid out (direct: the
+                                 // biases b and bn were laid from), or
+    IntList versions;            // ... their version counters then (lstmkit.prepack)
+    const float* pre = nullptr;  // laid: the panels past their header
   };
   bool refresh();
   std::string mode_;

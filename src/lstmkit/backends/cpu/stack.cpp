@@ -43,18 +43,6 @@ static bool is_f32(const Tensor& t, at::IntArrayRef sizes) {
          t.is_contiguous() && t.sizes() == sizes;
 }
 
-// Whether a float32 tensor holds the bytes kept in `copy`.  A bias changed in place through
-// .data bumps no version counter (older training loops update weights that way), so the laid-out
-// biases are checked against a copy of what they were laid from: G*H floats a layer.
-static bool holds_bytes(const Tensor& t, const std::vector<float>& copy) {
-  return (size_t)t.numel() == copy.size() &&
-         std::memcmp(t.data_ptr<float>(), copy.data(), sizeof(float) * copy.size()) == 0;
-}
-static std::vector<float> bytes_of(const Tensor& t) {
-  const float* p = t.data_ptr<float>();
-  return std::vector<float>(p, p + t.numel());
-}
-
 StackPlan::StackPlan(std::string mode, TList weights, int64_t layers, int64_t directions,
                      bool bias, int64_t B, IntList hb, std::optional<Tensor> perm, bool relu,
                      std::vector<TList> laid, std::vector<IntList> versions)
@@ -81,8 +69,7 @@ StackPlan::StackPlan(std::string mode, TList weights, int64_t layers, int64_t di
     l.bn = laid[idx][2];
     l.copies.assign(laid[idx].begin() + 3, laid[idx].end());
     l.versions = versions[idx];
-    TORCH_CHECK(l.versions.size() == (l.versions.empty() ? 0 : per) &&
-                    (!l.versions.empty() || l.copies.size() == 4),
+    TORCH_CHECK(l.versions.empty() ? l.copies.size() == 4 : l.versions.size() == per,
                 "lstmkit cpu: StackPlan laid layer checks");
   }
 }
@@ -106,14 +93,15 @@ bool StackPlan::refresh() {
           return false;
       continue;
     }
+    // Direct: the biases are laid out here, and again when their bytes change (a write
+    // through .data bumps no version counter; G*H floats a layer to compare).
     if (!bias_) continue;
-    if (l.b.defined() && holds_bytes(w[2], l.b_ih) && holds_bytes(w[3], l.b_hh)) continue;
+    if (l.b.defined() && same_bytes(w[2], l.copies[0]) && same_bytes(w[3], l.copies[1])) continue;
     const TList b = layer_bias(mode_, w[2], w[3], H_, perm_);
     // Copies, not views: gru's bn may be b_hh itself, which must not change behind the check.
     l.b = b[0].clone();
     if (b.size() > 1) l.bn = b[1].clone();
-    l.b_ih = bytes_of(w[2]);
-    l.b_hh = bytes_of(w[3]);
+    l.copies = {w[2].clone(), w[3].clone()};
   }
   return true;
 }
